@@ -1,0 +1,172 @@
+// reprocess-handler: Azure Functions custom handler (Rust) on Flex Consumption.
+// Deploy with `azd up` (see docs/deploy.md) or
+//   az deployment sub create -l <region> -f infra/main.bicep -p environmentName=<name> location=<region>
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; used for the resource group name and the unique resource token.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create or reuse. Default: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Function App name override. Default: func-<token>.')
+param functionAppName string = ''
+
+@description('Queue the HTTP function enqueues to and the queue function processes. Its dead-letter queue is <name>-poison.')
+param reprocessQueueName string = 'reprocess-requests'
+
+@allowed(['v1.0', 'beta'])
+param graphApiVersion string = 'v1.0'
+
+param graphBaseUrl string = 'https://graph.microsoft.com'
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Extra app settings for the handler\'s tuning knobs (GRAPH_MAX_CONCURRENCY, QUEUE_BUDGET_SECONDS, ...). Identity, storage and Graph settings always come from the template.')
+param additionalAppSettings object = {}
+
+@description('Zone-redundant Flex Consumption plan; only in regions that support it, and pair with a ZRS storage SKU.')
+param zoneRedundant bool = false
+
+@allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGRS', 'Standard_RAGZRS'])
+param storageSkuName string = 'Standard_LRS'
+
+@description('Optional principal (the azd user by default) that gets Storage Queue Data Message Sender and Reader to enqueue and inspect messages. Empty: none.')
+param principalId string = ''
+
+@allowed(['User', 'Group', 'ServicePrincipal'])
+param principalType string = 'User'
+
+@description('Also grant the Microsoft Graph app role to the identity (graph-permission.bicep). Needs Privileged Role Administrator; otherwise leave false and have an admin deploy graph-permission.bicep.')
+param grantGraphAppRole bool = false
+
+@description('Allow basic (publishing profile) auth on the SCM site. Leave false unless a deployment tool needs it.')
+param allowBasicPublishingCredentials bool = false
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'reprocess-handler'
+}
+var appName = !empty(functionAppName) ? functionAppName : 'func-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    skuName: storageSkuName
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    queueName: reprocessQueueName
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    identityPrincipalId: identity.outputs.principalId
+    operatorPrincipalId: principalId
+    operatorPrincipalType: principalType
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    planName: 'plan-${resourceToken}'
+    appName: appName
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
+    deploymentContainerName: deploymentContainerName
+    queueName: storage.outputs.queueName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    zoneRedundant: zoneRedundant
+    additionalAppSettings: additionalAppSettings
+    graphBaseUrl: graphBaseUrl
+    graphApiVersion: graphApiVersion
+    allowBasicPublishingCredentials: allowBasicPublishingCredentials
+  }
+}
+
+module graphPermission 'graph-permission.bicep' = if (grantGraphAppRole) {
+  name: 'graph-permission'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output SERVICE_HANDLER_NAME string = functionApp.outputs.name
+output FUNCTION_APP_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output AZURE_MANAGED_IDENTITY_NAME string = identity.outputs.name
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output REPROCESS_QUEUE_NAME string = storage.outputs.queueName
+output REPROCESS_POISON_QUEUE_NAME string = storage.outputs.poisonQueueName
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

@@ -1,0 +1,327 @@
+//! Settings from the environment (Function App settings), typed with `envy` and then validated so
+//! a bad value stops start-up with a message that names the variable.
+
+use crate::domain::Guid;
+use serde::Deserialize;
+use std::time::Duration;
+use url::Url;
+
+/// Graph roots of the national clouds (Graph docs, `concepts/deployments.md`). Tokens are minted for
+/// one of these audiences only, so anything else is refused rather than sent a token.
+pub const KNOWN_GRAPH_ROOTS: &[&str] = &[
+    "https://graph.microsoft.com",
+    "https://graph.microsoft.us",
+    "https://dod-graph.microsoft.us",
+    "https://microsoftgraph.chinacloudapi.cn",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{variable}: {reason}")]
+    Invalid { variable: &'static str, reason: String },
+    #[error("environment: {0}")]
+    Env(String),
+}
+
+fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+/// The raw settings exactly as the environment spells them (envy lower-cases variable names).
+#[derive(Debug, Deserialize)]
+struct RawSettings {
+    functions_customhandler_port: Option<u16>,
+    graph_base_url: Option<String>,
+    graph_api_version: Option<String>,
+    reprocess_queue_name: Option<String>,
+    azure_client_id: Option<String>,
+    credential_source: Option<String>,
+    graph_max_concurrency: Option<usize>,
+    graph_attempt_timeout_seconds: Option<u64>,
+    graph_max_attempts: Option<u32>,
+    http_budget_seconds: Option<u64>,
+    queue_budget_seconds: Option<u64>,
+    queue_max_attempts: Option<u32>,
+    max_ids_per_call: Option<usize>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V1,
+    Beta,
+}
+
+impl ApiVersion {
+    pub fn segment(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "v1.0",
+            ApiVersion::Beta => "beta",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// App Service / Functions managed identity (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`), or IMDS.
+    ManagedIdentity,
+    /// `az account get-access-token`, for local runs against a real tenant.
+    AzureCli,
+}
+
+#[derive(Debug, Clone)]
+pub struct GraphSettings {
+    /// Scheme + host (+ port), no trailing slash, e.g. `https://graph.microsoft.com`.
+    pub base_url: Url,
+    pub api_version: ApiVersion,
+    /// `{base}/.default`: the token audience follows the cloud.
+    pub scope: String,
+    pub max_concurrency: usize,
+    pub attempt_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub port: u16,
+    pub graph: GraphSettings,
+    pub credential: CredentialSource,
+    pub client_id: Option<Guid>,
+    pub queue_name: String,
+    pub http_budget: Duration,
+    pub queue_budget: Duration,
+    pub queue_max_attempts: u32,
+    pub max_ids_per_call: usize,
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        // An empty app setting means "not set", as in the portal.
+        let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
+        let raw: RawSettings = envy::from_iter(vars).map_err(|e| ConfigError::Env(e.to_string()))?;
+        Self::validate(raw)
+    }
+
+    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+        let base_url = parse_graph_base_url(raw.graph_base_url.as_deref().unwrap_or(KNOWN_GRAPH_ROOTS[0]))?;
+        let api_version = match raw.graph_api_version.as_deref().map(str::trim) {
+            None | Some("v1.0") | Some("v1") => ApiVersion::V1,
+            Some("beta") => ApiVersion::Beta,
+            Some(other) => {
+                return Err(invalid(
+                    "GRAPH_API_VERSION",
+                    format!("must be v1.0 or beta, got {other:?}"),
+                ));
+            }
+        };
+        let scope = format!("{}/.default", base_url.as_str().trim_end_matches('/'));
+        let credential = match raw.credential_source.as_deref().map(str::trim) {
+            None | Some("managed_identity") => CredentialSource::ManagedIdentity,
+            Some("azure_cli") => CredentialSource::AzureCli,
+            Some(other) => {
+                return Err(invalid(
+                    "CREDENTIAL_SOURCE",
+                    format!("must be managed_identity or azure_cli, got {other:?}"),
+                ));
+            }
+        };
+        let client_id = raw
+            .azure_client_id
+            .map(|s| {
+                Guid::parse(s.trim())
+                    .map_err(|e| invalid("AZURE_CLIENT_ID", format!("the user-assigned identity's client ID {e}")))
+            })
+            .transpose()?;
+        let queue_name = raw.reprocess_queue_name.unwrap_or_else(|| "reprocess-requests".into());
+        validate_queue_name(&queue_name)?;
+
+        let in_range = |variable: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(
+                    variable,
+                    format!("must be between {min} and {max}, got {value}"),
+                ))
+            }
+        };
+        let max_concurrency = in_range(
+            "GRAPH_MAX_CONCURRENCY",
+            raw.graph_max_concurrency.unwrap_or(16) as u64,
+            1,
+            256,
+        )? as usize;
+        let attempt_timeout = in_range(
+            "GRAPH_ATTEMPT_TIMEOUT_SECONDS",
+            raw.graph_attempt_timeout_seconds.unwrap_or(20),
+            1,
+            300,
+        )?;
+        let max_attempts = in_range("GRAPH_MAX_ATTEMPTS", raw.graph_max_attempts.unwrap_or(5).into(), 1, 20)? as u32;
+        let http_budget = in_range("HTTP_BUDGET_SECONDS", raw.http_budget_seconds.unwrap_or(100), 1, 220)?;
+        let queue_budget = in_range(
+            "QUEUE_BUDGET_SECONDS",
+            raw.queue_budget_seconds.unwrap_or(240),
+            1,
+            3_000,
+        )?;
+        let queue_max_attempts =
+            in_range("QUEUE_MAX_ATTEMPTS", raw.queue_max_attempts.unwrap_or(6).into(), 1, 100)? as u32;
+        let max_ids_per_call = in_range(
+            "MAX_IDS_PER_CALL",
+            raw.max_ids_per_call.unwrap_or(1_000) as u64,
+            1,
+            100_000,
+        )? as usize;
+        let max_body_bytes = in_range(
+            "MAX_BODY_BYTES",
+            raw.max_body_bytes.unwrap_or(1 << 20) as u64,
+            1_024,
+            64 << 20,
+        )? as usize;
+
+        Ok(Self {
+            port: raw.functions_customhandler_port.unwrap_or(8080),
+            graph: GraphSettings {
+                base_url,
+                api_version,
+                scope,
+                max_concurrency,
+                attempt_timeout: Duration::from_secs(attempt_timeout),
+                max_attempts,
+            },
+            credential,
+            client_id,
+            queue_name,
+            http_budget: Duration::from_secs(http_budget),
+            queue_budget: Duration::from_secs(queue_budget),
+            queue_max_attempts,
+            max_ids_per_call,
+            max_body_bytes,
+        })
+    }
+}
+
+/// True for 127.0.0.0/8, ::1 and `localhost`: the only places a token may travel over plain http.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+fn parse_graph_base_url(text: &str) -> Result<Url, ConfigError> {
+    const VAR: &str = "GRAPH_BASE_URL";
+    let url = Url::parse(text.trim()).map_err(|e| invalid(VAR, format!("not a URL ({e}): {text:?}")))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            VAR,
+            "must be a bare origin such as https://graph.microsoft.com (no query, fragment or credentials)",
+        ));
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(invalid(
+            VAR,
+            "must not contain a path; the API version comes from GRAPH_API_VERSION",
+        ));
+    }
+    let origin = url.as_str().trim_end_matches('/').to_ascii_lowercase();
+    let known = KNOWN_GRAPH_ROOTS.contains(&origin.as_str());
+    let loopback = is_loopback(&url) && matches!(url.scheme(), "http" | "https");
+    if !known && !loopback {
+        return Err(invalid(
+            VAR,
+            format!(
+                "must be one of {} (or a loopback URL for local testing), got {text:?}",
+                KNOWN_GRAPH_ROOTS.join(", ")
+            ),
+        ));
+    }
+    Url::parse(&origin).map_err(|e| invalid(VAR, e.to_string()))
+}
+
+/// Azure queue naming rules, with room for the `-poison` suffix the dead-letter queue adds.
+fn validate_queue_name(name: &str) -> Result<(), ConfigError> {
+    let ok = (3..=56).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "REPROCESS_QUEUE_NAME",
+            format!(
+                "must be 3-56 characters of a-z, 0-9 and single hyphens (56 leaves room for '-poison'), got {name:?}"
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.graph.base_url.as_str(), "https://graph.microsoft.com/");
+        assert_eq!(s.graph.scope, "https://graph.microsoft.com/.default");
+        assert_eq!(s.graph.api_version, ApiVersion::V1);
+        assert_eq!(s.queue_name, "reprocess-requests");
+        assert_eq!(s.credential, CredentialSource::ManagedIdentity);
+    }
+
+    #[test]
+    fn national_clouds_pick_their_scope() {
+        let s = settings(&[("GRAPH_BASE_URL", "https://dod-graph.microsoft.us/")]).unwrap();
+        assert_eq!(s.graph.scope, "https://dod-graph.microsoft.us/.default");
+        let s = settings(&[("GRAPH_BASE_URL", "https://microsoftgraph.chinacloudapi.cn")]).unwrap();
+        assert_eq!(s.graph.scope, "https://microsoftgraph.chinacloudapi.cn/.default");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            ("GRAPH_BASE_URL", "http://graph.microsoft.com"),
+            ("GRAPH_BASE_URL", "https://evil.example.com"),
+            ("GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0"),
+            ("GRAPH_API_VERSION", "v2"),
+            ("AZURE_CLIENT_ID", "not-a-guid"),
+            ("REPROCESS_QUEUE_NAME", "Bad_Name"),
+            ("CREDENTIAL_SOURCE", "secret"),
+            ("GRAPH_MAX_CONCURRENCY", "0"),
+        ];
+        for (var, value) in cases {
+            let err = settings(&[(var, value)]).unwrap_err().to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
+        let err = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.to_uppercase().contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "{err}");
+    }
+
+    #[test]
+    fn loopback_is_allowed_for_tests() {
+        let s = settings(&[("GRAPH_BASE_URL", "http://127.0.0.1:9999")]).unwrap();
+        assert_eq!(s.graph.scope, "http://127.0.0.1:9999/.default");
+    }
+}

@@ -1,0 +1,146 @@
+//! An emulated tenant on loopback: Microsoft Graph's entitlement-management reprocess endpoints and the
+//! App Service managed-identity token endpoint, behaving like the real services (status codes, error
+//! bodies, `request-id`, `Retry-After`, identity-header check, token audience and expiry). The sandbox
+//! and the integration tests use this one implementation.
+
+pub mod faults;
+mod graph;
+pub mod host;
+mod identity;
+pub mod tenant;
+
+pub use faults::Fault;
+pub use tenant::{Tenant, sample};
+
+use actix_web::{App, HttpServer, web};
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request the emulated Graph received, as it arrived (path and query undecoded).
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path_and_query: String,
+    pub client_request_id: Option<String>,
+    pub had_authorization: bool,
+    pub content_length: Option<String>,
+    pub status: u16,
+}
+
+#[derive(Debug)]
+pub struct EmulatorState {
+    pub tenant: Mutex<Tenant>,
+    /// The `IDENTITY_HEADER` secret the token endpoint requires in `X-IDENTITY-HEADER`.
+    pub identity_header: String,
+    /// Client IDs of user-assigned identities attached to the emulated Function App.
+    pub user_assigned_client_ids: Vec<String>,
+    /// Whether the identity holds `EntitlementManagement.ReadWrite.All`.
+    pub app_role_granted: Mutex<bool>,
+    pub token_lifetime: Duration,
+    pub faults: faults::FaultPlan,
+    issued_tokens: Mutex<HashMap<String, (String, time::OffsetDateTime)>>,
+    graph_log: Mutex<Vec<LoggedRequest>>,
+    token_fetches: AtomicUsize,
+    base_url: Mutex<String>,
+}
+
+impl EmulatorState {
+    pub fn new(tenant: Tenant) -> Self {
+        Self {
+            tenant: Mutex::new(tenant),
+            identity_header: format!("emulated-identity-header-{}", fastrand::u64(..)),
+            user_assigned_client_ids: vec![sample::USER_ASSIGNED_CLIENT_ID.into()],
+            app_role_granted: Mutex::new(true),
+            token_lifetime: Duration::from_secs(3600),
+            faults: faults::FaultPlan::default(),
+            issued_tokens: Mutex::new(HashMap::new()),
+            graph_log: Mutex::new(Vec::new()),
+            token_fetches: AtomicUsize::new(0),
+            base_url: Mutex::new(String::new()),
+        }
+    }
+
+    pub fn graph_requests(&self) -> Vec<LoggedRequest> {
+        self.graph_log.lock().expect("log lock").clone()
+    }
+
+    pub fn token_fetches(&self) -> usize {
+        self.token_fetches.load(Ordering::SeqCst)
+    }
+
+    pub fn set_app_role_granted(&self, granted: bool) {
+        *self.app_role_granted.lock().expect("role lock") = granted;
+    }
+
+    /// Every access token the emulator handed out (tests assert none of them leaks into logs).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.issued_tokens.lock().expect("token lock").keys().cloned().collect()
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url.lock().expect("url lock").clone()
+    }
+}
+
+/// A running emulator. Dropping it leaves the server running until the process ends.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    pub state: Arc<EmulatorState>,
+    pub base_url: String,
+}
+
+impl Emulator {
+    /// Graph root to put in `GRAPH_BASE_URL`.
+    pub fn graph_base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// Value for `IDENTITY_ENDPOINT` (App Service managed identity).
+    pub fn identity_endpoint(&self) -> String {
+        format!("{}/msi/token", self.base_url)
+    }
+
+    /// Starts on a free loopback port in a thread of its own (its own actix runtime).
+    pub fn start(state: EmulatorState) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0))?;
+        Self::start_on(listener, state)
+    }
+
+    pub fn start_on(listener: TcpListener, state: EmulatorState) -> std::io::Result<Self> {
+        let base_url = format!("http://{}", listener.local_addr()?);
+        *state.base_url.lock().expect("url lock") = base_url.clone();
+        let state = Arc::new(state);
+        let server_state = Arc::clone(&state);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name("emulator".into()).spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let data = web::Data::from(server_state);
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .route("/msi/token", web::get().to(identity::token))
+                        .configure(graph::routes)
+                })
+                .workers(2)
+                .disable_signals()
+                .listen(listener);
+                match server {
+                    Ok(server) => {
+                        let server = server.run();
+                        let _ = ready_tx.send(Ok(()));
+                        let _ = server.await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })?;
+        ready_rx.recv().map_err(std::io::Error::other)??;
+        Ok(Self { state, base_url })
+    }
+}

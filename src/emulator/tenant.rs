@@ -1,0 +1,160 @@
+//! The emulated tenant's data: assignments and assignment requests in the states the Graph docs name,
+//! and the rules Graph applies to reprocess them.
+
+use std::collections::HashMap;
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub id: String,
+    /// v1.0 `accessPackageAssignment.state`: delivering, partiallyDelivered, delivered, expired, deliveryFailed.
+    pub state: &'static str,
+    pub access_package_id: String,
+    pub target_object_id: String,
+    pub reprocess_count: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssignmentRequest {
+    pub id: String,
+    /// v1.0 `accessPackageAssignmentRequest.state`.
+    pub state: &'static str,
+    pub completed: OffsetDateTime,
+    pub reprocess_count: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tenant {
+    pub assignments: HashMap<String, Assignment>,
+    pub requests: HashMap<String, AssignmentRequest>,
+}
+
+/// Why Graph refuses to reprocess, as (status, code, message).
+pub type Refusal = (u16, &'static str, String);
+
+impl Tenant {
+    pub fn add_assignment(&mut self, id: &str, state: &'static str, access_package_id: &str, target_object_id: &str) {
+        self.assignments.insert(
+            id.to_ascii_lowercase(),
+            Assignment {
+                id: id.to_ascii_lowercase(),
+                state,
+                access_package_id: access_package_id.into(),
+                target_object_id: target_object_id.into(),
+                reprocess_count: 0,
+            },
+        );
+    }
+
+    pub fn add_request(&mut self, id: &str, state: &'static str, completed_days_ago: i64) {
+        self.requests.insert(
+            id.to_ascii_lowercase(),
+            AssignmentRequest {
+                id: id.to_ascii_lowercase(),
+                state,
+                completed: OffsetDateTime::now_utc() - Duration::days(completed_days_ago),
+                reprocess_count: 0,
+            },
+        );
+    }
+
+    /// `accessPackageAssignment: reprocess` — the assignment must exist and be Delivered.
+    pub fn reprocess_assignment(&mut self, id: &str) -> Result<(), Refusal> {
+        let Some(a) = self.assignments.get_mut(&id.to_ascii_lowercase()) else {
+            return Err(not_found(id));
+        };
+        if a.state != "delivered" {
+            return Err((
+                400,
+                "BadRequest",
+                format!(
+                    "The access package assignment '{id}' is in state '{}'; only a Delivered assignment can be reprocessed.",
+                    a.state
+                ),
+            ));
+        }
+        a.reprocess_count += 1;
+        Ok(())
+    }
+
+    /// `accessPackageAssignmentRequest: reprocess` — DeliveryFailed or PartiallyDelivered, completed within 14 days.
+    pub fn reprocess_request(&mut self, id: &str) -> Result<(), Refusal> {
+        let Some(r) = self.requests.get_mut(&id.to_ascii_lowercase()) else {
+            return Err(not_found(id));
+        };
+        if !matches!(r.state, "deliveryFailed" | "partiallyDelivered") {
+            return Err((
+                400,
+                "BadRequest",
+                format!(
+                    "The request '{id}' is in state '{}'; only DeliveryFailed or PartiallyDelivered requests can be reprocessed.",
+                    r.state
+                ),
+            ));
+        }
+        if OffsetDateTime::now_utc() - r.completed > Duration::days(14) {
+            return Err((
+                400,
+                "BadRequest",
+                format!("The request '{id}' completed more than 14 days ago and can no longer be reprocessed."),
+            ));
+        }
+        r.reprocess_count += 1;
+        Ok(())
+    }
+
+    pub fn reprocess_count(&self, id: &str) -> u32 {
+        let id = id.to_ascii_lowercase();
+        self.assignments
+            .get(&id)
+            .map(|a| a.reprocess_count)
+            .or_else(|| self.requests.get(&id).map(|r| r.reprocess_count))
+            .unwrap_or(0)
+    }
+}
+
+fn not_found(id: &str) -> Refusal {
+    (
+        404,
+        "ResourceNotFound",
+        format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+    )
+}
+
+/// Fixed IDs of the sample tenant, so the README, the sandbox and the tests name the same things.
+pub mod sample {
+    /// Client ID of the user-assigned identity attached to the emulated Function App.
+    pub const USER_ASSIGNED_CLIENT_ID: &str = "f0e1d2c3-b4a5-4968-8776-5a4b3c2d1e0f";
+    pub const PACKAGE_SALES: &str = "9a1d6e2c-3b4f-4c5d-8e6f-7a8b9c0d1e2f";
+    pub const USER_ADELE: &str = "c5a1b2d3-e4f5-4a6b-9c7d-8e9f0a1b2c3d";
+    pub const USER_BRIAN: &str = "d6b2c3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e";
+    /// Delivered: reprocess is accepted.
+    pub const DELIVERED_1: &str = "0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10";
+    pub const DELIVERED_2: &str = "1c7d3a9f-5d2b-4b54-8b66-8a1e2a7b3c21";
+    pub const DELIVERED_3: &str = "2d8e4b0a-6e3c-4c65-9c77-9b2f3b8c4d32";
+    /// Expired: Graph answers 400.
+    pub const EXPIRED: &str = "3e9f5c1b-7f4d-4d76-8d88-ac304c9d5e43";
+    /// Still delivering: Graph answers 400.
+    pub const DELIVERING: &str = "4fa06d2c-8a5e-4e87-9e99-bd415dae6f54";
+    /// Not in the tenant: Graph answers 404.
+    pub const UNKNOWN: &str = "5ab17e3d-9b6f-4f98-8faa-ce526ebf7a65";
+    /// Request that failed delivery two days ago: accepted.
+    pub const REQUEST_FAILED: &str = "6bc28f4e-ac70-4a09-9abb-df637fc08b76";
+    /// Request delivered: 400.
+    pub const REQUEST_DELIVERED: &str = "7cd3905f-bd81-4b1a-8bcc-e0748ad19c87";
+    /// Request failed 20 days ago: past the 14-day window, 400.
+    pub const REQUEST_STALE: &str = "8de4a160-ce92-4c2b-9cdd-f1859be2ad98";
+
+    pub fn tenant() -> super::Tenant {
+        let mut t = super::Tenant::default();
+        t.add_assignment(DELIVERED_1, "delivered", PACKAGE_SALES, USER_ADELE);
+        t.add_assignment(DELIVERED_2, "delivered", PACKAGE_SALES, USER_BRIAN);
+        t.add_assignment(DELIVERED_3, "delivered", PACKAGE_SALES, USER_ADELE);
+        t.add_assignment(EXPIRED, "expired", PACKAGE_SALES, USER_BRIAN);
+        t.add_assignment(DELIVERING, "delivering", PACKAGE_SALES, USER_ADELE);
+        t.add_request(REQUEST_FAILED, "deliveryFailed", 2);
+        t.add_request(REQUEST_DELIVERED, "delivered", 1);
+        t.add_request(REQUEST_STALE, "deliveryFailed", 20);
+        t
+    }
+}

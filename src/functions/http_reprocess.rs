@@ -1,0 +1,114 @@
+//! `function-reprocess`: POST /api/reprocess with `{"assignmentIds":[…], "assignmentRequestIds":[…]}`.
+//! 200 with per-ID results when every ID reached a final outcome; 503 + `Retry-After` with the same
+//! results when some stayed transient (Logic Apps' default retry policy retries 503).
+
+use super::{error_body, http_bindings as b};
+use crate::domain::{RequestError, parse_json_request};
+use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};
+use crate::startup::AppState;
+use serde_json::json;
+use tokio::time::Instant;
+
+pub async fn handle(state: &AppState, envelope: &Envelope, invocation_id: &str) -> InvokeResponse {
+    let mut response = InvokeResponse::default();
+    let reply = match HttpTrigger::from_envelope(envelope, b::REQUEST) {
+        Ok(request) => handle_request(state, &request, invocation_id, &mut response).await,
+        Err(e) => {
+            tracing::error!(error = %e, "malformed HTTP trigger envelope");
+            HttpReply::json(500, error_body("bad_envelope", &e.to_string(), json!({})))
+        }
+    };
+    response.http(b::RESPONSE, reply);
+    response
+}
+
+async fn handle_request(
+    state: &AppState,
+    request: &HttpTrigger,
+    invocation_id: &str,
+    response: &mut InvokeResponse,
+) -> HttpReply {
+    let settings = &state.settings;
+    if !request.method.eq_ignore_ascii_case("POST") {
+        return HttpReply::json(405, error_body("method_not_allowed", "use POST", json!({})))
+            .with_header("Allow", "POST");
+    }
+    let content_type = request.header("Content-Type").unwrap_or("").to_ascii_lowercase();
+    if content_type.starts_with("application/octet-stream") || content_type.starts_with("multipart/") {
+        return HttpReply::json(
+            415,
+            error_body(
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+                json!({}),
+            ),
+        );
+    }
+    let Some(body) = request.body.as_deref().filter(|b| !b.trim().is_empty()) else {
+        return HttpReply::json(
+            400,
+            error_body(
+                "empty_body",
+                "the request has no body. Send {\"assignmentIds\":[\"...\"]} with a Content-Length header \
+                 (the Functions host drops bodies sent with Transfer-Encoding: chunked)",
+                json!({}),
+            ),
+        );
+    };
+    if body.len() > settings.max_body_bytes {
+        return HttpReply::json(
+            413,
+            error_body(
+                "body_too_large",
+                &format!(
+                    "the body is {} bytes; the limit is {} bytes (MAX_BODY_BYTES)",
+                    body.len(),
+                    settings.max_body_bytes
+                ),
+                json!({ "limit": settings.max_body_bytes, "setting": "MAX_BODY_BYTES" }),
+            ),
+        );
+    }
+    let parsed = match parse_json_request(body, settings.max_ids_per_call) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            tracing::warn!(error = %e, "rejected HTTP request");
+            response.log(format!("rejected: {e}"));
+            return request_error_reply(&e);
+        }
+    };
+    let deadline = Instant::now() + settings.http_budget;
+    let report = state.reprocessor.run(&parsed.targets, deadline).await;
+    response.log(report.one_line());
+    tracing::info!(summary = ?report.summary, "HTTP reprocess finished");
+    let body = json!({ "invocationId": invocation_id, "summary": report.summary, "results": report.results });
+    if report.all_final() {
+        HttpReply::json(200, body)
+    } else {
+        let retry_after = report.max_retry_after().unwrap_or(30).clamp(1, 300);
+        HttpReply::json(503, body).with_header("Retry-After", retry_after.to_string())
+    }
+}
+
+fn request_error_reply(e: &RequestError) -> HttpReply {
+    let message = e.to_string();
+    match e {
+        RequestError::TooManyIds { limit, setting, count } => HttpReply::json(
+            413,
+            error_body(
+                "too_many_ids",
+                &message,
+                json!({ "limit": limit, "count": count, "setting": setting }),
+            ),
+        ),
+        RequestError::Fields(errors) => {
+            HttpReply::json(400, error_body("invalid_field", &message, json!({ "fields": errors })))
+        }
+        RequestError::Json(_) | RequestError::NotAnObject(_) => {
+            HttpReply::json(400, error_body("invalid_json", &message, json!({})))
+        }
+        RequestError::Empty | RequestError::NoTargets => {
+            HttpReply::json(400, error_body("no_ids", &message, json!({})))
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary: spawns the release-shaped binary on port 0 against the emulated tenant
+//! and drives it with envelopes as the Functions host sends them.
+
+mod helpers;
+mod http;
+mod protocol;
+mod queue;
+mod settings;

@@ -1,0 +1,116 @@
+//! Settings as the Function App passes them: clouds/versions, user-assigned identity, credential
+//! failures, and start-up errors that name the variable.
+
+use crate::helpers::*;
+use reprocess_handler::emulator::{EmulatorState, sample};
+use std::process::Command;
+
+#[test]
+fn beta_uses_the_beta_paths() {
+    let app = spawn_app_env(&[("GRAPH_API_VERSION", "beta")]);
+    let body = format!(
+        r#"{{"assignmentId":"{}","assignmentRequestId":"{}"}}"#,
+        sample::DELIVERED_1,
+        sample::REQUEST_FAILED
+    );
+    let (status, _, reply) = app.post_ids(&body).res();
+    assert_eq!(status, 200);
+    assert_eq!(reply["summary"]["accepted"], 2);
+    let mut paths: Vec<_> = app.graph_posts().into_iter().map(|p| p.path_and_query).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            format!(
+                "/beta/identityGovernance/entitlementManagement/accessPackageAssignmentRequests/{}/reprocess",
+                sample::REQUEST_FAILED
+            ),
+            format!(
+                "/beta/identityGovernance/entitlementManagement/accessPackageAssignments/{}/reprocess",
+                sample::DELIVERED_1
+            ),
+        ]
+    );
+}
+
+#[test]
+fn user_assigned_identity_and_one_token_fetch_shared_by_concurrent_calls() {
+    let app = spawn_app_env(&[("AZURE_CLIENT_ID", sample::USER_ASSIGNED_CLIENT_ID)]);
+    let body = format!(
+        r#"{{"assignmentIds":["{}","{}","{}"]}}"#,
+        sample::DELIVERED_1,
+        sample::DELIVERED_2,
+        sample::DELIVERED_3
+    );
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| assert_eq!(app.post_ids(&body).res().0, 200));
+        }
+    });
+    assert_eq!(
+        app.emulator.state.token_fetches(),
+        1,
+        "tokens are cached and concurrent invocations share one fetch"
+    );
+    app.assert_no_secrets_logged();
+}
+
+#[test]
+fn an_identity_not_assigned_to_the_app_is_a_transient_error_with_a_clear_reason() {
+    let app = spawn_app_env(&[
+        ("AZURE_CLIENT_ID", "11111111-2222-4333-8444-555555555555"),
+        ("GRAPH_MAX_ATTEMPTS", "1"),
+    ]);
+    let (status, _, reply) = app
+        .post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1))
+        .res();
+    assert_eq!(status, 503);
+    assert_eq!(reply["results"][0]["outcome"], "transient");
+    assert!(
+        reply["results"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("managed identity"),
+        "{reply}"
+    );
+    assert!(app.graph_posts().is_empty());
+    app.assert_no_secrets_logged();
+}
+
+#[test]
+fn a_wrong_identity_header_never_yields_a_graph_call() {
+    let mut state = EmulatorState::new(sample::tenant());
+    state.identity_header = "the-real-one".into();
+    let app = spawn_app_with(
+        state,
+        &[("IDENTITY_HEADER", "a-stale-one"), ("GRAPH_MAX_ATTEMPTS", "1")],
+    );
+    let (status, _, _) = app
+        .post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1))
+        .res();
+    assert_eq!(status, 503);
+    assert!(app.graph_posts().is_empty());
+    assert!(!app.stdout().contains("a-stale-one"));
+}
+
+#[test]
+fn bad_settings_stop_start_up_naming_the_variable() {
+    let cases = [
+        ("GRAPH_BASE_URL", "https://graph.evil.example"),
+        ("GRAPH_BASE_URL", "http://graph.microsoft.com"),
+        ("GRAPH_API_VERSION", "v2.0"),
+        ("AZURE_CLIENT_ID", "not-a-guid"),
+        ("REPROCESS_QUEUE_NAME", "UPPER"),
+        ("FUNCTIONS_CUSTOMHANDLER_PORT", "http"),
+    ];
+    for (variable, value) in cases {
+        let output = Command::new(env!("CARGO_BIN_EXE_reprocess-handler"))
+            .env_clear()
+            .env(variable, value)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{variable}={value} should stop start-up");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_uppercase();
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}
