@@ -4,7 +4,7 @@
 //! - `POST http://127.0.0.1:7071/api/reprocess` — your JSON body is wrapped into the envelope the host
 //!   sends, the handler is invoked, and `Outputs.res` is unwrapped into the HTTP answer;
 //! - `POST http://127.0.0.1:7071/queue/reprocess-requests` — the body is a queue message; an in-memory
-//!   queue invokes the queue function, follows `retry` outputs and keeps `deadLetter` outputs;
+//!   queue invokes the queue function, follows `enqueue` outputs and keeps `deadLetter` outputs;
 //! - `GET /queue/reprocess-requests-poison` and `GET /tenant` show what happened.
 
 use crate::config::Settings;
@@ -234,7 +234,7 @@ async fn run_queue_message(shim: &Shim, text: &str, dequeue_count: u32) {
                 for line in reply["Logs"].as_array().into_iter().flatten() {
                     println!("   -> log: {}", line.as_str().unwrap_or(""));
                 }
-                for message in reply["Outputs"]["retry"]
+                for message in reply["Outputs"]["enqueue"]
                     .as_array()
                     .into_iter()
                     .flatten()

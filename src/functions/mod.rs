@@ -12,13 +12,15 @@ pub mod http_bindings {
     pub const FUNCTION: &str = "function-reprocess";
     pub const REQUEST: &str = "req";
     pub const RESPONSE: &str = "res";
+    /// Queue output for work split into messages (large calls, fan-out).
+    pub const ENQUEUE: &str = "enqueue";
 }
 
 /// `function-reprocess-queue/function.json`.
 pub mod queue_bindings {
     pub const FUNCTION: &str = "function-reprocess-queue";
     pub const MESSAGE: &str = "message";
-    pub const RETRY: &str = "retry";
+    pub const ENQUEUE: &str = "enqueue";
     pub const DEAD_LETTER: &str = "deadLetter";
 }
 

@@ -122,7 +122,7 @@ pub async fn handle(
             let delay = retry_delay(next_attempt, report.max_retry_after());
             let not_before = OffsetDateTime::now_utc() + delay;
             let message = retry_message(&transient, next_attempt, not_before, &correlation_id);
-            response.enqueue(b::RETRY, [message]);
+            response.enqueue(b::ENQUEUE, [message]);
             response.log(format!(
                 "{} transient IDs re-enqueued as attempt {next_attempt}, not before {}",
                 transient.len(),

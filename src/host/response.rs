@@ -93,9 +93,9 @@ mod tests {
     fn queue_outputs_are_arrays_of_strings() {
         let mut r = InvokeResponse::default();
         // "true" and "1234" are valid base64: as top-level strings the host would decode them to bytes.
-        r.enqueue("retry", ["1234".to_string(), "true".to_string()]);
+        r.enqueue("enqueue", ["1234".to_string(), "true".to_string()]);
         let v: Value = serde_json::from_slice(&r.to_json()).unwrap();
-        assert_eq!(v["Outputs"]["retry"], serde_json::json!(["1234", "true"]));
+        assert_eq!(v["Outputs"]["enqueue"], serde_json::json!(["1234", "true"]));
         assert_eq!(v["Logs"], serde_json::json!([]));
     }
 

@@ -132,7 +132,7 @@ fn queue_fixtures_are_decoded_from_their_double_encoding() {
         reply.json["Logs"][0].as_str().unwrap(),
         "reprocess: 1 IDs, 1 accepted, 0 not found, 0 rejected, 0 permission denied, 0 transient"
     );
-    assert!(reply.output_messages("retry").is_empty());
+    assert!(reply.output_messages("enqueue").is_empty());
     assert!(reply.output_messages("deadLetter").is_empty());
 
     // queue_json.json: two IDs, one unknown to the tenant (404 is final: nothing to retry).
@@ -144,7 +144,7 @@ fn queue_fixtures_are_decoded_from_their_double_encoding() {
             .unwrap()
             .contains("1 accepted, 1 not found")
     );
-    assert!(reply.output_messages("retry").is_empty());
+    assert!(reply.output_messages("enqueue").is_empty());
     assert_eq!(app.graph_posts().len(), 3);
 }
 
@@ -210,8 +210,8 @@ fn replies_survive_the_hosts_base64_rule_for_string_outputs() {
         }],
     );
     let reply = app.queue_message(sample::DELIVERED_1);
-    assert!(reply.json["Outputs"]["retry"].is_array());
-    assert!(reply.json["Outputs"]["retry"][0].is_string());
+    assert!(reply.json["Outputs"]["enqueue"].is_array());
+    assert!(reply.json["Outputs"]["enqueue"][0].is_string());
     let call = HttpCall::post_json("reprocess", &format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_2));
     let reply = app.invoke(HTTP_FUNCTION, http_envelope(HTTP_FUNCTION, "req", &call).as_bytes());
     assert!(

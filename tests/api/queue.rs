@@ -53,7 +53,7 @@ fn only_the_transient_remainder_is_re_enqueued_then_dead_lettered_after_the_last
         reply.status, 200,
         "the host deletes the original: accepted IDs are not redelivered"
     );
-    let retry = reply.output_messages("retry");
+    let retry = reply.output_messages("enqueue");
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0]["attempt"], 1);
     assert_eq!(
@@ -67,7 +67,7 @@ fn only_the_transient_remainder_is_re_enqueued_then_dead_lettered_after_the_last
     let mut next = retry[0].clone();
     next["notBefore"] = serde_json::json!("2020-01-01T00:00:00Z");
     let reply = app.queue_message(&next.to_string());
-    let retry = reply.output_messages("retry");
+    let retry = reply.output_messages("enqueue");
     assert_eq!(retry[0]["attempt"], 2);
     assert_eq!(retry[0]["assignmentIds"], serde_json::json!([sample::DELIVERED_2]));
     assert_eq!(retry[0]["correlationId"], correlation.as_str());
@@ -75,7 +75,7 @@ fn only_the_transient_remainder_is_re_enqueued_then_dead_lettered_after_the_last
     let mut last = retry[0].clone();
     last["notBefore"] = serde_json::json!("2020-01-01T00:00:00Z");
     let reply = app.queue_message(&last.to_string());
-    assert!(reply.output_messages("retry").is_empty());
+    assert!(reply.output_messages("enqueue").is_empty());
     let dead = reply.output_messages("deadLetter");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["assignmentIds"], serde_json::json!([sample::DELIVERED_2]));
