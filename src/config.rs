@@ -42,10 +42,12 @@ struct RawSettings {
     graph_max_concurrency: Option<usize>,
     graph_attempt_timeout_seconds: Option<u64>,
     graph_max_attempts: Option<u32>,
+    graph_batch_size: Option<usize>,
     http_budget_seconds: Option<u64>,
     queue_budget_seconds: Option<u64>,
     queue_max_attempts: Option<u32>,
     max_ids_per_call: Option<usize>,
+    http_sync_max_ids: Option<usize>,
     max_body_bytes: Option<usize>,
 }
 
@@ -82,6 +84,8 @@ pub struct GraphSettings {
     pub max_concurrency: usize,
     pub attempt_timeout: Duration,
     pub max_attempts: u32,
+    /// Reprocess calls per Graph request: 1 = no batching, up to 20 = one `$batch` (Graph's limit).
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -95,6 +99,8 @@ pub struct Settings {
     pub queue_budget: Duration,
     pub queue_max_attempts: u32,
     pub max_ids_per_call: usize,
+    /// HTTP calls with more IDs are split into queue messages and answered 202.
+    pub http_sync_max_ids: usize,
     pub max_body_bytes: usize,
 }
 
@@ -166,6 +172,7 @@ impl Settings {
             300,
         )?;
         let max_attempts = in_range("GRAPH_MAX_ATTEMPTS", raw.graph_max_attempts.unwrap_or(5).into(), 1, 20)? as u32;
+        let batch_size = in_range("GRAPH_BATCH_SIZE", raw.graph_batch_size.unwrap_or(20) as u64, 1, 20)? as usize;
         let http_budget = in_range("HTTP_BUDGET_SECONDS", raw.http_budget_seconds.unwrap_or(100), 1, 220)?;
         let queue_budget = in_range(
             "QUEUE_BUDGET_SECONDS",
@@ -180,6 +187,12 @@ impl Settings {
             raw.max_ids_per_call.unwrap_or(1_000) as u64,
             1,
             100_000,
+        )? as usize;
+        let http_sync_max_ids = in_range(
+            "HTTP_SYNC_MAX_IDS",
+            raw.http_sync_max_ids.unwrap_or(100.min(max_ids_per_call)) as u64,
+            1,
+            max_ids_per_call as u64,
         )? as usize;
         let max_body_bytes = in_range(
             "MAX_BODY_BYTES",
@@ -197,6 +210,7 @@ impl Settings {
                 max_concurrency,
                 attempt_timeout: Duration::from_secs(attempt_timeout),
                 max_attempts,
+                batch_size,
             },
             credential,
             client_id,
@@ -205,6 +219,7 @@ impl Settings {
             queue_budget: Duration::from_secs(queue_budget),
             queue_max_attempts,
             max_ids_per_call,
+            http_sync_max_ids,
             max_body_bytes,
         })
     }

@@ -1,5 +1,6 @@
 //! The service: run every target through Graph with bounded concurrency before a deadline, and
-//! collect a [`Report`] in the order the caller gave the IDs.
+//! collect a [`Report`] in the order the caller gave the IDs. Targets go to Graph in groups of
+//! `GRAPH_BATCH_SIZE` (one `$batch` each); a group of one is a plain reprocess call.
 
 use crate::domain::{Report, Targets};
 use crate::graph::GraphClient;
@@ -22,15 +23,24 @@ impl Reprocessor {
     }
 
     pub async fn run(&self, targets: &Targets, deadline: Instant) -> Report {
-        let mut results: Vec<_> = futures_util::stream::iter(targets.items().iter().copied().enumerate())
-            .map(|(index, target)| {
+        let group_size = self.graph.batch_size().max(1);
+        let groups: Vec<_> = targets.items().chunks(group_size).map(<[_]>::to_vec).collect();
+        let mut results: Vec<_> = futures_util::stream::iter(groups.into_iter().enumerate())
+            .map(|(index, group)| {
                 let graph = Arc::clone(&self.graph);
-                async move { (index, graph.reprocess(target, deadline).await) }
+                async move {
+                    let results = if group.len() == 1 {
+                        vec![graph.reprocess(group[0], deadline).await]
+                    } else {
+                        graph.reprocess_batch(&group, deadline).await
+                    };
+                    (index, results)
+                }
             })
             .buffer_unordered(self.per_invocation_concurrency)
             .collect()
             .await;
         results.sort_by_key(|(index, _)| *index);
-        Report::new(results.into_iter().map(|(_, r)| r).collect())
+        Report::new(results.into_iter().flat_map(|(_, r)| r).collect())
     }
 }

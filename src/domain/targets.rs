@@ -100,6 +100,54 @@ pub struct ReprocessRequest {
     pub correlation_id: Option<String>,
 }
 
+impl ReprocessRequest {
+    /// The JSON form this request parses from: what the functions put on the queue. Field names avoid the
+    /// host's queue metadata keys (`Id`, `DequeueCount`, …), which JSON message properties would overwrite.
+    pub fn to_json(&self) -> String {
+        let mut message = Map::new();
+        let ids = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
+        let assignments: Vec<String> = self.targets.assignment_ids().iter().map(ToString::to_string).collect();
+        let requests: Vec<String> = self
+            .targets
+            .assignment_request_ids()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if !assignments.is_empty() {
+            message.insert("assignmentIds".into(), ids(assignments));
+        }
+        if !requests.is_empty() {
+            message.insert("assignmentRequestIds".into(), ids(requests));
+        }
+        if self.attempt > 0 {
+            message.insert("attempt".into(), Value::from(self.attempt));
+        }
+        if let Some(t) = self.not_before {
+            let t = t.replace_nanosecond(0).unwrap_or(t);
+            let text = t
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            message.insert("notBefore".into(), Value::String(text));
+        }
+        if let Some(id) = &self.correlation_id {
+            message.insert("correlationId".into(), Value::String(id.clone()));
+        }
+        Value::Object(message).to_string()
+    }
+
+    /// Splits into requests of at most `size` targets each, keeping the other fields.
+    pub fn chunks(&self, size: usize) -> Vec<ReprocessRequest> {
+        self.targets
+            .items()
+            .chunks(size.max(1))
+            .map(|chunk| ReprocessRequest {
+                targets: Targets::from_items(chunk.iter().copied()),
+                ..self.clone()
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
     pub field: String,
@@ -366,6 +414,17 @@ mod tests {
             parse_json_request(&body, 1),
             Err(RequestError::TooManyIds { count: 2, limit: 1, .. })
         ));
+    }
+
+    #[test]
+    fn json_form_round_trips() {
+        let text = format!(
+            r#"{{"assignmentIds":["{A}"],"assignmentRequestIds":["{B}"],"attempt":3,"notBefore":"2026-01-01T00:00:00Z","correlationId":"c-1"}}"#
+        );
+        let parsed = parse_queue_message(&text, 10).unwrap();
+        assert_eq!(parsed.to_json(), text);
+        assert_eq!(parse_queue_message(&parsed.to_json(), 10).unwrap(), parsed);
+        assert_eq!(parsed.chunks(1).len(), 2);
     }
 
     #[test]

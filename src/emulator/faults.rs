@@ -3,7 +3,40 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// Graph's identity-service throttling is a token bucket (`concepts/throttling-limits.md`).
+#[derive(Debug)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token, or answers the whole seconds until one is available (at least 1, as Graph sends).
+    pub fn take(&mut self) -> Result<(), u64> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err((((1.0 - self.tokens) / self.rate).ceil() as u64).max(1))
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -11,6 +44,9 @@ pub enum Fault {
     Status { status: u16, retry_after: Option<u64> },
     /// Hold the request this long, then answer 504 (a client with a shorter timeout sees a hang).
     Hang(Duration),
+    /// Do the work, then answer this status anyway (a gateway timing out after the backend acted):
+    /// the client cannot tell, retries, and the work happens twice.
+    ExecutedThen(u16),
 }
 
 #[derive(Debug, Default)]
@@ -18,6 +54,13 @@ pub struct FaultPlan {
     scripted: Mutex<HashMap<String, VecDeque<Fault>>>,
     /// When set, every request gets this fault (an outage), before any script.
     always: Mutex<Option<Fault>>,
+    /// A share of requests that get one of these faults at random.
+    random: Mutex<Option<(f64, Vec<Fault>)>>,
+    /// Faults for whole `$batch` requests, in order.
+    batches: Mutex<VecDeque<Fault>>,
+    /// How many `ExecutedThen` and `Hang` faults were injected: the only ways work can happen twice.
+    executed_then: std::sync::atomic::AtomicUsize,
+    hangs: std::sync::atomic::AtomicUsize,
 }
 
 impl FaultPlan {
@@ -36,9 +79,44 @@ impl FaultPlan {
         *self.always.lock().expect("fault lock") = fault;
     }
 
+    /// The next `$batch` requests get these faults as a whole, in order.
+    pub fn script_batches(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.batches.lock().expect("fault lock").extend(faults);
+    }
+
+    pub(super) fn next_for_batch(&self) -> Option<Fault> {
+        self.batches.lock().expect("fault lock").pop_front()
+    }
+
+    /// `share` (0..1) of requests get a fault drawn from `mix`.
+    pub fn set_random(&self, share: f64, mix: Vec<Fault>) {
+        *self.random.lock().expect("fault lock") = (share > 0.0 && !mix.is_empty()).then_some((share, mix));
+    }
+
+    /// `(ExecutedThen faults, Hang faults)` injected so far.
+    pub fn injected_duplicate_risks(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (self.executed_then.load(SeqCst), self.hangs.load(SeqCst))
+    }
+
     pub(super) fn next_for(&self, id: &str) -> Option<Fault> {
+        let fault = self.pick_for(id);
+        match fault {
+            Some(Fault::ExecutedThen(_)) => self.executed_then.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            Some(Fault::Hang(_)) => self.hangs.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            _ => 0,
+        };
+        fault
+    }
+
+    fn pick_for(&self, id: &str) -> Option<Fault> {
         if let Some(f) = *self.always.lock().expect("fault lock") {
             return Some(f);
+        }
+        if let Some((share, mix)) = self.random.lock().expect("fault lock").as_ref() {
+            if fastrand::f64() < *share {
+                return Some(mix[fastrand::usize(..mix.len())]);
+            }
         }
         self.scripted
             .lock()

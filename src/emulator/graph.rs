@@ -1,49 +1,55 @@
-//! Emulated Microsoft Graph: reprocess actions for v1.0 and beta, bearer-token checks, error bodies as
-//! in `concepts/errors.md`, and the headers Graph sends (`request-id`, `client-request-id`,
-//! `x-ms-ags-diagnostic`). Every request is logged as it arrived, before any check, so tests can assert
-//! what reached "Graph".
+//! Emulated Microsoft Graph: reprocess actions for v1.0 and beta, JSON batching, bearer-token checks,
+//! a token-bucket throttle answering 429 + `Retry-After`, latency, injected faults, error bodies as in
+//! `concepts/errors.md`, and the headers Graph sends (`request-id`, `client-request-id`,
+//! `x-ms-ags-diagnostic`). Every request (and every `$batch` sub-request) is logged as it arrived, so
+//! tests can assert exactly what reached "Graph".
 
 use super::faults::Fault;
 use super::{EmulatorState, LoggedRequest};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use serde_json::json;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Value, json};
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config.default_service(web::to(dispatch));
 }
 
-struct Ctx {
-    request_id: String,
-    client_request_id: String,
+/// One answer, before it becomes an HTTP response or a `$batch` sub-response.
+struct Answer {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Option<Value>,
 }
 
-impl Ctx {
-    fn builder(&self, status: u16) -> HttpResponseBuilder {
-        let mut b = HttpResponse::build(StatusCode::from_u16(status).expect("valid status"));
-        b.insert_header(("request-id", self.request_id.as_str()))
-            .insert_header(("client-request-id", self.client_request_id.as_str()))
-            .insert_header(("x-ms-ags-diagnostic", r#"{"ServerInfo":{"DataCenter":"Emulated","Slice":"E","Ring":"5","ScaleUnit":"003","RoleInstance":"EMU01"}}"#))
-            .insert_header(("Strict-Transport-Security", "max-age=31536000"))
-            .insert_header(("Cache-Control", "no-cache"));
-        b
-    }
-
-    fn error(&self, status: u16, code: &str, message: &str) -> HttpResponse {
+impl Answer {
+    fn error(status: u16, code: &str, message: &str, request_id: &str, client_request_id: &str) -> Self {
         let date = time::OffsetDateTime::now_utc()
             .format(&time::macros::format_description!(
                 "[year]-[month]-[day]T[hour]:[minute]:[second]"
             ))
             .unwrap_or_default();
-        self.builder(status).content_type("application/json").body(
-            json!({ "error": { "code": code, "message": message, "innerError": {
-                "date": date, "request-id": self.request_id, "client-request-id": self.client_request_id } } })
-            .to_string(),
-        )
+        Self {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Some(json!({ "error": { "code": code, "message": message, "innerError": {
+                "date": date, "request-id": request_id, "client-request-id": client_request_id } } })),
+        }
     }
 }
 
-async fn dispatch(request: HttpRequest, state: web::Data<EmulatorState>) -> HttpResponse {
+struct Ctx<'a> {
+    request_id: String,
+    client_request_id: String,
+    authorization: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    fn error(&self, status: u16, code: &str, message: &str) -> Answer {
+        Answer::error(status, code, message, &self.request_id, &self.client_request_id)
+    }
+}
+
+async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<EmulatorState>) -> HttpResponse {
     let request_id = crate::domain::Guid::new_random().to_string();
     let header = |name: &str| {
         request
@@ -53,28 +59,138 @@ async fn dispatch(request: HttpRequest, state: web::Data<EmulatorState>) -> Http
             .map(str::to_owned)
     };
     let client_request_id = header("client-request-id");
+    let authorization = header("authorization");
     let ctx = Ctx {
         client_request_id: client_request_id.clone().unwrap_or_else(|| request_id.clone()),
         request_id,
+        authorization: authorization.as_deref(),
     };
-    let response = respond(&request, &state, &ctx).await;
+    if !state.latency.is_zero() {
+        tokio::time::sleep(state.latency).await;
+    }
+    let path = request.uri().path().to_owned();
+    let method = request.method().to_string();
+    let answer = if path == "/v1.0/$batch" || path == "/beta/$batch" {
+        batch(&state, &ctx, &method, &body, &path[1..path.len() - "/$batch".len()]).await
+    } else {
+        call(&state, &ctx, &method, &path, true).await
+    };
     state.graph_log.lock().expect("log lock").push(LoggedRequest {
-        method: request.method().to_string(),
+        method,
         path_and_query: request.uri().to_string(),
         client_request_id,
-        had_authorization: request.headers().contains_key("authorization"),
+        had_authorization: authorization.is_some(),
         content_length: header("content-length"),
-        status: response.status().as_u16(),
+        status: answer.status,
     });
+    let mut response = HttpResponse::build(StatusCode::from_u16(answer.status).expect("valid status"));
     response
+        .insert_header(("request-id", ctx.request_id.as_str()))
+        .insert_header(("client-request-id", ctx.client_request_id.as_str()))
+        .insert_header((
+            "x-ms-ags-diagnostic",
+            r#"{"ServerInfo":{"DataCenter":"Emulated","Slice":"E","Ring":"5","ScaleUnit":"003","RoleInstance":"EMU01"}}"#,
+        ))
+        .insert_header(("Strict-Transport-Security", "max-age=31536000"))
+        .insert_header(("Cache-Control", "no-cache"));
+    for (name, value) in &answer.headers {
+        response.insert_header((*name, value.as_str()));
+    }
+    match answer.body {
+        Some(body) => response.body(body.to_string()),
+        None => response.insert_header(("Content-Length", "0")).finish(),
+    }
 }
 
-async fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx) -> HttpResponse {
-    // Authentication comes first, as in Graph.
-    if let Err((code, message)) = check_token(request, state) {
-        return ctx.error(401, code, message).into_builder_with_www_authenticate();
+/// `POST /{version}/$batch`: each sub-request is authenticated, throttled and answered on its own;
+/// the batch itself answers 200 (`concepts/json-batching.md`).
+async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], version: &str) -> Answer {
+    if method != "POST" {
+        return ctx.error(
+            405,
+            "Request_BadRequest",
+            "The specified HTTP method is not allowed for the request target.",
+        );
     }
-    let path = request.uri().path();
+    if let Err((code, message)) = check_token(ctx.authorization, state) {
+        return unauthorized(ctx, code, message);
+    }
+    match state.faults.next_for_batch() {
+        Some(Fault::Status { status, retry_after }) => {
+            let mut answer = ctx.error(status, "serviceNotAvailable", "The batch could not be processed.");
+            if let Some(seconds) = retry_after {
+                answer.headers.push(("Retry-After", seconds.to_string()));
+            }
+            return answer;
+        }
+        Some(Fault::Hang(duration)) => {
+            tokio::time::sleep(duration).await;
+            return ctx.error(504, "gatewayTimeout", "The gateway did not receive a timely response.");
+        }
+        _ => {}
+    }
+    let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
+        return ctx.error(400, "BadRequest", "Invalid batch payload format.");
+    };
+    let Some(requests) = parsed["requests"].as_array() else {
+        return ctx.error(400, "BadRequest", "Invalid batch payload format.");
+    };
+    if requests.len() > 20 {
+        return ctx.error(400, "BadRequest", "Number of requests inside batch exceeds the limit.");
+    }
+    let mut ids = std::collections::HashSet::new();
+    for r in requests {
+        let id = r["id"].as_str().unwrap_or_default().to_ascii_lowercase();
+        if id.is_empty() || !ids.insert(id) {
+            return ctx.error(400, "BadRequest", "Batch request ids must be present and unique.");
+        }
+    }
+    let mut responses = Vec::new();
+    for r in requests {
+        let url = r["url"].as_str().unwrap_or_default();
+        let sub_method = r["method"].as_str().unwrap_or_default().to_ascii_uppercase();
+        let sub_ctx = Ctx {
+            request_id: crate::domain::Guid::new_random().to_string(),
+            client_request_id: ctx.client_request_id.clone(),
+            authorization: ctx.authorization,
+        };
+        // Sub-request URLs are relative to the version root of the batch endpoint.
+        let path = format!("/{version}{url}");
+        let answer = call(state, &sub_ctx, &sub_method, &path, false).await;
+        state.graph_log.lock().expect("log lock").push(LoggedRequest {
+            method: sub_method,
+            path_and_query: path,
+            client_request_id: Some(ctx.client_request_id.clone()),
+            had_authorization: ctx.authorization.is_some(),
+            content_length: None,
+            status: answer.status,
+        });
+        let mut headers = serde_json::Map::new();
+        for (name, value) in answer.headers {
+            headers.insert(name.to_owned(), Value::String(value));
+        }
+        let mut sub = json!({ "id": r["id"], "status": answer.status, "headers": headers });
+        if let Some(body) = answer.body {
+            sub["body"] = body;
+        }
+        responses.push(sub);
+    }
+    // Graph returns sub-responses in any order; so does the emulator.
+    fastrand::shuffle(&mut responses);
+    Answer {
+        status: 200,
+        headers: vec![("Content-Type", "application/json".into())],
+        body: Some(json!({ "responses": responses })),
+    }
+}
+
+/// One reprocess call, direct or inside a batch.
+async fn call(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, path: &str, authenticate: bool) -> Answer {
+    if authenticate {
+        if let Err((code, message)) = check_token(ctx.authorization, state) {
+            return unauthorized(ctx, code, message);
+        }
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (version, collection, id) = match segments.as_slice() {
         [
@@ -94,7 +210,7 @@ async fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx) -> Htt
         }
         _ => return ctx.error(400, "BadRequest", &format!("Invalid request URL '{path}'.")),
     };
-    if request.method() != actix_web::http::Method::POST {
+    if method != "POST" {
         return ctx.error(
             405,
             "Request_BadRequest",
@@ -117,29 +233,34 @@ async fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx) -> Htt
     if crate::domain::Guid::parse(id).is_err() {
         return ctx.error(400, "BadRequest", &format!("Invalid object identifier '{id}'."));
     }
-    match state.faults.next_for(id) {
-        Some(Fault::Status { status, retry_after }) => {
-            let (code, message) = match status {
-                429 => ("TooManyRequests", "Please retry again later."),
-                503 => ("serviceNotAvailable", "The service is temporarily unavailable."),
-                504 => ("gatewayTimeout", "The gateway did not receive a timely response."),
-                500 => ("generalException", "An unexpected error occurred."),
-                _ => ("UnknownError", "Injected fault."),
-            };
-            let mut response = ctx.error(status, code, message);
-            if let Some(seconds) = retry_after {
-                response.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    actix_web::http::header::HeaderValue::from(seconds),
-                );
+    if let Err(retry_after) = state.take_throttle_token() {
+        let mut answer = ctx.error(429, "TooManyRequests", "Please retry again later.");
+        answer.headers.push(("Retry-After", retry_after.to_string()));
+        return answer;
+    }
+    let mut answer_after_work = None;
+    if let Some(fault) = state.faults.next_for(id) {
+        match fault {
+            Fault::ExecutedThen(status) => answer_after_work = Some(status),
+            Fault::Status { status, retry_after } => {
+                let (code, message) = match status {
+                    429 => ("TooManyRequests", "Please retry again later."),
+                    503 => ("serviceNotAvailable", "The service is temporarily unavailable."),
+                    504 => ("gatewayTimeout", "The gateway did not receive a timely response."),
+                    500 => ("generalException", "An unexpected error occurred."),
+                    _ => ("UnknownError", "Injected fault."),
+                };
+                let mut answer = ctx.error(status, code, message);
+                if let Some(seconds) = retry_after {
+                    answer.headers.push(("Retry-After", seconds.to_string()));
+                }
+                return answer;
             }
-            return response;
+            Fault::Hang(duration) => {
+                tokio::time::sleep(duration).await;
+                return ctx.error(504, "gatewayTimeout", "The gateway did not receive a timely response.");
+            }
         }
-        Some(Fault::Hang(duration)) => {
-            tokio::time::sleep(duration).await;
-            return ctx.error(504, "gatewayTimeout", "The gateway did not receive a timely response.");
-        }
-        None => {}
     }
     if !*state.app_role_granted.lock().expect("role lock") {
         return ctx.error(
@@ -155,8 +276,19 @@ async fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx) -> Htt
             Kind::Request => tenant.reprocess_request(id),
         }
     };
+    if let Some(status) = answer_after_work {
+        return ctx.error(
+            status,
+            "gatewayTimeout",
+            "The gateway did not receive a timely response.",
+        );
+    }
     match outcome {
-        Ok(()) => ctx.builder(202).insert_header(("Content-Length", "0")).finish(),
+        Ok(()) => Answer {
+            status: 202,
+            headers: Vec::new(),
+            body: None,
+        },
         Err((status, code, message)) => ctx.error(status, code, &message),
     }
 }
@@ -166,15 +298,19 @@ enum Kind {
     Request,
 }
 
+fn unauthorized(ctx: &Ctx<'_>, code: &str, message: &str) -> Answer {
+    let mut answer = ctx.error(401, code, message);
+    answer.headers.push((
+        "WWW-Authenticate",
+        r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#.into(),
+    ));
+    answer
+}
+
 /// Messages from real Graph 401s (see `notes/graph-reprocess-facts.md` §4).
-fn check_token(request: &HttpRequest, state: &EmulatorState) -> Result<(), (&'static str, &'static str)> {
+fn check_token(authorization: Option<&str>, state: &EmulatorState) -> Result<(), (&'static str, &'static str)> {
     const CODE: &str = "InvalidAuthenticationToken";
-    let header = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let token = header.strip_prefix("Bearer ").unwrap_or("").trim();
+    let token = authorization.unwrap_or("").strip_prefix("Bearer ").unwrap_or("").trim();
     if token.is_empty() {
         return Err((CODE, "Access token is empty."));
     }
@@ -189,20 +325,4 @@ fn check_token(request: &HttpRequest, state: &EmulatorState) -> Result<(), (&'st
         return Err((CODE, "Access token validation failure. Invalid audience."));
     }
     Ok(())
-}
-
-trait WithWwwAuthenticate {
-    fn into_builder_with_www_authenticate(self) -> HttpResponse;
-}
-
-impl WithWwwAuthenticate for HttpResponse {
-    fn into_builder_with_www_authenticate(mut self) -> HttpResponse {
-        self.headers_mut().insert(
-            actix_web::http::header::WWW_AUTHENTICATE,
-            actix_web::http::header::HeaderValue::from_static(
-                r#"Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000""#,
-            ),
-        );
-        self
-    }
 }

@@ -41,6 +41,10 @@ pub struct EmulatorState {
     pub app_role_granted: Mutex<bool>,
     pub token_lifetime: Duration,
     pub faults: faults::FaultPlan,
+    /// Added before every Graph answer (a `$batch` counts once).
+    pub latency: Duration,
+    /// Graph's token bucket: `(requests per second, burst)`; past it, 429 + `Retry-After`.
+    pub throttle: Option<Mutex<faults::TokenBucket>>,
     issued_tokens: Mutex<HashMap<String, (String, time::OffsetDateTime)>>,
     graph_log: Mutex<Vec<LoggedRequest>>,
     token_fetches: AtomicUsize,
@@ -56,6 +60,8 @@ impl EmulatorState {
             app_role_granted: Mutex::new(true),
             token_lifetime: Duration::from_secs(3600),
             faults: faults::FaultPlan::default(),
+            latency: Duration::ZERO,
+            throttle: None,
             issued_tokens: Mutex::new(HashMap::new()),
             graph_log: Mutex::new(Vec::new()),
             token_fetches: AtomicUsize::new(0),
@@ -78,6 +84,30 @@ impl EmulatorState {
     /// Every access token the emulator handed out (tests assert none of them leaks into logs).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.issued_tokens.lock().expect("token lock").keys().cloned().collect()
+    }
+
+    /// Adds a token-bucket throttle of `rate` requests per second with `burst` capacity.
+    pub fn with_throttle(mut self, rate: f64, burst: f64) -> Self {
+        self.throttle = Some(Mutex::new(faults::TokenBucket::new(rate, burst)));
+        self
+    }
+
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Takes one token from the throttle, or says how many seconds until one is free.
+    pub(crate) fn take_throttle_token(&self) -> Result<(), u64> {
+        match &self.throttle {
+            Some(bucket) => bucket.lock().expect("bucket lock").take(),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets every issued token: Graph then answers 401 as for a revoked or foreign token.
+    pub fn revoke_tokens(&self) {
+        self.issued_tokens.lock().expect("token lock").clear();
     }
 
     pub fn base_url(&self) -> String {

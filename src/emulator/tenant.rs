@@ -158,3 +158,21 @@ pub mod sample {
         t
     }
 }
+
+/// Deterministic GUIDs for large generated tenants (benchmarks, fan-out and throughput tests).
+pub fn generated_id(series: u32, index: usize) -> String {
+    format!(
+        "{series:08x}-{:04x}-4{:03x}-8000-{index:012x}",
+        (index >> 24) & 0xffff,
+        (index >> 12) & 0xfff
+    )
+}
+
+impl Tenant {
+    /// Adds `count` delivered assignments with [`generated_id`]`(series, i)` IDs.
+    pub fn add_generated_delivered(&mut self, series: u32, count: usize, access_package_id: &str, target: &str) {
+        for i in 0..count {
+            self.add_assignment(&generated_id(series, i), "delivered", access_package_id, target);
+        }
+    }
+}

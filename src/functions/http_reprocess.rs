@@ -3,7 +3,7 @@
 //! results when some stayed transient (Logic Apps' default retry policy retries 503).
 
 use super::{error_body, http_bindings as b};
-use crate::domain::{RequestError, parse_json_request};
+use crate::domain::{ReprocessRequest, RequestError, parse_json_request};
 use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};
 use crate::startup::AppState;
 use serde_json::json;
@@ -77,6 +77,9 @@ async fn handle_request(
             return request_error_reply(&e);
         }
     };
+    if parsed.targets.len() > settings.http_sync_max_ids {
+        return split_into_messages(state, &parsed, invocation_id, response);
+    }
     let deadline = Instant::now() + settings.http_budget;
     let report = state.reprocessor.run(&parsed.targets, deadline).await;
     response.log(report.one_line());
@@ -88,6 +91,49 @@ async fn handle_request(
         let retry_after = report.max_retry_after().unwrap_or(30).clamp(1, 300);
         HttpReply::json(503, body).with_header("Retry-After", retry_after.to_string())
     }
+}
+
+/// More IDs than one invocation should carry: one queue message per `$batch`-sized chunk, answered 202.
+/// The queue function then reprocesses them with its retry and dead-letter rules.
+fn split_into_messages(
+    state: &AppState,
+    request: &ReprocessRequest,
+    invocation_id: &str,
+    response: &mut InvokeResponse,
+) -> HttpReply {
+    let correlation_id = request
+        .correlation_id
+        .clone()
+        .unwrap_or_else(|| invocation_id.to_owned());
+    let request = ReprocessRequest {
+        correlation_id: Some(correlation_id.clone()),
+        attempt: 0,
+        not_before: None,
+        ..request.clone()
+    };
+    let messages: Vec<String> = request
+        .chunks(state.settings.graph.batch_size)
+        .iter()
+        .map(ReprocessRequest::to_json)
+        .collect();
+    let count = messages.len();
+    response.enqueue(b::ENQUEUE, messages);
+    response.log(format!(
+        "{} IDs split into {count} queue messages, correlation {correlation_id}",
+        request.targets.len()
+    ));
+    tracing::info!(ids = request.targets.len(), messages = count, correlation_id = %correlation_id, "large call queued");
+    HttpReply::json(
+        202,
+        json!({
+            "invocationId": invocation_id,
+            "status": "queued",
+            "correlationId": correlation_id,
+            "ids": request.targets.len(),
+            "messages": count,
+            "queue": state.settings.queue_name,
+        }),
+    )
 }
 
 fn request_error_reply(e: &RequestError) -> HttpReply {

@@ -10,7 +10,7 @@
 //!   retries the whole message) only when the envelope itself is unusable.
 
 use super::queue_bindings as b;
-use crate::domain::{Outcome, Report, Target, Targets, parse_queue_message};
+use crate::domain::{Outcome, Report, ReprocessRequest, Target, Targets, parse_queue_message};
 use crate::host::{Envelope, EnvelopeError, InvokeResponse, QueueTrigger};
 use crate::startup::AppState;
 use serde_json::{Value, json};
@@ -141,28 +141,28 @@ fn retry_delay(attempt: u32, retry_after: Option<u64>) -> Duration {
         .min(MAX_NOT_BEFORE_WAIT)
 }
 
-/// The re-enqueued remainder, in the same JSON form callers use. Field names avoid the host's queue
-/// metadata keys (`Id`, `DequeueCount`, …) because JSON message properties overwrite them.
+/// The re-enqueued remainder, in the same JSON form callers use.
 pub fn retry_message(targets: &[Target], attempt: u32, not_before: OffsetDateTime, correlation_id: &str) -> String {
-    let mut message =
-        json!({ "attempt": attempt, "notBefore": format_time(not_before), "correlationId": correlation_id });
-    add_ids(&mut message, targets);
-    message.to_string()
+    ReprocessRequest {
+        targets: Targets::from_items(targets.iter().copied()),
+        attempt,
+        not_before: Some(not_before),
+        correlation_id: Some(correlation_id.to_owned()),
+    }
+    .to_json()
 }
 
 fn add_ids(record: &mut Value, targets: &[Target]) {
-    let targets = Targets::from_items(targets.iter().copied());
-    let assignments: Vec<_> = targets.assignment_ids().iter().map(|id| id.to_string()).collect();
-    let requests: Vec<_> = targets
-        .assignment_request_ids()
-        .iter()
-        .map(|id| id.to_string())
-        .collect();
-    if !assignments.is_empty() {
-        record["assignmentIds"] = json!(assignments);
-    }
-    if !requests.is_empty() {
-        record["assignmentRequestIds"] = json!(requests);
+    let ids: Value = serde_json::from_str(
+        &ReprocessRequest {
+            targets: Targets::from_items(targets.iter().copied()),
+            ..Default::default()
+        }
+        .to_json(),
+    )
+    .unwrap_or_default();
+    if let (Value::Object(record), Value::Object(ids)) = (record, ids) {
+        record.extend(ids);
     }
 }
 

@@ -26,17 +26,18 @@ pub enum ClientError {
 
 #[derive(Debug)]
 pub struct GraphClient {
-    http: reqwest::Client,
-    base_url: Url,
-    version: ApiVersion,
-    tokens: TokenProvider,
-    limiter: Arc<Limiter>,
-    attempt_timeout: Duration,
-    max_attempts: u32,
+    pub(super) http: reqwest::Client,
+    pub(super) base_url: Url,
+    pub(super) version: ApiVersion,
+    pub(super) tokens: TokenProvider,
+    pub(super) limiter: Arc<Limiter>,
+    pub(super) attempt_timeout: Duration,
+    pub(super) max_attempts: u32,
+    pub(super) batch_size: usize,
 }
 
 /// What one HTTP attempt produced, before we decide whether to retry.
-enum Attempt {
+pub(super) enum Attempt {
     Final(Outcome),
     Retry { reason: String, wait: Option<Duration> },
 }
@@ -63,6 +64,7 @@ impl GraphClient {
             limiter,
             attempt_timeout: settings.attempt_timeout,
             max_attempts: settings.max_attempts,
+            batch_size: settings.batch_size,
         })
     }
 
@@ -91,7 +93,7 @@ impl GraphClient {
             target: Some(target),
         };
         let outcome = loop {
-            let Some(permit) = self.limiter.acquire(deadline).await else {
+            let Some(permit) = self.limiter.acquire(deadline, 1).await else {
                 let wait = self
                     .limiter
                     .gate_open_at()
@@ -143,29 +145,11 @@ impl GraphClient {
         deadline: Instant,
         result: &mut ItemResult,
     ) -> Attempt {
-        let token = match self.tokens.token().await {
-            Ok(token) => token,
-            Err(e) => {
-                return Attempt::Retry {
-                    reason: e.to_string(),
-                    wait: None,
-                };
-            }
+        let authorization = match self.authorization().await {
+            Ok(value) => value,
+            Err(attempt) => return attempt,
         };
-        let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {}", token.secret())) else {
-            return Attempt::Final(Outcome::PermissionDenied {
-                error: GraphError {
-                    code: "InvalidToken".into(),
-                    message: "the credential returned a token that is not a valid header value".into(),
-                },
-                missing_app_role: REQUIRED_APP_ROLE,
-            });
-        };
-        authorization.set_sensitive(true);
-        let timeout = self
-            .attempt_timeout
-            .min(deadline.saturating_duration_since(Instant::now()))
-            .max(Duration::from_millis(100));
+        let timeout = self.timeout_before(deadline);
         let response = self
             .http
             .post(url.clone())
@@ -220,42 +204,88 @@ impl GraphClient {
                 };
             }
         };
-        match status {
-            200..=299 => Attempt::Final(Outcome::Accepted),
-            404 => Attempt::Final(Outcome::NotFound {
-                error: parse_graph_error(&body),
-            }),
-            401 | 403 => {
-                let error = parse_graph_error(&body).unwrap_or_else(|| GraphError {
-                    code: status.to_string(),
-                    message: "Graph refused the token".into(),
-                });
-                Attempt::Final(Outcome::PermissionDenied {
-                    error,
-                    missing_app_role: REQUIRED_APP_ROLE,
-                })
-            }
-            408 | 429 | 500 | 502 | 503 | 504 => {
-                let detail = parse_graph_error(&body)
-                    .map(|e| format!(" ({}: {})", e.code, e.message))
-                    .unwrap_or_default();
-                Attempt::Retry {
-                    reason: format!("Graph answered {status}{detail}"),
-                    wait: retry_after,
-                }
-            }
-            _ => {
-                let error = parse_graph_error(&body).unwrap_or_else(|| GraphError {
-                    code: format!("Http{status}"),
-                    message: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-                });
-                Attempt::Final(Outcome::Rejected { error })
-            }
+        self.record_answer(status);
+        classify(status, retry_after, &body)
+    }
+
+    /// The `Authorization` header value, marked sensitive so it never shows in `Debug` output.
+    pub(super) async fn authorization(&self) -> Result<HeaderValue, Attempt> {
+        let token = self.tokens.token().await.map_err(|e| Attempt::Retry {
+            reason: e.to_string(),
+            wait: None,
+        })?;
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.secret())).map_err(|_| {
+            Attempt::Final(Outcome::PermissionDenied {
+                error: GraphError {
+                    code: "InvalidToken".into(),
+                    message: "the credential returned a token that is not a valid header value".into(),
+                },
+                missing_app_role: REQUIRED_APP_ROLE,
+            })
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    /// Per-attempt timeout, never past the invocation's deadline.
+    pub(super) fn timeout_before(&self, deadline: Instant) -> Duration {
+        self.attempt_timeout
+            .min(deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(100))
+    }
+
+    /// Targets per Graph request: 1 = one reprocess call each, up to 20 = JSON batching.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Feeds the shared pacing: 429 is a throttle signal, any other answer counts as accepted.
+    pub(super) fn record_answer(&self, status: u16) {
+        if status == 429 {
+            self.limiter.record_throttled();
+        } else {
+            self.limiter.record_accepted(1);
         }
     }
 }
 
-fn transient(reason: &str, wait: Option<Duration>) -> Outcome {
+/// Turns one Graph answer (a response or a `$batch` sub-response) into a final outcome or a retry.
+pub(super) fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Attempt {
+    match status {
+        200..=299 => Attempt::Final(Outcome::Accepted),
+        404 => Attempt::Final(Outcome::NotFound {
+            error: parse_graph_error(body),
+        }),
+        401 | 403 => {
+            let error = parse_graph_error(body).unwrap_or_else(|| GraphError {
+                code: status.to_string(),
+                message: "Graph refused the token".into(),
+            });
+            Attempt::Final(Outcome::PermissionDenied {
+                error,
+                missing_app_role: REQUIRED_APP_ROLE,
+            })
+        }
+        408 | 424 | 429 | 500 | 502 | 503 | 504 => {
+            let detail = parse_graph_error(body)
+                .map(|e| format!(" ({}: {})", e.code, e.message))
+                .unwrap_or_default();
+            Attempt::Retry {
+                reason: format!("Graph answered {status}{detail}"),
+                wait: retry_after,
+            }
+        }
+        _ => {
+            let error = parse_graph_error(body).unwrap_or_else(|| GraphError {
+                code: format!("Http{status}"),
+                message: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+            });
+            Attempt::Final(Outcome::Rejected { error })
+        }
+    }
+}
+
+pub(super) fn transient(reason: &str, wait: Option<Duration>) -> Outcome {
     Outcome::Transient {
         reason: reason.to_owned(),
         retry_after_seconds: wait.map(|w| w.as_secs() + u64::from(w.subsec_nanos() > 0)),

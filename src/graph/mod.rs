@@ -1,5 +1,6 @@
 //! Microsoft Graph: the only module that builds Graph URLs or touches a token.
 
+pub mod batch;
 pub mod client;
 pub mod credential;
 pub mod limiter;

@@ -13,13 +13,18 @@ const EM: &str = "identityGovernance/entitlementManagement";
 
 /// Path (from the Graph root, starting with `/`) of the reprocess action for a target.
 pub fn reprocess_path(version: ApiVersion, target: &Target) -> String {
+    format!("/{}{}", version.segment(), reprocess_relative(version, target))
+}
+
+/// The same path without the version segment, as a `$batch` sub-request's `url` is written.
+pub fn reprocess_relative(version: ApiVersion, target: &Target) -> String {
     let collection = match (version, target) {
         (ApiVersion::V1, Target::Assignment(_)) => "assignments",
         (ApiVersion::V1, Target::AssignmentRequest(_)) => "assignmentRequests",
         (ApiVersion::Beta, Target::Assignment(_)) => "accessPackageAssignments",
         (ApiVersion::Beta, Target::AssignmentRequest(_)) => "accessPackageAssignmentRequests",
     };
-    format!("/{}/{EM}/{collection}/{}/reprocess", version.segment(), target.id())
+    format!("/{EM}/{collection}/{}/reprocess", target.id())
 }
 
 #[cfg(test)]
@@ -46,6 +51,10 @@ mod tests {
         assert_eq!(
             reprocess_path(ApiVersion::Beta, &r),
             "/beta/identityGovernance/entitlementManagement/accessPackageAssignmentRequests/5f1e0e3c-2d7b-4f7e-8a0e-3c6b9d1e2f40/reprocess"
+        );
+        assert_eq!(
+            reprocess_relative(ApiVersion::V1, &a),
+            "/identityGovernance/entitlementManagement/assignments/0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10/reprocess"
         );
     }
 }

@@ -183,6 +183,18 @@ impl TestApp {
         (status, body)
     }
 
+    /// Waits (up to 5 s) for the log reader to see `needle` on stdout.
+    pub fn stdout_contains(&self, needle: &str) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if self.stdout().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     pub fn stdout(&self) -> String {
         self.stdout.lock().unwrap().join("\n")
     }
@@ -191,13 +203,21 @@ impl TestApp {
         self.stderr.lock().unwrap().join("\n")
     }
 
-    /// Reprocess POSTs the emulated Graph received.
+    /// Reprocess calls the emulated Graph received, direct or as `$batch` sub-requests.
     pub fn graph_posts(&self) -> Vec<reprocess_handler::emulator::LoggedRequest> {
-        self.emulator
-            .state
-            .graph_requests()
+        let requests = self.emulator.state.graph_requests();
+        requests
             .into_iter()
-            .filter(|r| r.method == "POST")
+            .filter(|r| r.method == "POST" && r.path_and_query.ends_with("/reprocess"))
+            .collect()
+    }
+
+    /// `$batch` HTTP requests the emulated Graph received.
+    pub fn graph_batches(&self) -> Vec<reprocess_handler::emulator::LoggedRequest> {
+        let requests = self.emulator.state.graph_requests();
+        requests
+            .into_iter()
+            .filter(|r| r.path_and_query.ends_with("/$batch"))
             .collect()
     }
 

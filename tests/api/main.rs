@@ -6,3 +6,4 @@ mod http;
 mod protocol;
 mod queue;
 mod settings;
+mod throughput;

@@ -183,7 +183,7 @@ fn malformed_queue_message_is_dead_lettered_at_once_with_reason_and_text() {
     let message_id = serde_json::from_str::<String>(fixture_meta["Metadata"]["Id"].as_str().unwrap()).unwrap();
     assert_eq!(dead[0]["messageId"], message_id.as_str());
     assert_eq!(dead[0]["dequeueCount"], 1);
-    assert!(app.stdout().contains("malformed queue message dead-lettered"));
+    assert!(app.stdout_contains("malformed queue message dead-lettered"));
     assert!(app.graph_posts().is_empty());
 }
 

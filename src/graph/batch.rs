@@ -1,0 +1,261 @@
+//! JSON batching (`concepts/json-batching.md`): up to 20 reprocess calls in one `POST /{version}/$batch`.
+//! Each sub-response is read on its own (they come back in any order); only the sub-requests that were
+//! throttled or failed transiently are sent again, after the longest `Retry-After` among them. A batch
+//! answer that is itself 429/5xx (or a connection failure) is retried as a whole.
+
+use super::client::{Attempt, GraphClient, classify, transient};
+use super::paths::reprocess_relative;
+use super::retry::{backoff, parse_retry_after};
+use crate::domain::{Guid, ItemResult, Outcome, Target};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Deserialize)]
+struct BatchResponse {
+    #[serde(default)]
+    responses: Vec<SubResponse>,
+}
+
+#[derive(Deserialize)]
+struct SubResponse {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: Map<String, Value>,
+    #[serde(default)]
+    body: Value,
+}
+
+/// One round's answer: the whole batch, or one entry per pending sub-request (same order as sent).
+enum Round {
+    Whole(Attempt),
+    Parts(Vec<(Attempt, u16, Option<String>)>),
+}
+
+impl GraphClient {
+    /// Reprocesses up to 20 targets through `$batch`, retrying per sub-request until `deadline`.
+    pub async fn reprocess_batch(&self, targets: &[Target], deadline: Instant) -> Vec<ItemResult> {
+        let started = Instant::now();
+        let client_request_id = Guid::new_random();
+        let mut results: Vec<ItemResult> = targets
+            .iter()
+            .map(|t| ItemResult {
+                kind: t.kind(),
+                id: t.id().to_owned(),
+                outcome: Outcome::Accepted,
+                http_status: None,
+                graph_request_id: None,
+                attempts: 0,
+                target: Some(*t),
+            })
+            .collect();
+        let mut pending: Vec<usize> = (0..targets.len()).collect();
+        let mut round = 0u32;
+        while !pending.is_empty() {
+            // Under a slow pace, send part of the batch now and the rest next round (no attempt spent).
+            let (now, later) = pending.split_at(self.limiter.max_burst().unwrap_or(usize::MAX).min(pending.len()));
+            let (now, later) = (now.to_vec(), later.to_vec());
+            let Some(permit) = self.limiter.acquire(deadline, now.len() as u32).await else {
+                let wait = self
+                    .limiter
+                    .gate_open_at()
+                    .map(|at| at.saturating_duration_since(Instant::now()));
+                for &i in &pending {
+                    results[i].outcome = transient(
+                        "the invocation's time budget ran out while Graph asked us to back off",
+                        wait,
+                    );
+                }
+                break;
+            };
+            pending = now;
+            round += 1;
+            for &i in &pending {
+                results[i].attempts += 1;
+            }
+            let pending_targets: Vec<Target> = pending.iter().map(|&i| targets[i]).collect();
+            let answer = self.send_batch(&pending_targets, &client_request_id, deadline).await;
+            drop(permit);
+
+            let mut retry: Vec<(usize, String, Option<Duration>)> = Vec::new();
+            match answer {
+                Round::Whole(Attempt::Final(outcome)) => {
+                    for &i in &pending {
+                        results[i].outcome = outcome.clone();
+                    }
+                }
+                Round::Whole(Attempt::Retry { reason, wait }) => {
+                    retry.extend(pending.iter().map(|&i| (i, reason.clone(), wait)));
+                }
+                Round::Parts(parts) => {
+                    for (&i, (attempt, status, request_id)) in pending.iter().zip(parts) {
+                        results[i].http_status = Some(status);
+                        results[i].graph_request_id = request_id;
+                        match attempt {
+                            Attempt::Final(outcome) => results[i].outcome = outcome,
+                            Attempt::Retry { reason, wait } => retry.push((i, reason, wait)),
+                        }
+                    }
+                }
+            }
+            pending = retry.iter().map(|(i, _, _)| *i).collect();
+            if pending.is_empty() {
+                pending = later;
+                continue;
+            }
+            let named_wait = retry.iter().filter_map(|(_, _, w)| *w).max();
+            let wait = named_wait.unwrap_or_else(|| backoff(round));
+            if named_wait.is_some() {
+                self.limiter.back_off(wait);
+            }
+            tracing::warn!(
+                retrying = pending.len(),
+                round,
+                reason = %retry[0].1,
+                wait_ms = wait.as_millis() as u64,
+                "transient Graph failures in a batch"
+            );
+            let exhausted: Vec<usize> = retry
+                .iter()
+                .filter(|(i, _, _)| results[*i].attempts >= self.max_attempts)
+                .map(|(i, _, _)| *i)
+                .collect();
+            let out_of_time = Instant::now() + wait >= deadline;
+            for (i, reason, _) in &retry {
+                if out_of_time || exhausted.contains(i) {
+                    results[*i].outcome = transient(reason, Some(wait));
+                }
+            }
+            if out_of_time {
+                for &i in &later {
+                    results[i].outcome = transient("the invocation's time budget ran out", Some(wait));
+                }
+                break;
+            }
+            pending.retain(|i| !exhausted.contains(i));
+            pending.extend(later);
+            if pending.is_empty() {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        for r in &results {
+            tracing::info!(
+                id = %r.id,
+                kind = ?r.kind,
+                outcome = r.outcome.label(),
+                http_status = r.http_status,
+                graph_request_id = r.graph_request_id.as_deref().unwrap_or(""),
+                client_request_id = %client_request_id,
+                attempts = r.attempts,
+                duration_ms = started.elapsed().as_millis() as u64,
+                batched = true,
+                "reprocess finished"
+            );
+        }
+        results
+    }
+
+    async fn send_batch(&self, targets: &[Target], client_request_id: &Guid, deadline: Instant) -> Round {
+        let authorization = match self.authorization().await {
+            Ok(value) => value,
+            Err(attempt) => return Round::Whole(attempt),
+        };
+        // Sub-request ids are positions, so answers in any order map back without trusting Graph's text.
+        let requests: Vec<Value> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| json!({ "id": (i + 1).to_string(), "method": "POST", "url": reprocess_relative(self.version, t) }))
+            .collect();
+        let mut url = self.base_url.clone();
+        url.set_path(&format!("/{}/$batch", self.version.segment()));
+        let timeout = self.timeout_before(deadline);
+        let response = self
+            .http
+            .post(url)
+            .header(AUTHORIZATION, authorization)
+            .header("client-request-id", client_request_id.as_str())
+            .header(CONTENT_TYPE, "application/json")
+            .body(json!({ "requests": requests }).to_string())
+            .timeout(timeout)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                let reason = format!("Graph did not answer the batch within {} ms", timeout.as_millis());
+                return Round::Whole(Attempt::Retry { reason, wait: None });
+            }
+            Err(e) => {
+                let reason = format!("connection to Graph failed: {e}");
+                return Round::Whole(Attempt::Retry { reason, wait: None });
+            }
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let batch_request_id = header("request-id");
+        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+        let body = match tokio::time::timeout(timeout, response.bytes()).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                let reason = format!("reading Graph's batch answer failed: {e}");
+                return Round::Whole(Attempt::Retry { reason, wait: None });
+            }
+            Err(_) => {
+                let reason = "Graph's batch answer did not finish in time".to_owned();
+                return Round::Whole(Attempt::Retry { reason, wait: None });
+            }
+        };
+        if status != 200 {
+            self.record_answer(status);
+            return Round::Whole(classify(status, retry_after, &body));
+        }
+        let Ok(parsed) = serde_json::from_slice::<BatchResponse>(&body) else {
+            let reason = "Graph's batch answer was not the documented JSON".to_owned();
+            return Round::Whole(Attempt::Retry { reason, wait: None });
+        };
+        let parts = (1..=targets.len())
+            .map(|position| {
+                let Some(sub) = parsed.responses.iter().find(|r| r.id.trim() == position.to_string()) else {
+                    let reason = "Graph's batch answer had no response for this request".to_owned();
+                    return (Attempt::Retry { reason, wait: None }, 0, batch_request_id.clone());
+                };
+                self.record_answer(sub.status);
+                let sub_header = |name: &str| {
+                    sub.headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .and_then(|(_, v)| match v {
+                            Value::String(s) => Some(s.clone()),
+                            Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        })
+                };
+                let wait = sub_header("retry-after").as_deref().and_then(parse_retry_after);
+                let request_id = sub_header("request-id")
+                    .or_else(|| {
+                        sub.body["error"]["innerError"]["request-id"]
+                            .as_str()
+                            .map(str::to_owned)
+                    })
+                    .or_else(|| batch_request_id.clone());
+                let body = if sub.body.is_null() {
+                    Vec::new()
+                } else {
+                    sub.body.to_string().into_bytes()
+                };
+                (classify(sub.status, wait, &body), sub.status, request_id)
+            })
+            .collect();
+        Round::Parts(parts)
+    }
+}
