@@ -7,5 +7,6 @@ pub mod targets;
 pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, Guid, GuidError, UserId};
 pub use outcome::{ItemResult, Outcome, Report, Summary};
 pub use targets::{
-    FieldError, ReprocessRequest, RequestError, Target, TargetKind, Targets, parse_json_request, parse_queue_message,
+    FieldError, ReprocessRequest, RequestError, Scope, Target, TargetKind, Targets, parse_json_request,
+    parse_queue_message,
 };

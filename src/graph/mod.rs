@@ -3,6 +3,7 @@
 pub mod client;
 pub mod credential;
 pub mod limiter;
+pub mod list;
 pub mod paths;
 pub mod retry;
 
