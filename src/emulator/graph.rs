@@ -13,13 +13,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
     config.default_service(web::to(dispatch));
 }
 
-struct Ctx {
+pub(super) struct Ctx {
     request_id: String,
     client_request_id: String,
 }
 
 impl Ctx {
-    fn builder(&self, status: u16) -> HttpResponseBuilder {
+    pub(super) fn builder(&self, status: u16) -> HttpResponseBuilder {
         let mut b = HttpResponse::build(StatusCode::from_u16(status).expect("valid status"));
         b.insert_header(("request-id", self.request_id.as_str()))
             .insert_header(("client-request-id", self.client_request_id.as_str()))
@@ -29,7 +29,7 @@ impl Ctx {
         b
     }
 
-    fn error(&self, status: u16, code: &str, message: &str) -> HttpResponse {
+    pub(super) fn error(&self, status: u16, code: &str, message: &str) -> HttpResponse {
         let date = time::OffsetDateTime::now_utc()
             .format(&time::macros::format_description!(
                 "[year]-[month]-[day]T[hour]:[minute]:[second]"
@@ -76,6 +76,9 @@ async fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx) -> Htt
     }
     let path = request.uri().path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if request.method() == actix_web::http::Method::GET {
+        return super::list::respond(request, state, ctx, &segments);
+    }
     let (version, collection, id) = match segments.as_slice() {
         [
             version @ ("v1.0" | "beta"),

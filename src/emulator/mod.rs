@@ -7,6 +7,7 @@ pub mod faults;
 mod graph;
 pub mod host;
 mod identity;
+mod list;
 pub mod tenant;
 
 pub use faults::Fault;
@@ -41,6 +42,11 @@ pub struct EmulatorState {
     pub app_role_granted: Mutex<bool>,
     pub token_lifetime: Duration,
     pub faults: faults::FaultPlan,
+    /// Items per list page when the caller sends no smaller `$top` (Graph's default varies by API).
+    page_size: AtomicUsize,
+    /// When set, `@odata.nextLink`s point at this origin instead of the emulator (to test that the
+    /// handler refuses to follow a link off the Graph origin).
+    next_link_origin: Mutex<Option<String>>,
     issued_tokens: Mutex<HashMap<String, (String, time::OffsetDateTime)>>,
     graph_log: Mutex<Vec<LoggedRequest>>,
     token_fetches: AtomicUsize,
@@ -56,6 +62,8 @@ impl EmulatorState {
             app_role_granted: Mutex::new(true),
             token_lifetime: Duration::from_secs(3600),
             faults: faults::FaultPlan::default(),
+            page_size: AtomicUsize::new(100),
+            next_link_origin: Mutex::new(None),
             issued_tokens: Mutex::new(HashMap::new()),
             graph_log: Mutex::new(Vec::new()),
             token_fetches: AtomicUsize::new(0),
@@ -78,6 +86,35 @@ impl EmulatorState {
     /// Every access token the emulator handed out (tests assert none of them leaks into logs).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.issued_tokens.lock().expect("token lock").keys().cloned().collect()
+    }
+
+    pub fn set_page_size(&self, size: usize) {
+        self.page_size.store(size.max(1), Ordering::SeqCst);
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size.load(Ordering::SeqCst)
+    }
+
+    pub fn set_next_link_origin(&self, origin: Option<&str>) {
+        *self.next_link_origin.lock().expect("origin lock") = origin.map(str::to_owned);
+    }
+
+    /// Origin written into `@odata.nextLink`: the emulator's own unless overridden.
+    pub fn next_link_origin(&self) -> String {
+        self.next_link_origin
+            .lock()
+            .expect("origin lock")
+            .clone()
+            .unwrap_or_else(|| self.base_url())
+    }
+
+    /// Requests the emulated Graph received with this method.
+    pub fn graph_requests_with(&self, method: &str) -> Vec<LoggedRequest> {
+        self.graph_requests()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect()
     }
 
     pub fn base_url(&self) -> String {
