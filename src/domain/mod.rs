@@ -1,5 +1,6 @@
 //! Domain types: IDs that can only hold GUIDs, what a caller asked for, and what happened to each ID.
 
+pub mod alert;
 pub mod ids;
 pub mod outcome;
 pub mod targets;

@@ -6,6 +6,7 @@
 //!   which the next invocation waits for; after `QUEUE_MAX_ATTEMPTS` they go to `<queue>-poison`;
 //! - IDs refused for lack of permission go to `<queue>-poison` so they can be re-driven once the app role
 //!   is granted;
+//! - a message naming access packages or users is expanded page by page (`queue_expand`);
 //! - the invocation succeeds (2xx) so the host deletes the original message. It fails (non-2xx, the host
 //!   retries the whole message) only when the envelope itself is unusable.
 
@@ -57,6 +58,15 @@ pub async fn handle(
         }
     };
 
+    if request.dry_run {
+        let mut record = dead_letter_base();
+        record["reason"] = json!("dryRun is only for HTTP calls: nobody reads a queue message's answer");
+        record["originalMessage"] = json!(trigger.text);
+        response.enqueue(b::DEAD_LETTER, [record.to_string()]);
+        response.log("dry-run message dead-lettered: dry runs are HTTP only");
+        return Ok(response);
+    }
+
     if let Some(not_before) = request.not_before {
         let wait = (not_before - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
         let wait = Duration::try_from(wait)
@@ -71,6 +81,11 @@ pub async fn handle(
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    if !request.scopes.is_empty() {
+        super::queue_expand::handle(state, &request, dead_letter_base(), invocation_id, &mut response).await;
+        return Ok(response);
     }
 
     let deadline = Instant::now() + settings.queue_budget;
@@ -134,7 +149,7 @@ pub async fn handle(
 }
 
 /// Waits between queue attempts: 10 s, 20 s, 40 s … capped at 120 s, or Graph's Retry-After if longer.
-fn retry_delay(attempt: u32, retry_after: Option<u64>) -> Duration {
+pub(super) fn retry_delay(attempt: u32, retry_after: Option<u64>) -> Duration {
     let ours =
         Duration::from_secs(10u64.saturating_mul(1 << attempt.saturating_sub(1).min(4))).min(MAX_NOT_BEFORE_WAIT);
     ours.max(Duration::from_secs(retry_after.unwrap_or(0)))
