@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod ids;
 pub mod outcome;
+pub mod scope;
 pub mod targets;
 
 pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, Guid, GuidError, UserId};

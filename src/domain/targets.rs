@@ -6,6 +6,7 @@
 //! (see `crate::fanout`), so a scope is only a [`Scope`] value here, not a list of IDs.
 
 use super::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, GuidError, UserId};
+pub use super::scope::Scope;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -58,30 +59,6 @@ impl Target {
 pub enum TargetKind {
     Assignment,
     AssignmentRequest,
-}
-
-/// A set of assignments named by what they belong to: every *delivered* assignment of an access
-/// package, or every delivered assignment whose target is a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    AccessPackage(AccessPackageId),
-    User(UserId),
-}
-
-impl Scope {
-    /// The JSON field a message uses for this scope (`accessPackageIds` / `userIds`).
-    pub fn field(&self) -> &'static str {
-        match self {
-            Scope::AccessPackage(_) => "accessPackageIds",
-            Scope::User(_) => "userIds",
-        }
-    }
-    pub fn id(&self) -> &str {
-        match self {
-            Scope::AccessPackage(id) => id.as_str(),
-            Scope::User(id) => id.as_str(),
-        }
-    }
 }
 
 /// Targets in the order first seen, without duplicates.
