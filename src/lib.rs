@@ -8,6 +8,7 @@
 pub mod config;
 pub mod domain;
 pub mod emulator;
+pub mod fanout;
 pub mod functions;
 pub mod graph;
 pub mod host;

@@ -5,6 +5,9 @@
 //!   sends, the handler is invoked, and `Outputs.res` is unwrapped into the HTTP answer;
 //! - `POST http://127.0.0.1:7071/queue/reprocess-requests` — the body is a queue message; an in-memory
 //!   queue invokes the queue function, follows `enqueue` outputs and keeps `deadLetter` outputs;
+//! - `POST http://127.0.0.1:7071/api/alert` — an Azure Monitor common-alert-schema webhook;
+//! - HTTP functions' `enqueue` outputs go to the same in-memory queue, so a package fan-out runs to the
+//!   end (page by page, then chunks of 20 IDs);
 //! - `GET /queue/reprocess-requests-poison` and `GET /tenant` show what happened.
 
 use crate::config::Settings;
@@ -83,6 +86,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             App::new()
                 .app_data(shim_data.clone())
                 .route("/api/reprocess", web::post().to(http_call))
+                .route("/api/alert", web::post().to(alert_call))
                 .route("/queue/reprocess-requests", web::post().to(enqueue))
                 .route("/queue/reprocess-requests-poison", web::get().to(poison))
                 .route("/tenant", web::get().to(tenant))
@@ -128,7 +132,9 @@ async fn demo(shim: &Shim, port: u16) {
     })
     .to_string();
     println!("sandbox: 1) HTTP trigger  POST /api/reprocess {body}");
-    let (status, _, reply) = invoke_http(shim, &body).await;
+    let HttpOutcome {
+        status, body: reply, ..
+    } = invoke_http(shim, "function-reprocess", "reprocess", "", &body).await;
     println!("   -> HTTP {status}");
     for r in reply["results"].as_array().into_iter().flatten() {
         let detail = r["error"]["message"].as_str().or(r["reason"].as_str()).unwrap_or("");
@@ -152,6 +158,28 @@ async fn demo(shim: &Shim, port: u16) {
     if let Some(dead) = shim.poison.lock().expect("poison lock").last() {
         println!("   -> dead-lettered to reprocess-requests-poison: {}", dead["reason"]);
     }
+
+    let body = json!({ "accessPackageIds": [sample::PACKAGE_BULK] }).to_string();
+    println!(
+        "\nsandbox: 4) package fan-out  POST /api/reprocess {body}  ({} delivered + {} other assignments)",
+        sample::BULK_DELIVERED,
+        sample::BULK_OTHER
+    );
+    let outcome = invoke_http(shim, "function-reprocess", "reprocess", "", &body).await;
+    println!(
+        "   -> HTTP {} {}",
+        outcome.status,
+        json!({ "correlationId": outcome.body["correlationId"], "enqueued": outcome.body["enqueued"] })
+    );
+    for message in outcome.enqueued {
+        run_queue_message(shim, &message, 1).await;
+    }
+    let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
+    let done = (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
+        .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
+        .count();
+    let lists = shim.emulator.state.graph_requests_with("GET").len();
+    println!("   -> {done} assignments of the package reprocessed once each, after {lists} list pages");
 }
 
 fn print_curl_lines(port: u16) {
@@ -163,6 +191,14 @@ fn print_curl_lines(port: u16) {
     println!(
         "  curl -s localhost:{port}/queue/reprocess-requests -d '{}'",
         sample::DELIVERED_2
+    );
+    println!(
+        "  curl -s localhost:{port}/api/reprocess -H 'Content-Type: application/json' \\\n    -d '{{\"accessPackageIds\":[\"{}\"]}}'",
+        sample::PACKAGE_BULK
+    );
+    println!(
+        "  curl -s 'localhost:{port}/api/reprocess?dryRun=true' -H 'Content-Type: application/json' \\\n    -d '{{\"userIds\":[\"{}\"]}}'",
+        sample::USER_ADELE
     );
     println!("  curl -s localhost:{port}/queue/reprocess-requests-poison");
     println!("  curl -s localhost:{port}/tenant");
@@ -194,9 +230,25 @@ async fn invoke(shim: &Shim, function: &str, envelope: String) -> Result<Value, 
     }
 }
 
-async fn invoke_http(shim: &Shim, body: &str) -> (u16, Vec<(String, String)>, Value) {
-    let envelope = http_envelope("function-reprocess", "req", &HttpCall::post_json("reprocess", body));
-    match invoke(shim, "function-reprocess", envelope).await {
+/// What an HTTP function answered, unwrapped as the host would, plus its queue outputs.
+struct HttpOutcome {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+    enqueued: Vec<String>,
+}
+
+async fn invoke_http(shim: &Shim, function: &str, route: &str, query: &str, body: &str) -> HttpOutcome {
+    let mut call = HttpCall::post_json(route, body);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        call.query.push((k.to_owned(), v.to_owned()));
+    }
+    if !query.is_empty() {
+        call.url = format!("{}?{query}", call.url);
+    }
+    let envelope = http_envelope(function, "req", &call);
+    match invoke(shim, function, envelope).await {
         Ok(reply) => {
             let res = &reply["Outputs"]["res"];
             let status = res["statusCode"].as_str().and_then(|s| s.parse().ok()).unwrap_or(200);
@@ -212,10 +264,35 @@ async fn invoke_http(shim: &Shim, body: &str) -> (u16, Vec<(String, String)>, Va
                 .as_str()
                 .and_then(|b| serde_json::from_str(b).ok())
                 .unwrap_or(Value::Null);
-            (status, headers, body)
+            let enqueued = reply["Outputs"]["enqueue"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            HttpOutcome {
+                status,
+                headers,
+                body,
+                enqueued,
+            }
         }
         // What the host does when the invocation fails: 500 with an empty body.
-        Err(e) => (500, Vec::new(), json!({ "sandbox": e })),
+        Err(e) => HttpOutcome {
+            status: 500,
+            headers: Vec::new(),
+            body: json!({ "sandbox": e }),
+            enqueued: Vec::new(),
+        },
+    }
+}
+
+fn short(text: &str) -> String {
+    if text.chars().count() > 140 {
+        format!("{}…", text.chars().take(140).collect::<String>())
+    } else {
+        text.to_owned()
     }
 }
 
@@ -240,7 +317,7 @@ async fn run_queue_message(shim: &Shim, text: &str, dequeue_count: u32) {
                     .flatten()
                     .filter_map(Value::as_str)
                 {
-                    println!("   -> re-enqueued: {message}");
+                    println!("   -> enqueued: {}", short(message));
                     pending.push((message.to_owned(), 1));
                 }
                 for message in reply["Outputs"]["deadLetter"]
@@ -282,15 +359,39 @@ async fn queue_worker(shim: Arc<Shim>, mut rx: mpsc::UnboundedReceiver<(String, 
     }
 }
 
-async fn http_call(body: String, shim: web::Data<Shim>) -> HttpResponse {
-    let (status, headers, reply) = invoke_http(&shim, &body).await;
+async fn http_call(request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {
+    forward(&shim, "function-reprocess", "reprocess", request.query_string(), &body).await
+}
+
+async fn alert_call(request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {
+    forward(
+        &shim,
+        "function-reprocess-alert",
+        "alert",
+        request.query_string(),
+        &body,
+    )
+    .await
+}
+
+/// Runs an HTTP function, hands its `enqueue` outputs to the in-memory queue, returns `res`.
+async fn forward(shim: &Shim, function: &str, route: &str, query: &str, body: &str) -> HttpResponse {
+    let outcome = invoke_http(shim, function, route, query, body).await;
+    for message in outcome.enqueued {
+        let _ = shim.queue.send((message, 1));
+    }
     let mut response = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status).unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
+        actix_web::http::StatusCode::from_u16(outcome.status)
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
     );
-    for (name, value) in headers.iter().filter(|(n, _)| !n.eq_ignore_ascii_case("content-type")) {
+    for (name, value) in outcome
+        .headers
+        .iter()
+        .filter(|(n, _)| !n.eq_ignore_ascii_case("content-type"))
+    {
         response.insert_header((name.as_str(), value.as_str()));
     }
-    response.json(reply)
+    response.json(outcome.body)
 }
 
 async fn enqueue(_request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {

@@ -3,7 +3,7 @@
 //! (0 picks a free port, for tests).
 
 use crate::config::Settings;
-use crate::functions::{self, http_bindings, queue_bindings};
+use crate::functions::{self, alert_bindings, http_bindings, queue_bindings};
 use crate::graph::{GraphClient, Limiter, TokenProvider};
 use crate::host::{Envelope, INVOCATION_ID_HEADER};
 use crate::reprocess::Reprocessor;
@@ -22,6 +22,8 @@ const ENVELOPE_LIMIT: usize = 256 << 20;
 pub struct AppState {
     pub settings: Settings,
     pub reprocessor: Reprocessor,
+    /// For reads (listing, dry runs); shares the limiter and token cache with the reprocessor.
+    pub graph: Arc<GraphClient>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +46,18 @@ impl Application {
         let tokens = TokenProvider::from_settings(&settings)?;
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
-        let reprocessor = Reprocessor::new(graph, settings.graph.max_concurrency);
+        let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
         let port = settings.port;
         let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|source| StartupError::Bind { port, source })?;
         let port = listener
             .local_addr()
             .map_err(|source| StartupError::Bind { port, source })?
             .port();
-        let state = web::Data::new(AppState { settings, reprocessor });
+        let state = web::Data::new(AppState {
+            settings,
+            reprocessor,
+            graph,
+        });
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -123,6 +129,7 @@ async fn invoke(
         let reply = match function.as_str() {
             http_bindings::FUNCTION => Ok(functions::http_reprocess::handle(&state, &envelope, &invocation_id).await),
             queue_bindings::FUNCTION => functions::queue_reprocess::handle(&state, &envelope, &invocation_id).await,
+            alert_bindings::FUNCTION => Ok(functions::alert_reprocess::handle(&state, &envelope, &invocation_id).await),
             _ => {
                 tracing::error!("invocation for an unknown function");
                 return HttpResponse::NotFound()

@@ -1,10 +1,18 @@
 //! What a caller asked for: the JSON body of an HTTP call or a queue message, parsed into GUID
 //! newtypes with duplicates collapsed. Errors name the field (`assignmentIds[3]`) and the reason.
+//!
+//! Besides assignment and request IDs a caller may name whole scopes (`accessPackageIds`, `userIds`):
+//! those are never reprocessed in the invocation that receives them but expanded through the queue
+//! (see `crate::fanout`), so a scope is only a [`Scope`] value here, not a list of IDs.
 
-use super::ids::{AssignmentId, AssignmentRequestId, GuidError};
+use super::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, GuidError, UserId};
+pub use super::scope::Scope;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
+
+/// Longest `nextLink` accepted; Graph's skip tokens are opaque but far shorter than this.
+const MAX_NEXT_LINK: usize = 8_192;
 
 /// Field names the JSON forms accept; anything else is refused so a typo is not silently ignored.
 const KNOWN_FIELDS: &[&str] = &[
@@ -12,6 +20,12 @@ const KNOWN_FIELDS: &[&str] = &[
     "assignmentRequestIds",
     "assignmentId",
     "assignmentRequestId",
+    "accessPackageIds",
+    "accessPackageId",
+    "userIds",
+    "userId",
+    "dryRun",
+    "nextLink",
     "attempt",
     "notBefore",
     "correlationId",
@@ -92,60 +106,18 @@ impl Targets {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReprocessRequest {
     pub targets: Targets,
+    /// Packages and users to expand into assignment IDs, in the order first seen, without duplicates.
+    pub scopes: Vec<Scope>,
+    /// Report what would be reprocessed and reprocess nothing (HTTP only).
+    pub dry_run: bool,
+    /// Where to resume listing a single scope (a Graph `@odata.nextLink`, checked by `graph::list`).
+    pub next_link: Option<String>,
     /// How many times this work has been attempted before (queue re-enqueue bookkeeping).
     pub attempt: u32,
     /// RFC 3339 time before which a re-enqueued message should not be worked on.
     pub not_before: Option<time::OffsetDateTime>,
     /// Carried through re-enqueues so logs of one logical request can be joined.
     pub correlation_id: Option<String>,
-}
-
-impl ReprocessRequest {
-    /// The JSON form this request parses from: what the functions put on the queue. Field names avoid the
-    /// host's queue metadata keys (`Id`, `DequeueCount`, …), which JSON message properties would overwrite.
-    pub fn to_json(&self) -> String {
-        let mut message = Map::new();
-        let ids = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
-        let assignments: Vec<String> = self.targets.assignment_ids().iter().map(ToString::to_string).collect();
-        let requests: Vec<String> = self
-            .targets
-            .assignment_request_ids()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        if !assignments.is_empty() {
-            message.insert("assignmentIds".into(), ids(assignments));
-        }
-        if !requests.is_empty() {
-            message.insert("assignmentRequestIds".into(), ids(requests));
-        }
-        if self.attempt > 0 {
-            message.insert("attempt".into(), Value::from(self.attempt));
-        }
-        if let Some(t) = self.not_before {
-            let t = t.replace_nanosecond(0).unwrap_or(t);
-            let text = t
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            message.insert("notBefore".into(), Value::String(text));
-        }
-        if let Some(id) = &self.correlation_id {
-            message.insert("correlationId".into(), Value::String(id.clone()));
-        }
-        Value::Object(message).to_string()
-    }
-
-    /// Splits into requests of at most `size` targets each, keeping the other fields.
-    pub fn chunks(&self, size: usize) -> Vec<ReprocessRequest> {
-        self.targets
-            .items()
-            .chunks(size.max(1))
-            .map(|chunk| ReprocessRequest {
-                targets: Targets::from_items(chunk.iter().copied()),
-                ..self.clone()
-            })
-            .collect()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -164,7 +136,9 @@ pub enum RequestError {
     NotAnObject(&'static str),
     #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect::<Vec<_>>().join("; "))]
     Fields(Vec<FieldError>),
-    #[error("no IDs given: set assignmentIds, assignmentRequestIds, assignmentId or assignmentRequestId")]
+    #[error(
+        "no IDs given: set assignmentIds, assignmentRequestIds, accessPackageIds or userIds (or the singular forms)"
+    )]
     NoTargets,
     #[error("{count} distinct IDs exceed the limit of {limit} per call ({setting})")]
     TooManyIds {
@@ -254,6 +228,40 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         &mut items,
         |s| AssignmentRequestId::parse(s).map(Target::AssignmentRequest),
     );
+    let mut scopes = Vec::new();
+    collect_ids(
+        map,
+        "accessPackageIds",
+        "accessPackageId",
+        &mut errors,
+        &mut scopes,
+        |s| AccessPackageId::parse(s).map(Scope::AccessPackage),
+    );
+    collect_ids(map, "userIds", "userId", &mut errors, &mut scopes, |s| {
+        UserId::parse(s).map(Scope::User)
+    });
+    let dry_run = match map.get("dryRun") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            errors.push(FieldError {
+                field: "dryRun".into(),
+                reason: format!("must be true or false, got {}", json_kind(other)),
+            });
+            false
+        }
+    };
+    let next_link = match map.get("nextLink") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= MAX_NEXT_LINK => Some(s.clone()),
+        Some(_) => {
+            errors.push(FieldError {
+                field: "nextLink".into(),
+                reason: format!("must be a Graph @odata.nextLink URL of at most {MAX_NEXT_LINK} characters"),
+            });
+            None
+        }
+    };
 
     let attempt = match map.get("attempt") {
         None | Some(Value::Null) => 0,
@@ -307,33 +315,44 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         return Err(RequestError::Fields(errors));
     }
     let targets = Targets::from_items(items);
-    if targets.is_empty() {
+    let mut seen = HashSet::new();
+    scopes.retain(|s| seen.insert(*s));
+    if targets.is_empty() && scopes.is_empty() {
         return Err(RequestError::NoTargets);
     }
-    if targets.len() > max_ids {
+    if next_link.is_some() && !(targets.is_empty() && scopes.len() == 1) {
+        return Err(RequestError::Fields(vec![FieldError {
+            field: "nextLink".into(),
+            reason: "only allowed with exactly one access package or user and no other IDs".into(),
+        }]));
+    }
+    if targets.len() + scopes.len() > max_ids {
         return Err(RequestError::TooManyIds {
-            count: targets.len(),
+            count: targets.len() + scopes.len(),
             limit: max_ids,
             setting: "MAX_IDS_PER_CALL",
         });
     }
     Ok(ReprocessRequest {
         targets,
+        scopes,
+        dry_run,
+        next_link,
         attempt,
         not_before,
         correlation_id,
     })
 }
 
-fn collect_ids(
+fn collect_ids<T>(
     map: &Map<String, Value>,
     list_field: &str,
     single_field: &str,
     errors: &mut Vec<FieldError>,
-    items: &mut Vec<Target>,
-    parse: impl Fn(&str) -> Result<Target, GuidError>,
+    items: &mut Vec<T>,
+    parse: impl Fn(&str) -> Result<T, GuidError>,
 ) {
-    let one = |field: String, value: &Value| -> Result<Target, FieldError> {
+    let one = |field: String, value: &Value| -> Result<T, FieldError> {
         match value {
             Value::String(s) => parse(s).map_err(|e| FieldError {
                 field,
@@ -379,71 +398,5 @@ fn truncate(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const A: &str = "0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10";
-    const B: &str = "5f1e0e3c-2d7b-4f7e-8a0e-3c6b9d1e2f40";
-
-    #[test]
-    fn collapses_duplicates_across_forms_and_case() {
-        let body = format!(
-            r#"{{"assignmentIds":["{A}","{}"],"assignmentId":"{A}","assignmentRequestIds":["{B}"]}}"#,
-            A.to_uppercase()
-        );
-        let req = parse_json_request(&body, 1000).unwrap();
-        assert_eq!(req.targets.len(), 2);
-        assert_eq!(req.targets.assignment_ids()[0].as_str(), A);
-        assert_eq!(req.targets.assignment_request_ids()[0].as_str(), B);
-    }
-
-    #[test]
-    fn names_the_bad_field() {
-        let err = parse_json_request(r#"{"assignmentIds":["x", 5]}"#, 1000).unwrap_err();
-        let fields: Vec<_> = err.field_errors().iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["assignmentIds[0]", "assignmentIds[1]"]);
-        let err = parse_json_request(r#"{"assignmentIDs":[]}"#, 1000).unwrap_err();
-        assert_eq!(err.field_errors()[0].field, "assignmentIDs");
-    }
-
-    #[test]
-    fn enforces_the_id_limit_after_collapsing_duplicates() {
-        let body = format!(r#"{{"assignmentIds":["{A}","{A}","{B}"]}}"#);
-        assert!(parse_json_request(&body, 2).is_ok());
-        assert!(matches!(
-            parse_json_request(&body, 1),
-            Err(RequestError::TooManyIds { count: 2, limit: 1, .. })
-        ));
-    }
-
-    #[test]
-    fn json_form_round_trips() {
-        let text = format!(
-            r#"{{"assignmentIds":["{A}"],"assignmentRequestIds":["{B}"],"attempt":3,"notBefore":"2026-01-01T00:00:00Z","correlationId":"c-1"}}"#
-        );
-        let parsed = parse_queue_message(&text, 10).unwrap();
-        assert_eq!(parsed.to_json(), text);
-        assert_eq!(parse_queue_message(&parsed.to_json(), 10).unwrap(), parsed);
-        assert_eq!(parsed.chunks(1).len(), 2);
-    }
-
-    #[test]
-    fn queue_message_forms() {
-        assert_eq!(parse_queue_message(&format!(" {A}\n"), 10).unwrap().targets.len(), 1);
-        assert_eq!(parse_queue_message(&format!("\"{A}\""), 10).unwrap().targets.len(), 1);
-        let m = parse_queue_message(
-            &format!(r#"{{"assignmentIds":["{A}"],"attempt":2,"notBefore":"2026-01-01T00:00:00Z"}}"#),
-            10,
-        )
-        .unwrap();
-        assert_eq!(m.attempt, 2);
-        assert!(m.not_before.is_some());
-        assert!(parse_queue_message("not-a-guid", 10).is_err());
-        assert!(matches!(parse_queue_message("", 10), Err(RequestError::Empty)));
-        assert!(matches!(
-            parse_json_request("[1]", 10),
-            Err(RequestError::NotAnObject("an array"))
-        ));
-        assert!(matches!(parse_json_request("{}", 10), Err(RequestError::NoTargets)));
-    }
-}
+#[path = "targets_tests.rs"]
+mod tests;

@@ -7,7 +7,7 @@
 use super::faults::Fault;
 use super::{EmulatorState, LoggedRequest};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use serde_json::{Value, json};
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -37,7 +37,7 @@ impl Answer {
     }
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     request_id: String,
     client_request_id: String,
     authorization: Option<&'a str>,
@@ -46,6 +46,36 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn error(&self, status: u16, code: &str, message: &str) -> Answer {
         Answer::error(status, code, message, &self.request_id, &self.client_request_id)
+    }
+
+    /// A response with the headers Graph puts on every answer.
+    pub(super) fn builder(&self, status: u16) -> HttpResponseBuilder {
+        let mut response = HttpResponse::build(StatusCode::from_u16(status).expect("valid status"));
+        response
+            .insert_header(("request-id", self.request_id.as_str()))
+            .insert_header(("client-request-id", self.client_request_id.as_str()))
+            .insert_header((
+                "x-ms-ags-diagnostic",
+                r#"{"ServerInfo":{"DataCenter":"Emulated","Slice":"E","Ring":"5","ScaleUnit":"003","RoleInstance":"EMU01"}}"#,
+            ))
+            .insert_header(("Strict-Transport-Security", "max-age=31536000"))
+            .insert_header(("Cache-Control", "no-cache"));
+        response
+    }
+
+    pub(super) fn http_error(&self, status: u16, code: &str, message: &str) -> HttpResponse {
+        to_response(self, self.error(status, code, message))
+    }
+}
+
+fn to_response(ctx: &Ctx<'_>, answer: Answer) -> HttpResponse {
+    let mut response = ctx.builder(answer.status);
+    for (name, value) in &answer.headers {
+        response.insert_header((*name, value.as_str()));
+    }
+    match answer.body {
+        Some(body) => response.body(body.to_string()),
+        None => response.insert_header(("Content-Length", "0")).finish(),
     }
 }
 
@@ -70,10 +100,19 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
     }
     let path = request.uri().path().to_owned();
     let method = request.method().to_string();
-    let answer = if path == "/v1.0/$batch" || path == "/beta/$batch" {
-        batch(&state, &ctx, &method, &body, &path[1..path.len() - "/$batch".len()]).await
+    let response = if method == "GET" {
+        match check_token(ctx.authorization, &state) {
+            Err((code, message)) => to_response(&ctx, unauthorized(&ctx, code, message)),
+            Ok(()) => {
+                let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+                super::list::respond(&request, &state, &ctx, &segments)
+            }
+        }
+    } else if path == "/v1.0/$batch" || path == "/beta/$batch" {
+        let version = &path[1..path.len() - "/$batch".len()];
+        to_response(&ctx, batch(&state, &ctx, &method, &body, version).await)
     } else {
-        call(&state, &ctx, &method, &path, true).await
+        to_response(&ctx, call(&state, &ctx, &method, &path, true).await)
     };
     state.graph_log.lock().expect("log lock").push(LoggedRequest {
         method,
@@ -81,25 +120,9 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
         client_request_id,
         had_authorization: authorization.is_some(),
         content_length: header("content-length"),
-        status: answer.status,
+        status: response.status().as_u16(),
     });
-    let mut response = HttpResponse::build(StatusCode::from_u16(answer.status).expect("valid status"));
     response
-        .insert_header(("request-id", ctx.request_id.as_str()))
-        .insert_header(("client-request-id", ctx.client_request_id.as_str()))
-        .insert_header((
-            "x-ms-ags-diagnostic",
-            r#"{"ServerInfo":{"DataCenter":"Emulated","Slice":"E","Ring":"5","ScaleUnit":"003","RoleInstance":"EMU01"}}"#,
-        ))
-        .insert_header(("Strict-Transport-Security", "max-age=31536000"))
-        .insert_header(("Cache-Control", "no-cache"));
-    for (name, value) in &answer.headers {
-        response.insert_header((*name, value.as_str()));
-    }
-    match answer.body {
-        Some(body) => response.body(body.to_string()),
-        None => response.insert_header(("Content-Length", "0")).finish(),
-    }
 }
 
 /// `POST /{version}/$batch`: each sub-request is authenticated, throttled and answered on its own;

@@ -7,6 +7,7 @@ pub mod faults;
 mod graph;
 pub mod host;
 mod identity;
+mod list;
 pub mod tenant;
 
 pub use faults::Fault;
@@ -45,6 +46,11 @@ pub struct EmulatorState {
     pub latency: Duration,
     /// Graph's token bucket: `(requests per second, burst)`; past it, 429 + `Retry-After`.
     pub throttle: Option<Mutex<faults::TokenBucket>>,
+    /// Items per list page when the caller sends no smaller `$top` (Graph's default varies by API).
+    page_size: AtomicUsize,
+    /// When set, `@odata.nextLink`s point at this origin instead of the emulator (to test that the
+    /// handler refuses to follow a link off the Graph origin).
+    next_link_origin: Mutex<Option<String>>,
     issued_tokens: Mutex<HashMap<String, (String, time::OffsetDateTime)>>,
     graph_log: Mutex<Vec<LoggedRequest>>,
     token_fetches: AtomicUsize,
@@ -62,6 +68,8 @@ impl EmulatorState {
             faults: faults::FaultPlan::default(),
             latency: Duration::ZERO,
             throttle: None,
+            page_size: AtomicUsize::new(100),
+            next_link_origin: Mutex::new(None),
             issued_tokens: Mutex::new(HashMap::new()),
             graph_log: Mutex::new(Vec::new()),
             token_fetches: AtomicUsize::new(0),
@@ -108,6 +116,35 @@ impl EmulatorState {
     /// Forgets every issued token: Graph then answers 401 as for a revoked or foreign token.
     pub fn revoke_tokens(&self) {
         self.issued_tokens.lock().expect("token lock").clear();
+    }
+
+    pub fn set_page_size(&self, size: usize) {
+        self.page_size.store(size.max(1), Ordering::SeqCst);
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size.load(Ordering::SeqCst)
+    }
+
+    pub fn set_next_link_origin(&self, origin: Option<&str>) {
+        *self.next_link_origin.lock().expect("origin lock") = origin.map(str::to_owned);
+    }
+
+    /// Origin written into `@odata.nextLink`: the emulator's own unless overridden.
+    pub fn next_link_origin(&self) -> String {
+        self.next_link_origin
+            .lock()
+            .expect("origin lock")
+            .clone()
+            .unwrap_or_else(|| self.base_url())
+    }
+
+    /// Requests the emulated Graph received with this method.
+    pub fn graph_requests_with(&self, method: &str) -> Vec<LoggedRequest> {
+        self.graph_requests()
+            .into_iter()
+            .filter(|r| r.method == method)
+            .collect()
     }
 
     pub fn base_url(&self) -> String {

@@ -27,6 +27,10 @@ pub struct AssignmentRequest {
 pub struct Tenant {
     pub assignments: HashMap<String, Assignment>,
     pub requests: HashMap<String, AssignmentRequest>,
+    /// Access package display names by ID (what `$expand=accessPackage` shows).
+    pub package_names: HashMap<String, String>,
+    /// User display name and UPN by object ID (what `$expand=target` shows).
+    pub users: HashMap<String, (String, String)>,
 }
 
 /// Why Graph refuses to reprocess, as (status, code, message).
@@ -103,6 +107,28 @@ impl Tenant {
         Ok(())
     }
 
+    pub fn name_package(&mut self, id: &str, name: &str) {
+        self.package_names.insert(id.to_ascii_lowercase(), name.to_owned());
+    }
+
+    pub fn add_user(&mut self, id: &str, name: &str, upn: &str) {
+        self.users
+            .insert(id.to_ascii_lowercase(), (name.to_owned(), upn.to_owned()));
+    }
+
+    /// Assignments sorted by ID, so paging is stable between requests.
+    pub fn sorted_assignments(&self) -> Vec<&Assignment> {
+        let mut all: Vec<_> = self.assignments.values().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Total reprocess calls Graph accepted, over all assignments and requests.
+    pub fn total_reprocessed(&self) -> u32 {
+        self.assignments.values().map(|a| a.reprocess_count).sum::<u32>()
+            + self.requests.values().map(|r| r.reprocess_count).sum::<u32>()
+    }
+
     pub fn reprocess_count(&self, id: &str) -> u32 {
         let id = id.to_ascii_lowercase();
         self.assignments
@@ -145,8 +171,44 @@ pub mod sample {
     /// Request failed 20 days ago: past the 14-day window, 400.
     pub const REQUEST_STALE: &str = "8de4a160-ce92-4c2b-9cdd-f1859be2ad98";
 
+    /// A large package for fan-out: [`BULK_DELIVERED`] delivered assignments (three pages at the
+    /// emulator's default page size of 100) plus [`BULK_OTHER`] in other states that the filter excludes.
+    pub const PACKAGE_BULK: &str = "e7c1a2b3-4d5e-4f60-8a7b-9c0d1e2f3a4b";
+    pub const BULK_DELIVERED: usize = 260;
+    pub const BULK_OTHER: usize = 20;
+
+    /// Deterministic ID of the `i`-th assignment of [`PACKAGE_BULK`] (0-based); the first
+    /// [`BULK_DELIVERED`] are delivered.
+    pub fn bulk_assignment(i: usize) -> String {
+        format!("b0b0b0b0-0000-4000-8000-{:012x}", i + 1)
+    }
+
+    /// The user targeted by [`bulk_assignment`]`(i)`.
+    pub fn bulk_user(i: usize) -> String {
+        format!("a0a0a0a0-0000-4000-8000-{:012x}", i + 1)
+    }
+
     pub fn tenant() -> super::Tenant {
         let mut t = super::Tenant::default();
+        t.name_package(PACKAGE_SALES, "Sales");
+        t.name_package(PACKAGE_BULK, "All staff");
+        t.add_user(USER_ADELE, "Adele Vance", "adelev@contoso.example");
+        t.add_user(USER_BRIAN, "Brian Johnson", "brianj@contoso.example");
+        const OTHER_STATES: [&str; 4] = ["expired", "delivering", "deliveryFailed", "partiallyDelivered"];
+        for i in 0..BULK_DELIVERED + BULK_OTHER {
+            let state = if i < BULK_DELIVERED {
+                "delivered"
+            } else {
+                OTHER_STATES[i % OTHER_STATES.len()]
+            };
+            let user = bulk_user(i);
+            t.add_user(
+                &user,
+                &format!("Staff {}", i + 1),
+                &format!("staff{}@contoso.example", i + 1),
+            );
+            t.add_assignment(&bulk_assignment(i), state, PACKAGE_BULK, &user);
+        }
         t.add_assignment(DELIVERED_1, "delivered", PACKAGE_SALES, USER_ADELE);
         t.add_assignment(DELIVERED_2, "delivered", PACKAGE_SALES, USER_BRIAN);
         t.add_assignment(DELIVERED_3, "delivered", PACKAGE_SALES, USER_ADELE);

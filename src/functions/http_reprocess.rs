@@ -1,9 +1,15 @@
 //! `function-reprocess`: POST /api/reprocess with `{"assignmentIds":[…], "assignmentRequestIds":[…]}`.
 //! 200 with per-ID results when every ID reached a final outcome; 503 + `Retry-After` with the same
 //! results when some stayed transient (Logic Apps' default retry policy retries 503).
+//!
+//! With `accessPackageIds`/`userIds` the call is fan-out: one expansion message per package/user (and
+//! the direct IDs in chunks of 20) go to the queue and the answer is 202 at once, so a package of any
+//! size is never reprocessed inside this invocation (`crate::fanout`). `"dryRun": true` or
+//! `?dryRun=true` reads instead and reprocesses nothing.
 
-use super::{error_body, http_bindings as b};
-use crate::domain::{ReprocessRequest, RequestError, parse_json_request};
+use super::{accepted_body, error_body, http_bindings as b, query_flag};
+use crate::domain::{Guid, RequestError, Targets, parse_json_request};
+use crate::fanout::{self, Plan};
 use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};
 use crate::startup::AppState;
 use serde_json::json;
@@ -77,10 +83,62 @@ async fn handle_request(
             return request_error_reply(&e);
         }
     };
-    if parsed.targets.len() > settings.http_sync_max_ids {
-        return split_into_messages(state, &parsed, invocation_id, response);
+    let dry_run = match query_flag(request, "dryRun") {
+        Ok(flag) => flag || parsed.dry_run,
+        Err(reply) => return reply,
+    };
+    if parsed.next_link.is_some() {
+        return HttpReply::json(
+            400,
+            error_body(
+                "invalid_field",
+                "nextLink is only for the queue function's continuation messages; an HTTP call lists from the start",
+                json!({ "fields": [{ "field": "nextLink", "reason": "not accepted over HTTP" }] }),
+            ),
+        );
     }
     let deadline = Instant::now() + settings.http_budget;
+    if dry_run {
+        let mut body = fanout::dry_run(&state.graph, &parsed.targets, &parsed.scopes, deadline).await;
+        body["invocationId"] = json!(invocation_id);
+        let line = format!("dry run, nothing reprocessed: {}", body["summary"]);
+        tracing::info!(summary = %body["summary"], truncated = %body["truncated"], "dry run finished");
+        response.log(line);
+        return HttpReply::json(200, body);
+    }
+    if !parsed.scopes.is_empty() {
+        let correlation_id = parsed
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| Guid::new_random().to_string());
+        let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id);
+        response.enqueue(b::ENQUEUE, plan.messages());
+        let line = format!(
+            "fan-out {correlation_id}: {} expansion and {} ID messages enqueued",
+            plan.expansion_messages.len(),
+            plan.id_messages.len()
+        );
+        tracing::info!(correlation_id = %correlation_id, messages = plan.len(), "fan-out enqueued");
+        response.log(line);
+        let body = accepted_body(
+            &plan,
+            &parsed.targets,
+            &parsed.scopes,
+            &correlation_id,
+            invocation_id,
+            &settings.queue_name,
+        );
+        return HttpReply::json(202, body);
+    }
+    if parsed.targets.len() > settings.http_sync_max_ids {
+        return split_into_messages(
+            state,
+            &parsed.targets,
+            parsed.correlation_id.as_deref(),
+            invocation_id,
+            response,
+        );
+    }
     let report = state.reprocessor.run(&parsed.targets, deadline).await;
     response.log(report.one_line());
     tracing::info!(summary = ?report.summary, "HTTP reprocess finished");
@@ -93,43 +151,32 @@ async fn handle_request(
     }
 }
 
-/// More IDs than one invocation should carry: one queue message per `$batch`-sized chunk, answered 202.
-/// The queue function then reprocesses them with its retry and dead-letter rules.
+/// More IDs than one invocation should carry (`HTTP_SYNC_MAX_IDS`): one queue message per
+/// `$batch`-sized chunk, answered 202 with the count and a correlation ID. The queue function then
+/// reprocesses them with its retry and dead-letter rules.
 fn split_into_messages(
     state: &AppState,
-    request: &ReprocessRequest,
+    targets: &Targets,
+    correlation_id: Option<&str>,
     invocation_id: &str,
     response: &mut InvokeResponse,
 ) -> HttpReply {
-    let correlation_id = request
-        .correlation_id
-        .clone()
-        .unwrap_or_else(|| invocation_id.to_owned());
-    let request = ReprocessRequest {
-        correlation_id: Some(correlation_id.clone()),
-        attempt: 0,
-        not_before: None,
-        ..request.clone()
-    };
-    let messages: Vec<String> = request
-        .chunks(state.settings.graph.batch_size)
-        .iter()
-        .map(ReprocessRequest::to_json)
-        .collect();
+    let correlation_id = correlation_id.map_or_else(|| invocation_id.to_owned(), str::to_owned);
+    let messages = fanout::id_messages(targets, &correlation_id);
     let count = messages.len();
     response.enqueue(b::ENQUEUE, messages);
     response.log(format!(
         "{} IDs split into {count} queue messages, correlation {correlation_id}",
-        request.targets.len()
+        targets.len()
     ));
-    tracing::info!(ids = request.targets.len(), messages = count, correlation_id = %correlation_id, "large call queued");
+    tracing::info!(ids = targets.len(), messages = count, correlation_id = %correlation_id, "large call queued");
     HttpReply::json(
         202,
         json!({
             "invocationId": invocation_id,
             "status": "queued",
             "correlationId": correlation_id,
-            "ids": request.targets.len(),
+            "ids": targets.len(),
             "messages": count,
             "queue": state.settings.queue_name,
         }),

@@ -6,11 +6,12 @@
 //!   which the next invocation waits for; after `QUEUE_MAX_ATTEMPTS` they go to `<queue>-poison`;
 //! - IDs refused for lack of permission go to `<queue>-poison` so they can be re-driven once the app role
 //!   is granted;
+//! - a message naming access packages or users is expanded page by page (`queue_expand`);
 //! - the invocation succeeds (2xx) so the host deletes the original message. It fails (non-2xx, the host
 //!   retries the whole message) only when the envelope itself is unusable.
 
 use super::queue_bindings as b;
-use crate::domain::{Outcome, Report, ReprocessRequest, Target, Targets, parse_queue_message};
+use crate::domain::{Outcome, Report, Target, TargetKind, Targets, parse_queue_message};
 use crate::host::{Envelope, EnvelopeError, InvokeResponse, QueueTrigger};
 use crate::startup::AppState;
 use serde_json::{Value, json};
@@ -57,6 +58,15 @@ pub async fn handle(
         }
     };
 
+    if request.dry_run {
+        let mut record = dead_letter_base();
+        record["reason"] = json!("dryRun is only for HTTP calls: nobody reads a queue message's answer");
+        record["originalMessage"] = json!(trigger.text);
+        response.enqueue(b::DEAD_LETTER, [record.to_string()]);
+        response.log("dry-run message dead-lettered: dry runs are HTTP only");
+        return Ok(response);
+    }
+
     if let Some(not_before) = request.not_before {
         let wait = (not_before - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
         let wait = Duration::try_from(wait)
@@ -71,6 +81,11 @@ pub async fn handle(
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    if !request.scopes.is_empty() {
+        super::queue_expand::handle(state, &request, dead_letter_base(), invocation_id, &mut response).await;
+        return Ok(response);
     }
 
     let deadline = Instant::now() + settings.queue_budget;
@@ -134,35 +149,39 @@ pub async fn handle(
 }
 
 /// Waits between queue attempts: 10 s, 20 s, 40 s … capped at 120 s, or Graph's Retry-After if longer.
-fn retry_delay(attempt: u32, retry_after: Option<u64>) -> Duration {
+pub(super) fn retry_delay(attempt: u32, retry_after: Option<u64>) -> Duration {
     let ours =
         Duration::from_secs(10u64.saturating_mul(1 << attempt.saturating_sub(1).min(4))).min(MAX_NOT_BEFORE_WAIT);
     ours.max(Duration::from_secs(retry_after.unwrap_or(0)))
         .min(MAX_NOT_BEFORE_WAIT)
 }
 
-/// The re-enqueued remainder, in the same JSON form callers use.
+/// The re-enqueued remainder, in the same JSON form callers use. Field names avoid the host's queue
+/// metadata keys (`Id`, `DequeueCount`, …), which JSON message properties would overwrite.
 pub fn retry_message(targets: &[Target], attempt: u32, not_before: OffsetDateTime, correlation_id: &str) -> String {
-    ReprocessRequest {
-        targets: Targets::from_items(targets.iter().copied()),
-        attempt,
-        not_before: Some(not_before),
-        correlation_id: Some(correlation_id.to_owned()),
-    }
-    .to_json()
+    let mut message =
+        json!({ "attempt": attempt, "notBefore": format_time(not_before), "correlationId": correlation_id });
+    add_ids(&mut message, targets);
+    message.to_string()
 }
 
 fn add_ids(record: &mut Value, targets: &[Target]) {
-    let ids: Value = serde_json::from_str(
-        &ReprocessRequest {
-            targets: Targets::from_items(targets.iter().copied()),
-            ..Default::default()
-        }
-        .to_json(),
-    )
-    .unwrap_or_default();
-    if let (Value::Object(record), Value::Object(ids)) = (record, ids) {
-        record.extend(ids);
+    let targets = Targets::from_items(targets.iter().copied());
+    let ids = |kind: TargetKind| -> Vec<&str> {
+        targets
+            .items()
+            .iter()
+            .filter(|t| t.kind() == kind)
+            .map(Target::id)
+            .collect()
+    };
+    let assignments = ids(TargetKind::Assignment);
+    let requests = ids(TargetKind::AssignmentRequest);
+    if !assignments.is_empty() {
+        record["assignmentIds"] = json!(assignments);
+    }
+    if !requests.is_empty() {
+        record["assignmentRequestIds"] = json!(requests);
     }
 }
 

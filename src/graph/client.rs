@@ -24,6 +24,19 @@ pub enum ClientError {
     Build(String),
 }
 
+/// Why [`GraphClient::authorized_get`] got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    #[error("refusing to send a token to {0}: not the configured Graph origin")]
+    ForeignOrigin(String),
+    #[error("{0}")]
+    Token(String),
+    #[error("Graph did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("connection to Graph failed: {0}")]
+    Connection(String),
+}
+
 #[derive(Debug)]
 pub struct GraphClient {
     pub(super) http: reqwest::Client,
@@ -70,6 +83,52 @@ impl GraphClient {
 
     pub fn limiter(&self) -> &Limiter {
         &self.limiter
+    }
+
+    /// The configured Graph origin (`GRAPH_BASE_URL`): the only place a token may be sent.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    pub fn api_version(&self) -> ApiVersion {
+        self.version
+    }
+
+    /// Per-attempt timeout and attempt cap, for callers that run their own retry loop (`graph::list`).
+    pub fn retry_policy(&self) -> (Duration, u32) {
+        (self.attempt_timeout, self.max_attempts)
+    }
+
+    /// One authenticated GET (no retries, no limiter: the caller holds a permit). Refuses any URL
+    /// outside the configured origin so a token can never be sent elsewhere.
+    pub async fn authorized_get(
+        &self,
+        url: &Url,
+        client_request_id: &Guid,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, GetError> {
+        if url.origin() != self.base_url.origin() {
+            return Err(GetError::ForeignOrigin(url.origin().ascii_serialization()));
+        }
+        let token = self.tokens.token().await.map_err(|e| GetError::Token(e.to_string()))?;
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
+            .map_err(|_| GetError::Token("the credential returned a token that is not a valid header value".into()))?;
+        authorization.set_sensitive(true);
+        self.http
+            .get(url.clone())
+            .header(AUTHORIZATION, authorization)
+            .header("client-request-id", client_request_id.as_str())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    GetError::Timeout(timeout)
+                } else {
+                    GetError::Connection(error_chain(&e))
+                }
+            })
     }
 
     fn url_for(&self, target: &Target) -> Url {

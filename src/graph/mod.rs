@@ -4,6 +4,7 @@ pub mod batch;
 pub mod client;
 pub mod credential;
 pub mod limiter;
+pub mod list;
 pub mod paths;
 pub mod retry;
 

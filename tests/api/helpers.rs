@@ -13,6 +13,30 @@ use std::time::{Duration, Instant};
 pub const HOST_VERSION: &str = "4.1036.1.23224";
 pub const HTTP_FUNCTION: &str = "function-reprocess";
 pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
+pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
+
+/// What following a fan-out through the queue produced.
+#[derive(Debug, Default)]
+pub struct Drained {
+    /// Messages that carried IDs (chunks), in the order they were enqueued.
+    pub id_messages: Vec<Value>,
+    /// Expansion messages invoked (one per listed page, plus retries).
+    pub expansion_invocations: usize,
+    pub dead_letters: Vec<Value>,
+    /// Every message seen, expansion or chunk.
+    pub all_messages: Vec<Value>,
+}
+
+impl Drained {
+    /// Every assignment ID over all chunks, with repeats.
+    pub fn assignment_ids(&self) -> Vec<String> {
+        self.id_messages
+            .iter()
+            .flat_map(|m| m["assignmentIds"].as_array().cloned().unwrap_or_default())
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+}
 
 pub struct TestApp {
     pub port: u16,
@@ -172,6 +196,54 @@ impl TestApp {
     pub fn queue_message(&self, text: &str) -> HostReply {
         let envelope = queue_envelope(QUEUE_FUNCTION, "message", text, &QueueMessageMeta::now(1));
         self.invoke(QUEUE_FUNCTION, envelope.as_bytes())
+    }
+
+    pub fn post_alert(&self, body: &str) -> HostReply {
+        self.post_alert_call(&HttpCall::post_json("alert", body))
+    }
+
+    pub fn post_alert_call(&self, call: &HttpCall) -> HostReply {
+        self.invoke(ALERT_FUNCTION, http_envelope(ALERT_FUNCTION, "req", call).as_bytes())
+    }
+
+    /// A POST to `/api/{route}` with query parameters, as the front end would pass them.
+    pub fn call_with_query(route: &str, body: &str, query: &[(&str, &str)]) -> HttpCall {
+        let mut call = HttpCall::post_json(route, body);
+        call.query = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let joined: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        call.url = format!("{}?{}", call.url, joined.join("&"));
+        call
+    }
+
+    /// Feeds queue messages to the queue function as the host would, following `enqueue` outputs
+    /// (with `notBefore` moved into the past so retries run at once) until none are left. ID chunks are
+    /// recorded, and reprocessed too when `reprocess` is set.
+    pub fn drain(&self, messages: Vec<Value>, reprocess: bool) -> Drained {
+        let mut drained = Drained::default();
+        let mut pending: std::collections::VecDeque<Value> = messages.into();
+        let mut invocations = 0;
+        while let Some(mut message) = pending.pop_front() {
+            invocations += 1;
+            assert!(invocations < 2_000, "fan-out does not settle");
+            drained.all_messages.push(message.clone());
+            let expansion = message.get("accessPackageIds").is_some() || message.get("userIds").is_some();
+            if expansion {
+                drained.expansion_invocations += 1;
+            } else {
+                drained.id_messages.push(message.clone());
+                if !reprocess {
+                    continue;
+                }
+            }
+            if message.get("notBefore").is_some() {
+                message["notBefore"] = serde_json::json!("2020-01-01T00:00:00Z");
+            }
+            let reply = self.queue_message(&message.to_string());
+            assert_eq!(reply.status, 200, "queue invocation failed: {}", reply.json);
+            pending.extend(reply.output_messages("enqueue"));
+            drained.dead_letters.extend(reply.output_messages("deadLetter"));
+        }
+        drained
     }
 
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {

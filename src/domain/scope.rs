@@ -1,0 +1,28 @@
+//! A set of assignments named by what they belong to. Scopes are expanded through the queue, a page
+//! at a time (`crate::fanout`), never inside the invocation that receives them.
+
+use super::ids::{AccessPackageId, UserId};
+
+/// A set of assignments named by what they belong to: every *delivered* assignment of an access
+/// package, or every delivered assignment whose target is a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    AccessPackage(AccessPackageId),
+    User(UserId),
+}
+
+impl Scope {
+    /// The JSON field a message uses for this scope (`accessPackageIds` / `userIds`).
+    pub fn field(&self) -> &'static str {
+        match self {
+            Scope::AccessPackage(_) => "accessPackageIds",
+            Scope::User(_) => "userIds",
+        }
+    }
+    pub fn id(&self) -> &str {
+        match self {
+            Scope::AccessPackage(id) => id.as_str(),
+            Scope::User(id) => id.as_str(),
+        }
+    }
+}

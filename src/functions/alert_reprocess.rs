@@ -1,0 +1,141 @@
+//! `function-reprocess-alert`: POST /api/alert from an Azure Monitor action group (webhook action with
+//! the common alert schema). Action groups wait only briefly for an answer, so this function never
+//! calls Graph: it reads the targets from the alert (`domain::alert`), enqueues them exactly like a
+//! fan-out HTTP call (expansion messages for packages/users, chunks of 20 for IDs) and answers 202.
+//! Resolved notifications and other alert shapes get 200 "nothing to do" with the reason, never an
+//! error (an error only makes the action group retry). `?dryRun=true` shows what would be enqueued.
+
+use super::{accepted_body, alert_bindings as b, error_body, query_flag};
+use crate::domain::Guid;
+use crate::domain::alert::{AlertVerdict, parse_alert};
+use crate::fanout::Plan;
+use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};
+use crate::startup::AppState;
+use serde_json::{Value, json};
+
+pub async fn handle(state: &AppState, envelope: &Envelope, invocation_id: &str) -> InvokeResponse {
+    let mut response = InvokeResponse::default();
+    let reply = match HttpTrigger::from_envelope(envelope, b::REQUEST) {
+        Ok(request) => handle_request(state, &request, invocation_id, &mut response),
+        Err(e) => {
+            tracing::error!(error = %e, "malformed HTTP trigger envelope");
+            HttpReply::json(500, error_body("bad_envelope", &e.to_string(), json!({})))
+        }
+    };
+    response.http(b::RESPONSE, reply);
+    response
+}
+
+fn nothing_to_do(reason: &str, skipped: Value, invocation_id: &str, response: &mut InvokeResponse) -> HttpReply {
+    tracing::info!(reason, "alert: nothing to do");
+    response.log(format!("alert: nothing to do: {reason}"));
+    HttpReply::json(
+        200,
+        json!({ "status": "nothing to do", "reason": reason, "skipped": skipped, "invocationId": invocation_id }),
+    )
+}
+
+fn handle_request(
+    state: &AppState,
+    request: &HttpTrigger,
+    invocation_id: &str,
+    response: &mut InvokeResponse,
+) -> HttpReply {
+    let settings = &state.settings;
+    if !request.method.eq_ignore_ascii_case("POST") {
+        return HttpReply::json(405, error_body("method_not_allowed", "use POST", json!({})))
+            .with_header("Allow", "POST");
+    }
+    let dry_run = match query_flag(request, "dryRun") {
+        Ok(flag) => flag,
+        Err(reply) => return reply,
+    };
+    let Some(body) = request.body.as_deref().filter(|b| !b.trim().is_empty()) else {
+        return HttpReply::json(
+            400,
+            error_body(
+                "empty_body",
+                "no alert payload: point an action group webhook (common alert schema) here",
+                json!({}),
+            ),
+        );
+    };
+    if body.len() > settings.max_body_bytes {
+        return HttpReply::json(
+            413,
+            error_body(
+                "body_too_large",
+                &format!(
+                    "the body is {} bytes; the limit is {} bytes (MAX_BODY_BYTES)",
+                    body.len(),
+                    settings.max_body_bytes
+                ),
+                json!({ "limit": settings.max_body_bytes, "setting": "MAX_BODY_BYTES" }),
+            ),
+        );
+    }
+    let payload: Value = match serde_json::from_str(body) {
+        Ok(payload) => payload,
+        Err(e) => {
+            return HttpReply::json(
+                400,
+                error_body("invalid_json", &format!("the body is not JSON: {e}"), json!({})),
+            );
+        }
+    };
+    let (targets, scopes, skipped, alert_rule) = match parse_alert(&payload) {
+        AlertVerdict::NothingToDo { reason, skipped } => {
+            return nothing_to_do(&reason, json!(skipped), invocation_id, response);
+        }
+        AlertVerdict::Work {
+            targets,
+            scopes,
+            skipped,
+            alert_rule,
+        } => (targets, scopes, skipped, alert_rule),
+    };
+    let count = targets.len() + scopes.len();
+    if count > settings.max_ids_per_call {
+        let reason = format!(
+            "{count} distinct IDs exceed the limit of {} per call (MAX_IDS_PER_CALL)",
+            settings.max_ids_per_call
+        );
+        return nothing_to_do(&reason, json!(skipped), invocation_id, response);
+    }
+    let correlation_id = Guid::new_random().to_string();
+    let plan = Plan::new(&targets, &scopes, &correlation_id);
+    let mut body = accepted_body(
+        &plan,
+        &targets,
+        &scopes,
+        &correlation_id,
+        invocation_id,
+        &settings.queue_name,
+    );
+    body["alertRule"] = json!(alert_rule);
+    body["skipped"] = json!(skipped);
+    if dry_run {
+        body["status"] = json!("dry run: nothing enqueued");
+        body["wouldEnqueue"] = plan
+            .messages()
+            .map(|m| serde_json::from_str(&m).unwrap_or(Value::Null))
+            .collect();
+        response.log(format!("alert dry run: {} messages would be enqueued", plan.len()));
+        return HttpReply::json(200, body);
+    }
+    response.enqueue(b::ENQUEUE, plan.messages());
+    tracing::info!(
+        correlation_id = %correlation_id,
+        alert_rule = alert_rule.as_deref().unwrap_or(""),
+        messages = plan.len(),
+        skipped = skipped.len(),
+        "alert enqueued"
+    );
+    response.log(format!(
+        "alert {}: {} messages enqueued ({correlation_id}), {} values skipped",
+        alert_rule.as_deref().unwrap_or("?"),
+        plan.len(),
+        skipped.len()
+    ));
+    HttpReply::json(202, body)
+}
