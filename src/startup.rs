@@ -11,19 +11,55 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::json;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::Notify;
 use tracing::Instrument;
 
 /// Envelopes carry the caller's body and its JSON properties again in `Metadata`: allow several times
 /// `MAX_BODY_BYTES` so an oversized call gets our 413 rather than a transport error.
 const ENVELOPE_LIMIT: usize = 256 << 20;
 
+/// What talks to Graph. Building it loads the system's TLS roots (hundreds of files, milliseconds), so it
+/// is built on a thread of its own while the server already answers the host's readiness probe;
+/// invocations that arrive first wait for it.
 #[derive(Debug)]
-pub struct AppState {
-    pub settings: Settings,
+pub struct Services {
     pub reprocessor: Reprocessor,
     /// For reads (listing, dry runs); shares the limiter and token cache with the reprocessor.
     pub graph: Arc<GraphClient>,
+}
+
+impl Services {
+    fn build(settings: &Settings) -> Result<Self, StartupError> {
+        let tokens = TokenProvider::from_settings(settings)?;
+        let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
+        let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
+        let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
+        Ok(Self { reprocessor, graph })
+    }
+}
+
+#[derive(Debug)]
+pub struct AppState {
+    pub settings: Settings,
+    services: OnceLock<Services>,
+    services_ready: Notify,
+}
+
+impl AppState {
+    /// The Graph services, waiting for start-up to finish building them.
+    pub async fn services(&self) -> &Services {
+        loop {
+            if let Some(services) = self.services.get() {
+                return services;
+            }
+            let ready = self.services_ready.notified();
+            if let Some(services) = self.services.get() {
+                return services;
+            }
+            ready.await;
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +79,6 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
-        let tokens = TokenProvider::from_settings(&settings)?;
-        let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
-        let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
-        let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
         let port = settings.port;
         let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|source| StartupError::Bind { port, source })?;
         let port = listener
@@ -55,9 +87,25 @@ impl Application {
             .port();
         let state = web::Data::new(AppState {
             settings,
-            reprocessor,
-            graph,
+            services: OnceLock::new(),
+            services_ready: Notify::new(),
         });
+        let building = state.clone();
+        std::thread::Builder::new()
+            .name("start-up".into())
+            .spawn(move || match Services::build(&building.settings) {
+                Ok(services) => {
+                    let _ = building.services.set(services);
+                    building.services_ready.notify_waiters();
+                }
+                Err(e) => {
+                    // As fatal as a bad setting: the host restarts the handler, then stops after three tries.
+                    tracing::error!(error = %e, "start-up failed");
+                    eprintln!("reprocess-handler: start-up failed: {e}");
+                    std::process::exit(1);
+                }
+            })
+            .map_err(|source| StartupError::Bind { port, source })?;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -58,6 +58,8 @@ pub struct FaultPlan {
     random: Mutex<Option<(f64, Vec<Fault>)>>,
     /// Faults for whole `$batch` requests, in order.
     batches: Mutex<VecDeque<Fault>>,
+    /// A share of whole `$batch` requests that get one of these faults at random.
+    random_batches: Mutex<Option<(f64, Vec<Fault>)>>,
     /// How many `ExecutedThen` and `Hang` faults were injected: the only ways work can happen twice.
     executed_then: std::sync::atomic::AtomicUsize,
     hangs: std::sync::atomic::AtomicUsize,
@@ -84,8 +86,22 @@ impl FaultPlan {
         self.batches.lock().expect("fault lock").extend(faults);
     }
 
+    /// `share` (0..1) of whole `$batch` requests get a fault drawn from `mix`.
+    pub fn set_random_batches(&self, share: f64, mix: Vec<Fault>) {
+        *self.random_batches.lock().expect("fault lock") = (share > 0.0 && !mix.is_empty()).then_some((share, mix));
+    }
+
     pub(super) fn next_for_batch(&self) -> Option<Fault> {
-        self.batches.lock().expect("fault lock").pop_front()
+        if let Some(fault) = self.batches.lock().expect("fault lock").pop_front() {
+            return Some(fault);
+        }
+        let random = self.random_batches.lock().expect("fault lock");
+        let (share, mix) = random.as_ref()?;
+        let fault = (fastrand::f64() < *share).then(|| mix[fastrand::usize(..mix.len())])?;
+        if let Fault::Hang(_) = fault {
+            self.hangs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Some(fault)
     }
 
     /// `share` (0..1) of requests get a fault drawn from `mix`.

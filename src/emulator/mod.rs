@@ -8,6 +8,7 @@ mod graph;
 pub mod host;
 mod identity;
 mod list;
+mod reset_proxy;
 pub mod tenant;
 
 pub use faults::Fault;
@@ -44,6 +45,9 @@ pub struct EmulatorState {
     pub faults: faults::FaultPlan,
     /// Added before every Graph answer (a `$batch` counts once).
     pub latency: Duration,
+    /// Share (0..1) of Graph requests answered with a TCP reset instead of a response.
+    pub reset_share: f64,
+    pub(crate) resets: AtomicUsize,
     /// Graph's token bucket: `(requests per second, burst)`; past it, 429 + `Retry-After`.
     pub throttle: Option<Mutex<faults::TokenBucket>>,
     /// Items per list page when the caller sends no smaller `$top` (Graph's default varies by API).
@@ -67,6 +71,8 @@ impl EmulatorState {
             token_lifetime: Duration::from_secs(3600),
             faults: faults::FaultPlan::default(),
             latency: Duration::ZERO,
+            reset_share: 0.0,
+            resets: AtomicUsize::new(0),
             throttle: None,
             page_size: AtomicUsize::new(100),
             next_link_origin: Mutex::new(None),
@@ -100,6 +106,16 @@ impl EmulatorState {
         self
     }
 
+    /// Connection resets for `share` of Graph requests (through a relay in front of the emulator).
+    pub fn with_resets(mut self, share: f64) -> Self {
+        self.reset_share = share;
+        self
+    }
+
+    pub fn resets(&self) -> usize {
+        self.resets.load(Ordering::SeqCst)
+    }
+
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
@@ -111,6 +127,19 @@ impl EmulatorState {
             Some(bucket) => bucket.lock().expect("bucket lock").take(),
             None => Ok(()),
         }
+    }
+
+    /// Issues a Graph token for `resource` as Entra would for a developer signed in to the Azure CLI
+    /// (tests hand it to a fake `az`).
+    pub fn issue_token(&self, resource: &str) -> String {
+        let token = format!("eyJ0eXAiOiJKV1Qi.emulated-cli.{}", crate::domain::Guid::new_random());
+        let expires = time::OffsetDateTime::now_utc() + self.token_lifetime;
+        let audience = resource.trim_end_matches('/').to_owned();
+        self.issued_tokens
+            .lock()
+            .expect("token lock")
+            .insert(token.clone(), (audience, expires));
+        token
     }
 
     /// Forgets every issued token: Graph then answers 401 as for a revoked or foreign token.
@@ -181,6 +210,15 @@ impl Emulator {
         *state.base_url.lock().expect("url lock") = base_url.clone();
         let state = Arc::new(state);
         let server_state = Arc::clone(&state);
+        // With resets, the public port is the relay and the server listens on a private one.
+        let (listener, relay) = if state.reset_share > 0.0 {
+            let private = TcpListener::bind(("127.0.0.1", 0))?;
+            let upstream = private.local_addr()?;
+            (private, Some((listener, upstream)))
+        } else {
+            (listener, None)
+        };
+        let relay_state = Arc::clone(&state);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new().name("emulator".into()).spawn(move || {
             let system = actix_web::rt::System::new();
@@ -198,6 +236,9 @@ impl Emulator {
                 match server {
                     Ok(server) => {
                         let server = server.run();
+                        if let Some((public, upstream)) = relay {
+                            actix_web::rt::spawn(reset_proxy::run(public, upstream, relay_state));
+                        }
                         let _ = ready_tx.send(Ok(()));
                         let _ = server.await;
                     }

@@ -99,7 +99,7 @@ async fn handle_request(
     }
     let deadline = Instant::now() + settings.http_budget;
     if dry_run {
-        let mut body = fanout::dry_run(&state.graph, &parsed.targets, &parsed.scopes, deadline).await;
+        let mut body = fanout::dry_run(&state.services().await.graph, &parsed.targets, &parsed.scopes, deadline).await;
         body["invocationId"] = json!(invocation_id);
         let line = format!("dry run, nothing reprocessed: {}", body["summary"]);
         tracing::info!(summary = %body["summary"], truncated = %body["truncated"], "dry run finished");
@@ -139,7 +139,7 @@ async fn handle_request(
             response,
         );
     }
-    let report = state.reprocessor.run(&parsed.targets, deadline).await;
+    let report = state.services().await.reprocessor.run(&parsed.targets, deadline).await;
     response.log(report.one_line());
     tracing::info!(summary = ?report.summary, "HTTP reprocess finished");
     let body = json!({ "invocationId": invocation_id, "summary": report.summary, "results": report.results });

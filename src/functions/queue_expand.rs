@@ -49,7 +49,15 @@ pub(super) async fn handle(
 
     let deadline = Instant::now() + settings.queue_budget;
     let next_link = request.next_link.as_deref();
-    match fanout::expand_one_page(&state.graph, scope, next_link, &correlation_id, deadline).await {
+    match fanout::expand_one_page(
+        &state.services().await.graph,
+        scope,
+        next_link,
+        &correlation_id,
+        deadline,
+    )
+    .await
+    {
         Ok(page) => {
             let more = page.continuation.is_some();
             let chunks = page.id_messages.len();

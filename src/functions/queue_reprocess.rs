@@ -89,7 +89,7 @@ pub async fn handle(
     }
 
     let deadline = Instant::now() + settings.queue_budget;
-    let report = state.reprocessor.run(&request.targets, deadline).await;
+    let report = state.services().await.reprocessor.run(&request.targets, deadline).await;
     response.log(report.one_line());
     tracing::info!(summary = ?report.summary, attempt = request.attempt, "queue reprocess finished");
 

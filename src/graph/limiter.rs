@@ -2,9 +2,14 @@
 //! - a cap on in-flight Graph HTTP requests (`GRAPH_MAX_CONCURRENCY`);
 //! - a back-off gate: once Graph answers 429 with `Retry-After`, every caller waits instead of piling on;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
-//!   sub-request): unpaced until Graph first throttles, then paced at the rate Graph was accepting,
-//!   probing upward 1 % per second of work and cutting by 15 % at each new throttling episode. This keeps
-//!   429s (wasted attempts) rare once the limit is learned, without a hard-coded guess of the limit.
+//!   sub-request). It starts at 50/s and doubles every second (slow start) until Graph throttles; then it
+//!   paces at 90 % of the rate Graph was *accepting* in the last second, gate-closed time left out (over a
+//!   token-bucket limit that is the refill rate; the 10 % margin lets the bucket refill so a batch of 20
+//!   arriving at once fits), cutting by at most a third per episode, and probing upward 0.5 % per
+//!   accepted request. A throttling episode needs at least 3 answers of 429 that
+//!   are also at least 10 % of the answers in the last second: a stray 429 (or a fault injected at random)
+//!   still closes the gate for its `Retry-After` but does not cut the pace, so noise cannot grind
+//!   throughput down.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -12,23 +17,42 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-const MIN_RATE: f64 = 1.0;
-/// First pace when Graph throttles before much was accepted (e.g. right at start-up): a sample of a
-/// few requests says little about the limit, so start no lower than this and let probing/cuts adjust.
-const MIN_START_RATE: f64 = 10.0;
-const PROBE_PER_SUCCESS: f64 = 0.01;
-const CUT: f64 = 0.85;
+/// Lowest pace: a sample of a few requests says little about the limit, so never start or cut below it.
+const MIN_RATE: f64 = 10.0;
+const START_RATE: f64 = 50.0;
+const PROBE_PER_SUCCESS: f64 = 0.005;
+const MARGIN: f64 = 0.9;
+const EPISODE_MIN_THROTTLED: u32 = 3;
+const EPISODE_MIN_SHARE: f64 = 0.10;
 const WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Pacing {
-    /// Requests per second; `None` until Graph first throttles.
+    /// Requests per second.
     rate: Option<f64>,
+    /// Doubling every second until the first throttling episode.
+    slow_start: bool,
     /// Virtual schedule: when the next request may start.
     next_slot: Instant,
     last_cut: Option<Instant>,
-    /// Accepted requests in the last [`WINDOW`], to learn the rate Graph sustains.
-    accepted: VecDeque<(Instant, u32)>,
+    /// When the back-off gate was closed, so a rate measured over the last second counts open time only.
+    closures: VecDeque<(Instant, Instant)>,
+    /// `(when, accepted, throttled)` answers in the last [`WINDOW`], to learn the rate Graph sustains.
+    answers: VecDeque<(Instant, u32, u32)>,
+}
+
+impl Pacing {
+    fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> (u32, u32) {
+        self.answers.push_back((now, accepted, throttled));
+        while self
+            .answers
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > WINDOW)
+        {
+            self.answers.pop_front();
+        }
+        self.answers.iter().fold((0, 0), |(a, t), (_, da, dt)| (a + da, t + dt))
+    }
 }
 
 #[derive(Debug)]
@@ -44,10 +68,12 @@ impl Limiter {
             in_flight: Semaphore::new(max_in_flight),
             gate: Mutex::new(None),
             pacing: Mutex::new(Pacing {
-                rate: None,
+                rate: Some(START_RATE),
+                slow_start: true,
                 next_slot: Instant::now(),
                 last_cut: None,
-                accepted: VecDeque::new(),
+                closures: VecDeque::new(),
+                answers: VecDeque::new(),
             }),
         }
     }
@@ -92,7 +118,19 @@ impl Limiter {
 
     /// Graph asked everyone from this app to wait: close the gate for `wait` (never shortening it).
     pub fn back_off(&self, wait: Duration) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now + wait;
+        {
+            let mut p = self.pacing.lock().expect("pacing lock");
+            p.closures.push_back((now, until));
+            while p
+                .closures
+                .front()
+                .is_some_and(|(_, end)| now.saturating_duration_since(*end) > WINDOW)
+            {
+                p.closures.pop_front();
+            }
+        }
         let mut gate = self.gate.lock().expect("gate lock");
         if gate.is_none_or(|at| at < until) {
             *gate = Some(until);
@@ -110,40 +148,54 @@ impl Limiter {
         if n == 0 {
             return;
         }
-        let now = Instant::now();
         let mut p = self.pacing.lock().expect("pacing lock");
-        p.accepted.push_back((now, n));
-        while p
-            .accepted
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > WINDOW)
-        {
-            p.accepted.pop_front();
-        }
+        p.record(Instant::now(), n, 0);
+        let step = if p.slow_start { 1.0 } else { PROBE_PER_SUCCESS };
         if let Some(rate) = p.rate.as_mut() {
-            *rate += PROBE_PER_SUCCESS * f64::from(n);
+            *rate += step * f64::from(n);
         }
     }
 
-    /// Graph throttled a request: start pacing at the rate it was accepting, or cut the current pace —
-    /// once per episode, as one burst of 429s is one signal.
+    /// Graph throttled a request. If that makes a throttling episode (see the module docs), pace at the
+    /// rate Graph accepted over the last second — once per episode, as one burst of 429s is one signal.
     pub fn record_throttled(&self) {
         let now = Instant::now();
         let mut p = self.pacing.lock().expect("pacing lock");
+        let (accepted, throttled) = p.record(now, 0, 1);
+        let share = f64::from(throttled) / f64::from(accepted + throttled);
+        if throttled < EPISODE_MIN_THROTTLED || share < EPISODE_MIN_SHARE {
+            return;
+        }
         if p.last_cut.is_some_and(|at| now.duration_since(at) < WINDOW) {
             return;
         }
         p.last_cut = Some(now);
-        let accepted_last_window: u32 = p
-            .accepted
+        // Graph's rate is what it accepted while we were allowed to send: leave out gate-closed time.
+        let window_start = now.checked_sub(WINDOW).unwrap_or(now);
+        let closed: f64 = p
+            .closures
             .iter()
-            .filter(|(at, _)| now.duration_since(*at) <= WINDOW)
-            .map(|(_, n)| n)
+            .map(|(from, to)| {
+                (*to)
+                    .min(now)
+                    .saturating_duration_since((*from).max(window_start))
+                    .as_secs_f64()
+            })
             .sum();
-        let new_rate = match p.rate {
-            None => f64::from(accepted_last_window).max(MIN_START_RATE),
-            Some(rate) => rate * CUT,
+        let open = (WINDOW.as_secs_f64() - closed).max(0.2);
+        let accepted_rate = f64::from(accepted) / open;
+        let rate = p.rate.unwrap_or(accepted_rate);
+        // Leaving slow start, the last second also drained the bucket's burst and so overstates the limit:
+        // take half the pace that overran it (as TCP does), unless Graph accepted even less. Afterwards one
+        // episode cuts by 10 % to 32.5 % at most, so a window that saw little traffic (slots busy with
+        // hung requests, say) cannot collapse the pace.
+        let base = if p.slow_start {
+            accepted_rate.min(rate / 2.0)
+        } else {
+            accepted_rate.clamp(0.75 * rate, rate)
         };
+        let new_rate = MARGIN * base;
+        p.slow_start = false;
         p.rate = Some(new_rate.max(MIN_RATE));
         tracing::info!(
             rate_per_second = p.rate.unwrap_or_default() as u64,
@@ -192,23 +244,58 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn learns_the_accepted_rate_then_paces() {
         let limiter = Limiter::new(100);
-        assert_eq!(limiter.rate(), None);
+        assert_eq!(limiter.rate(), Some(START_RATE));
         limiter.record_accepted(60);
         limiter.record_accepted(40);
-        limiter.record_throttled();
-        assert_eq!(limiter.rate(), Some(100.0));
-        // A second 429 in the same episode does not cut again.
-        limiter.record_throttled();
-        assert_eq!(limiter.rate(), Some(100.0));
-        // 20 requests at 100/s take 200 ms of schedule each.
+        assert_eq!(limiter.rate(), Some(150.0), "slow start: +1/s per accepted request");
+        for _ in 0..3 {
+            limiter.record_throttled();
+        }
+        assert_eq!(
+            limiter.rate(),
+            Some(150.0),
+            "3 of 103 answers is under 10 %: noise, not an episode"
+        );
+        for _ in 0..10 {
+            limiter.record_throttled();
+        }
+        assert_eq!(
+            limiter.rate(),
+            Some(67.5),
+            "leaving slow start: 90 % of half the pace that overran"
+        );
+        // 18 requests at 67.5/s take over 200 ms of schedule each.
         let start = Instant::now();
         let deadline = start + Duration::from_secs(10);
         for _ in 0..3 {
-            drop(limiter.acquire(deadline, 20).await);
+            drop(limiter.acquire(deadline, 18).await);
         }
         assert!(Instant::now() - start >= Duration::from_millis(400));
         tokio::time::advance(Duration::from_secs(2)).await;
-        limiter.record_throttled();
-        assert_eq!(limiter.rate(), Some(85.0));
+        limiter.record_accepted(50);
+        for _ in 0..10 {
+            limiter.record_throttled();
+        }
+        let rate = limiter.rate().unwrap();
+        assert!(
+            (rate - 0.9 * 0.75 * 67.75).abs() < 1e-9,
+            "one episode cuts by at most 32.5 %: {rate}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stray_429s_do_not_grind_the_pace_down() {
+        let limiter = Limiter::new(100);
+        limiter.record_accepted(100);
+        for _ in 0..20 {
+            limiter.record_throttled();
+        }
+        let learned = limiter.rate().unwrap();
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(250)).await;
+            limiter.record_accepted(24);
+            limiter.record_throttled();
+        }
+        assert!(limiter.rate().unwrap() >= learned, "{:?} < {learned}", limiter.rate());
     }
 }

@@ -114,3 +114,44 @@ fn bad_settings_stop_start_up_naming_the_variable() {
         assert!(stderr.contains(variable), "{variable}: {stderr}");
     }
 }
+
+#[test]
+fn azure_cli_credential_for_local_runs() {
+    // A stand-in `az` on PATH: azure_identity runs `az account get-access-token -o json --scope <scope>`.
+    let dir = std::env::temp_dir().join(format!("fake-az-{}", reprocess_handler::domain::Guid::new_random()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> '{0}/args'\ncat '{0}/token.json'\n",
+        dir.display()
+    );
+    let az = dir.join("az");
+    std::fs::write(&az, script).unwrap();
+    std::fs::set_permissions(&az, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let app = spawn_app_env(&[("CREDENTIAL_SOURCE", "azure_cli"), ("PATH", &path)]);
+    let token = app.emulator.state.issue_token(&app.emulator.base_url);
+    let expires = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+    std::fs::write(
+        dir.join("token.json"),
+        format!(r#"{{"accessToken":"{token}","expires_on":{expires},"tokenType":"Bearer"}}"#),
+    )
+    .unwrap();
+
+    let (status, _, reply) = app
+        .post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1))
+        .res();
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["results"][0]["outcome"], "accepted");
+    let args = std::fs::read_to_string(dir.join("args")).unwrap();
+    assert!(
+        args.contains(&format!("--scope {}/.default", app.emulator.base_url)),
+        "{args}"
+    );
+    assert_eq!(
+        app.emulator.state.token_fetches(),
+        0,
+        "the managed-identity endpoint was not used"
+    );
+    app.assert_no_secrets_logged();
+    let _ = std::fs::remove_dir_all(&dir);
+}

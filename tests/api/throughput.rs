@@ -183,6 +183,7 @@ fn when_the_budget_runs_out_only_the_remaining_ids_are_handed_back() {
 fn drain(app: &TestApp, first: Vec<String>, workers: usize) -> Vec<Value> {
     let queue = std::sync::Mutex::new((VecDeque::from(first), 0usize));
     let dead = std::sync::Mutex::new(Vec::new());
+    let failures = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
@@ -203,19 +204,31 @@ fn drain(app: &TestApp, first: Vec<String>, workers: usize) -> Vec<Value> {
                             continue;
                         }
                     };
-                    let reply = app.queue_message(&text);
-                    assert_eq!(reply.status, 200, "{}", reply.json);
+                    let invoked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let reply = app.queue_message(&text);
+                        assert_eq!(reply.status, 200, "{}", reply.json);
+                        reply
+                    }));
                     let mut q = queue.lock().unwrap();
+                    q.1 -= 1;
+                    let reply = match invoked {
+                        Ok(reply) => reply,
+                        Err(_) => {
+                            failures.lock().unwrap().push(text);
+                            continue;
+                        }
+                    };
                     for mut message in reply.output_messages("enqueue") {
                         message.as_object_mut().unwrap().remove("notBefore");
                         q.0.push_back(message.to_string());
                     }
-                    q.1 -= 1;
                     dead.lock().unwrap().extend(reply.output_messages("deadLetter"));
                 }
             });
         }
     });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "invocations failed for {failures:?}");
     dead.into_inner().unwrap()
 }
 
@@ -246,7 +259,7 @@ fn no_id_is_lost_under_injected_faults_and_duplicates_stay_bounded() {
         ("GRAPH_MAX_ATTEMPTS", "2"),
         ("QUEUE_MAX_ATTEMPTS", "30"),
     ];
-    let app = spawn_app_with(state, &env);
+    let app = spawn_app_with(state.with_resets(0.1), &env);
     let messages: Vec<String> = ids
         .chunks(20)
         .map(|c| json!({ "assignmentIds": c }).to_string())
@@ -275,5 +288,9 @@ fn no_id_is_lost_under_injected_faults_and_duplicates_stay_bounded() {
     assert!(
         duplicates <= executed_then + 19 * hangs,
         "{duplicates} duplicates, {executed_then} + 19 x {hangs}"
+    );
+    assert!(
+        app.emulator.state.resets() > 0,
+        "connection resets were injected and survived"
     );
 }

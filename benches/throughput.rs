@@ -1,0 +1,373 @@
+//! `cargo bench --bench throughput`: starts the release binary the way the Functions host does and drives
+//! it with queue envelopes against the emulated Graph (50 ms latency, token bucket 100 requests/s with
+//! burst 100, 429 + Retry-After past it). Reports ratios, writes `BENCHMARKS.md`, asserts nothing.
+//!
+//! Runs: readiness (exec → first answer on `GET /`, 20 starts), idle RSS, then 10,000 assignment IDs
+//! through the queue path without faults and with 20 % injected faults.
+
+use reprocess_handler::emulator::host::{QueueMessageMeta, queue_envelope};
+use reprocess_handler::emulator::tenant::generated_id;
+use reprocess_handler::emulator::{Emulator, EmulatorState, Fault, Tenant, sample};
+use serde_json::{Value, json};
+use std::collections::{HashSet, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const IDS: usize = 10_000;
+const RATE: f64 = 100.0;
+const BURST: f64 = 100.0;
+const LATENCY: Duration = Duration::from_millis(50);
+/// The host runs up to batchSize + newBatchThreshold = 16 + 8 queue invocations at once (host.json).
+const HOST_CONCURRENCY: usize = 24;
+const SERIES: u32 = 0xbe7c;
+
+struct Handler {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Handler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(emulator: &Emulator, extra: &[(&str, &str)]) -> (Handler, Duration) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reprocess-handler"));
+    command
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+        .env("GRAPH_BASE_URL", emulator.graph_base_url())
+        .env("IDENTITY_ENDPOINT", emulator.identity_endpoint())
+        .env("IDENTITY_HEADER", &emulator.state.identity_header)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in extra {
+        command.env(k, v);
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().expect("binary starts");
+    // Drain stdout so logging never blocks the handler.
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+    // As the host does: GET / until any HTTP answer (it polls every 25 ms; we poll every 0.2 ms).
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let mut buf = [0u8; 12];
+            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1") {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "handler never became ready"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    (Handler { child, port }, started.elapsed())
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn invoke(port: u16, envelope: &str) -> Value {
+    let body = envelope.as_bytes();
+    let mut request = format!(
+        "POST /function-reprocess-queue HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Azure-Functions-HostVersion: 4.1036.1.23224\r\n\
+         X-Azure-Functions-InvocationId: {}\r\nUser-Agent: Azure-Functions-Host/4.1036.1.23224\r\n\
+         Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n",
+        reprocess_handler::domain::Guid::new_random(),
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request.extend_from_slice(b"\r\n0\r\n\r\n");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(&request).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
+    serde_json::from_slice(&raw[split + 4..]).unwrap()
+}
+
+struct RunResult {
+    wall: Duration,
+    attempts: usize,
+    throttled: usize,
+    token_fetches: usize,
+    lost: usize,
+    dead_lettered: usize,
+    duplicates: usize,
+    invocations: usize,
+    peak_rss_kib: u64,
+    resets: usize,
+}
+
+/// Plays the Storage queue and the host: messages of 20 IDs, up to 24 invocations at once, `enqueue`
+/// outputs go back on the queue at once (the handler itself waits for their `notBefore`).
+fn run(faults: bool) -> RunResult {
+    let mut tenant = Tenant::default();
+    tenant.add_generated_delivered(SERIES, IDS, sample::PACKAGE_SALES, sample::USER_ADELE);
+    let mut state = EmulatorState::new(tenant)
+        .with_latency(LATENCY)
+        .with_throttle(RATE, BURST);
+    if faults {
+        // 20 % in all: 12 % of sub-requests get 429/503/504, 4 % of HTTP requests hang, 4 % are reset.
+        state.faults.set_random(
+            0.12,
+            vec![
+                Fault::Status {
+                    status: 429,
+                    retry_after: Some(1),
+                },
+                Fault::Status {
+                    status: 503,
+                    retry_after: None,
+                },
+                Fault::Status {
+                    status: 504,
+                    retry_after: None,
+                },
+            ],
+        );
+        state
+            .faults
+            .set_random_batches(0.04, vec![Fault::Hang(Duration::from_secs(60))]);
+        state = state.with_resets(0.04);
+    }
+    let emulator = Emulator::start(state).unwrap();
+    let (handler, _) = spawn(&emulator, &[("GRAPH_ATTEMPT_TIMEOUT_SECONDS", "5")]);
+    let ids: Vec<String> = (0..IDS).map(|i| generated_id(SERIES, i)).collect();
+    let queue: Mutex<(VecDeque<String>, usize)> = Mutex::new((
+        ids.chunks(20)
+            .map(|c| json!({ "assignmentIds": c }).to_string())
+            .collect(),
+        0,
+    ));
+    let dead = Mutex::new(Vec::<Value>::new());
+    let invocations = Mutex::new(0usize);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..HOST_CONCURRENCY {
+            s.spawn(|| {
+                loop {
+                    let text = {
+                        let mut q = queue.lock().unwrap();
+                        match q.0.pop_front() {
+                            Some(t) => {
+                                q.1 += 1;
+                                t
+                            }
+                            None if q.1 == 0 => return,
+                            None => {
+                                drop(q);
+                                std::thread::sleep(Duration::from_millis(5));
+                                continue;
+                            }
+                        }
+                    };
+                    let envelope =
+                        queue_envelope("function-reprocess-queue", "message", &text, &QueueMessageMeta::now(1));
+                    let reply = invoke(handler.port, &envelope);
+                    *invocations.lock().unwrap() += 1;
+                    let mut q = queue.lock().unwrap();
+                    for m in reply["Outputs"]["enqueue"].as_array().into_iter().flatten() {
+                        q.0.push_back(m.as_str().unwrap().to_owned());
+                    }
+                    for m in reply["Outputs"]["deadLetter"].as_array().into_iter().flatten() {
+                        dead.lock()
+                            .unwrap()
+                            .push(serde_json::from_str(m.as_str().unwrap()).unwrap());
+                    }
+                    q.1 -= 1;
+                }
+            });
+        }
+    });
+    let wall = started.elapsed();
+    let peak_rss_kib = rss_kib(handler.child.id(), "VmHWM:");
+    let log = emulator.state.graph_requests();
+    let calls: Vec<_> = log
+        .iter()
+        .filter(|r| r.path_and_query.ends_with("/reprocess"))
+        .collect();
+    let dead = dead.into_inner().unwrap();
+    let dead_ids: HashSet<String> = dead
+        .iter()
+        .flat_map(|d| d["assignmentIds"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    let tenant = emulator.state.tenant.lock().unwrap();
+    let counts: Vec<u32> = ids.iter().map(|id| tenant.reprocess_count(id)).collect();
+    RunResult {
+        wall,
+        attempts: calls.len(),
+        throttled: calls.iter().filter(|r| r.status == 429).count(),
+        token_fetches: emulator.state.token_fetches(),
+        lost: ids
+            .iter()
+            .zip(&counts)
+            .filter(|(id, c)| **c == 0 && !dead_ids.contains(*id))
+            .count(),
+        dead_lettered: dead_ids.len(),
+        duplicates: counts.iter().map(|c| c.saturating_sub(1) as usize).sum(),
+        invocations: invocations.into_inner().unwrap(),
+        peak_rss_kib,
+        resets: emulator.state.resets(),
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    format!(
+        "{cores} cores ({cpu}), {:.0} GiB RAM, {}",
+        mem_kib as f64 / 1_048_576.0,
+        std::env::consts::OS
+    )
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and test discovery: nothing to list.
+    }
+    let idle_emulator = Emulator::start(EmulatorState::new(Tenant::default())).unwrap();
+    let mut ready: Vec<Duration> = (0..20).map(|_| spawn(&idle_emulator, &[]).1).collect();
+    ready.sort();
+    let (handler, _) = spawn(&idle_emulator, &[]);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss = rss_kib(handler.child.id(), "VmRSS:");
+    drop(handler);
+    println!(
+        "ready: median {:?}, max {:?}; idle RSS {} KiB",
+        ready[10], ready[19], idle_rss
+    );
+
+    let bound = Duration::from_secs_f64((IDS as f64 - BURST) / RATE);
+    let clean = run(false);
+    println!(
+        "no faults: {:?} (bound {:?}), {} attempts, {} x429",
+        clean.wall, bound, clean.attempts, clean.throttled
+    );
+    let faulty = run(true);
+    println!(
+        "faults: {:?}, lost {}, duplicates {}, dead-lettered {}",
+        faulty.wall, faulty.lost, faulty.duplicates, faulty.dead_lettered
+    );
+
+    let ratio = clean.wall.as_secs_f64() / bound.as_secs_f64();
+    let per_id = |r: &RunResult| r.attempts as f64 / IDS as f64;
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    let ok = |pass: bool| if pass { "met" } else { "**missed**" };
+    let report = format!(
+        "# Benchmarks\n\n\
+Command: `cargo bench --bench throughput` (about 5 minutes; writes this file). Measured {date} on {machine}.\n\n\
+Set-up: the release binary is started as the Functions host starts it (environment, loopback port, readiness \
+poll on `GET /`) and driven with queue envelopes as the host sends them: 10,000 delivered assignment IDs in \
+messages of 20, up to {conc} invocations at once (host.json `batchSize` 16 + `newBatchThreshold` 8), \
+`enqueue` outputs put back on the queue at once. The emulated Graph answers after {lat} ms and throttles with a \
+token bucket of {rate} requests/s, burst {burst} (each `$batch` sub-request takes a token; past it, 429 with \
+`Retry-After`). `GRAPH_ATTEMPT_TIMEOUT_SECONDS=5`, other settings default.\n\n\
+## Without faults\n\n\
+| measure | value | target |\n|---|---|---|\n\
+| wall time | {w:.1} s | |\n\
+| throttle-imposed lower bound ((10,000 − burst) / rate) | {b:.1} s | |\n\
+| wall time / bound | **{ratio:.3}** | ≤ 1.15 ({r1}) |\n\
+| Graph attempts per ID (sub-requests incl. 429s / IDs) | **{apid:.3}** | ≤ 1.05 ({r2}) |\n\
+| 429 answers received | {t429} | |\n\
+| token fetches | {tok} | |\n\
+| queue invocations | {inv} | |\n\
+| IDs lost / dead-lettered / reprocessed twice | {lost} / {dl} / {dup} | 0 lost |\n\
+| peak RSS (VmHWM) | {peak:.1} MiB | ≤ 60 MB ({r5}) |\n\n\
+## With 20 % injected faults\n\n\
+12 % of sub-requests answer 429 (`Retry-After: 1`), 503 or 504; 4 % of `$batch` requests hang (60 s, the \
+client gives up after 5 s); 4 % of HTTP requests are reset at the TCP level (RST, {resets} resets seen).\n\n\
+| measure | value | target |\n|---|---|---|\n\
+| wall time | {fw:.1} s ({fratio:.2} × bound) | |\n\
+| IDs lost | **{flost}** | 0 ({r6}) |\n\
+| IDs dead-lettered | {fdl} | |\n\
+| IDs reprocessed more than once (duplicates) | {fdup} | |\n\
+| Graph attempts per ID | {fapid:.3} | |\n\
+| 429 answers received | {f429} | |\n\
+| token fetches | {ftok} | |\n\
+| queue invocations | {finv} | |\n\
+| peak RSS (VmHWM) | {fpeak:.1} MiB | ≤ 60 MB |\n\n\
+Duplicates come from hung or reset `$batch` requests: Graph may have acted on some sub-requests before the \
+answer was lost, and the retry sends them again (reprocessing a Delivered assignment twice is harmless).\n\n\
+## Start-up and memory\n\n\
+| measure | value | target |\n|---|---|---|\n\
+| exec → first answer on `GET /` (median of 20 starts) | **{rmed:.1} ms** (max {rmax:.1} ms) | ≤ 10 ms ({r3}) |\n\
+| idle RSS (1 s after ready) | **{idle:.1} MiB** | ≤ 15 MB ({r4}) |\n",
+        date = time::OffsetDateTime::now_utc().date(),
+        machine = machine(),
+        conc = HOST_CONCURRENCY,
+        lat = LATENCY.as_millis(),
+        rate = RATE,
+        burst = BURST,
+        w = clean.wall.as_secs_f64(),
+        b = bound.as_secs_f64(),
+        r1 = ok(ratio <= 1.15),
+        apid = per_id(&clean),
+        r2 = ok(per_id(&clean) <= 1.05),
+        t429 = clean.throttled,
+        tok = clean.token_fetches,
+        inv = clean.invocations,
+        lost = clean.lost,
+        dl = clean.dead_lettered,
+        dup = clean.duplicates,
+        peak = mib(clean.peak_rss_kib),
+        r5 = ok(clean.peak_rss_kib as f64 * 1024.0 <= 60e6 && faulty.peak_rss_kib as f64 * 1024.0 <= 60e6),
+        resets = faulty.resets,
+        fw = faulty.wall.as_secs_f64(),
+        fratio = faulty.wall.as_secs_f64() / bound.as_secs_f64(),
+        flost = faulty.lost,
+        r6 = ok(faulty.lost == 0),
+        fdl = faulty.dead_lettered,
+        fdup = faulty.duplicates,
+        fapid = per_id(&faulty),
+        f429 = faulty.throttled,
+        ftok = faulty.token_fetches,
+        finv = faulty.invocations,
+        fpeak = mib(faulty.peak_rss_kib),
+        rmed = ready[10].as_secs_f64() * 1000.0,
+        rmax = ready[19].as_secs_f64() * 1000.0,
+        r3 = ok(ready[10] <= Duration::from_millis(10)),
+        idle = mib(idle_rss),
+        r4 = ok(idle_rss as f64 * 1024.0 <= 15e6),
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md");
+    std::fs::write(path, &report).unwrap();
+    println!("\n{report}\nwritten to {path}");
+}
