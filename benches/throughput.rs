@@ -216,6 +216,15 @@ fn run(faults: bool) -> RunResult {
         .flat_map(|d| d["assignmentIds"].as_array().cloned().unwrap_or_default())
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect();
+    // Where the 429s fell, in 10-second buckets, for tuning the pacing.
+    let mut histogram = [0usize; 40];
+    for r in calls.iter().filter(|r| r.status == 429) {
+        histogram[(r.at.saturating_duration_since(started).as_secs() / 10).min(39) as usize] += 1;
+    }
+    println!(
+        "429s per 10 s: {:?}",
+        &histogram[..(wall.as_secs() / 10 + 1).min(40) as usize]
+    );
     let tenant = emulator.state.tenant.lock().unwrap();
     let counts: Vec<u32> = ids.iter().map(|id| tenant.reprocess_count(id)).collect();
     RunResult {
@@ -277,6 +286,13 @@ fn main() {
 
     let bound = Duration::from_secs_f64((IDS as f64 - BURST) / RATE);
     let clean = run(false);
+    if std::env::var_os("BENCH_CLEAN_ONLY").is_some() {
+        println!(
+            "no faults: {:?}, {} attempts, {} x429",
+            clean.wall, clean.attempts, clean.throttled
+        );
+        return;
+    }
     println!(
         "no faults: {:?} (bound {:?}), {} attempts, {} x429",
         clean.wall, bound, clean.attempts, clean.throttled

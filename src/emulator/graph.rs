@@ -121,6 +121,7 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
         had_authorization: authorization.is_some(),
         content_length: header("content-length"),
         status: response.status().as_u16(),
+        at: std::time::Instant::now(),
     });
     response
 }
@@ -187,6 +188,7 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
             had_authorization: ctx.authorization.is_some(),
             content_length: None,
             status: answer.status,
+            at: std::time::Instant::now(),
         });
         let mut headers = serde_json::Map::new();
         for (name, value) in answer.headers {

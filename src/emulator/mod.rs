@@ -30,6 +30,7 @@ pub struct LoggedRequest {
     pub had_authorization: bool,
     pub content_length: Option<String>,
     pub status: u16,
+    pub at: std::time::Instant,
 }
 
 #[derive(Debug)]

@@ -3,8 +3,8 @@
 //! - a back-off gate: once Graph answers 429 with `Retry-After`, every caller waits instead of piling on;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
 //!   sub-request). It starts at 50/s and doubles every second (slow start) until Graph throttles; then it
-//!   paces at 90 % of the rate Graph was *accepting* in the last second, gate-closed time left out (over a
-//!   token-bucket limit that is the refill rate; the 10 % margin lets the bucket refill so a batch of 20
+//!   paces at 90 % of the rate Graph was *accepting* in the last second (over a token-bucket limit that
+//!   is the refill rate; the 10 % margin lets the bucket refill so a batch of 20
 //!   arriving at once fits), cutting by at most a third per episode, and probing upward 0.5 % per
 //!   accepted request. A throttling episode needs at least 3 answers of 429 that
 //!   are also at least 10 % of the answers in the last second: a stray 429 (or a fault injected at random)
@@ -35,8 +35,6 @@ struct Pacing {
     /// Virtual schedule: when the next request may start.
     next_slot: Instant,
     last_cut: Option<Instant>,
-    /// When the back-off gate was closed, so a rate measured over the last second counts open time only.
-    closures: VecDeque<(Instant, Instant)>,
     /// `(when, accepted, throttled)` answers in the last [`WINDOW`], to learn the rate Graph sustains.
     answers: VecDeque<(Instant, u32, u32)>,
 }
@@ -72,7 +70,6 @@ impl Limiter {
                 slow_start: true,
                 next_slot: Instant::now(),
                 last_cut: None,
-                closures: VecDeque::new(),
                 answers: VecDeque::new(),
             }),
         }
@@ -86,24 +83,30 @@ impl Limiter {
             .await
             .ok()?
             .ok()?;
-        // The gate may have closed while we queued for a slot; honour it before sending.
-        self.wait_for_gate(deadline).await?;
-        let start = {
-            let mut p = self.pacing.lock().expect("pacing lock");
-            match p.rate {
-                None => Instant::now(),
-                Some(rate) => {
-                    let start = p.next_slot.max(Instant::now());
-                    if start >= deadline {
-                        return None;
+        loop {
+            // The gate may have closed while we queued for a slot; honour it before sending.
+            self.wait_for_gate(deadline).await?;
+            let start = {
+                let mut p = self.pacing.lock().expect("pacing lock");
+                match p.rate {
+                    None => Instant::now(),
+                    Some(rate) => {
+                        let start = p.next_slot.max(Instant::now());
+                        if start >= deadline {
+                            return None;
+                        }
+                        p.next_slot = start + Duration::from_secs_f64(f64::from(weight) / rate);
+                        start
                     }
-                    p.next_slot = start + Duration::from_secs_f64(f64::from(weight) / rate);
-                    start
                 }
+            };
+            tokio::time::sleep_until(start).await;
+            // A 429 may have closed the gate while we slept for our pacing slot: then wait again and take
+            // a fresh slot at the (by then cut) pace rather than send into the throttle.
+            if self.gate_open_at().is_none() {
+                return Some(permit);
             }
-        };
-        tokio::time::sleep_until(start).await;
-        Some(permit)
+        }
     }
 
     async fn wait_for_gate(&self, deadline: Instant) -> Option<()> {
@@ -118,19 +121,7 @@ impl Limiter {
 
     /// Graph asked everyone from this app to wait: close the gate for `wait` (never shortening it).
     pub fn back_off(&self, wait: Duration) {
-        let now = Instant::now();
-        let until = now + wait;
-        {
-            let mut p = self.pacing.lock().expect("pacing lock");
-            p.closures.push_back((now, until));
-            while p
-                .closures
-                .front()
-                .is_some_and(|(_, end)| now.saturating_duration_since(*end) > WINDOW)
-            {
-                p.closures.pop_front();
-            }
-        }
+        let until = Instant::now() + wait;
         let mut gate = self.gate.lock().expect("gate lock");
         if gate.is_none_or(|at| at < until) {
             *gate = Some(until);
@@ -170,20 +161,10 @@ impl Limiter {
             return;
         }
         p.last_cut = Some(now);
-        // Graph's rate is what it accepted while we were allowed to send: leave out gate-closed time.
-        let window_start = now.checked_sub(WINDOW).unwrap_or(now);
-        let closed: f64 = p
-            .closures
-            .iter()
-            .map(|(from, to)| {
-                (*to)
-                    .min(now)
-                    .saturating_duration_since((*from).max(window_start))
-                    .as_secs_f64()
-            })
-            .sum();
-        let open = (WINDOW.as_secs_f64() - closed).max(0.2);
-        let accepted_rate = f64::from(accepted) / open;
+        // Graph's rate is what it accepted over the last second. (Answers keep arriving while the gate is
+        // closed, so dividing by open time alone would overstate it; the bounded cut below keeps a second
+        // with a long closed gate from collapsing the pace instead.)
+        let accepted_rate = f64::from(accepted) / WINDOW.as_secs_f64();
         let rate = p.rate.unwrap_or(accepted_rate);
         // Leaving slow start, the last second also drained the bucket's burst and so overstates the limit:
         // take half the pace that overran it (as TCP does), unless Graph accepted even less. Afterwards one
@@ -196,6 +177,8 @@ impl Limiter {
         };
         let new_rate = MARGIN * base;
         p.slow_start = false;
+        // Everyone waiting re-reserves at the new pace once the gate opens; old slots no longer count.
+        p.next_slot = now;
         p.rate = Some(new_rate.max(MIN_RATE));
         tracing::info!(
             rate_per_second = p.rate.unwrap_or_default() as u64,

@@ -7,7 +7,6 @@ use crate::helpers::*;
 use reprocess_handler::emulator::sample;
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
 
 fn fixture_json(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/alerts/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -94,10 +93,12 @@ fn log_search_dimensions_are_enqueued_fast_and_then_reprocessed() {
         { "name": "assignmentId", "value": "0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10/../../users" },
         { "name": "Computer", "value": "TestComputer" }
     ]);
-    let started = Instant::now();
     let reply = app.post_alert(&alert.to_string());
-    let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(1), "answered in {elapsed:?}");
+    // Action groups time out quickly: the answer comes from enqueuing, with no Graph call in between.
+    assert!(
+        app.emulator.state.graph_requests().is_empty(),
+        "the alert invocation called Graph"
+    );
     let (status, _, body) = reply.res();
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"]["userIds"], json!([sample::USER_ADELE]));

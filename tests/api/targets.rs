@@ -34,11 +34,13 @@ fn assert_exactly_once(drained: &Drained, want: &HashSet<String>) {
 #[test]
 fn package_fan_out_pages_through_graph_and_every_id_lands_in_exactly_one_chunk() {
     let app = spawn_app();
-    let started = std::time::Instant::now();
     let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_BULK] }).to_string());
     let (status, _, body) = reply.res();
     assert_eq!(status, 202);
-    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(
+        app.emulator.state.graph_requests().is_empty(),
+        "the HTTP call only enqueues"
+    );
     assert_eq!(body["accepted"]["accessPackageIds"], json!([sample::PACKAGE_BULK]));
     assert_eq!(body["enqueued"]["expansionMessages"], 1);
     let correlation = body["correlationId"].as_str().unwrap().to_owned();
