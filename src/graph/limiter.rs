@@ -101,9 +101,10 @@ impl Limiter {
                 }
             };
             tokio::time::sleep_until(start).await;
-            // A 429 may have closed the gate while we slept for our pacing slot: then wait again and take
-            // a fresh slot at the (by then cut) pace rather than send into the throttle.
-            if self.gate_open_at().is_none() {
+            // If a throttling episode closed the gate while we slept for our pacing slot, wait again and take
+            // a fresh slot at the cut pace rather than send into the throttle. A gate closed by a stray 429
+            // (no episode) does not send a request that already waited back to the end of the line.
+            if self.gate_open_at().is_none() || !self.in_episode() {
                 return Some(permit);
             }
         }
@@ -126,6 +127,12 @@ impl Limiter {
         if gate.is_none_or(|at| at < until) {
             *gate = Some(until);
         }
+    }
+
+    /// Whether a throttling episode began in the last two seconds.
+    fn in_episode(&self) -> bool {
+        let p = self.pacing.lock().expect("pacing lock");
+        p.last_cut.is_some_and(|at| at.elapsed() < 2 * WINDOW)
     }
 
     /// When the gate opens, if it is closed now.
