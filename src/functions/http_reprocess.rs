@@ -61,19 +61,8 @@ async fn handle_request(
             ),
         );
     };
-    if body.len() > settings.max_body_bytes {
-        return HttpReply::json(
-            413,
-            error_body(
-                "body_too_large",
-                &format!(
-                    "the body is {} bytes; the limit is {} bytes (MAX_BODY_BYTES)",
-                    body.len(),
-                    settings.max_body_bytes
-                ),
-                json!({ "limit": settings.max_body_bytes, "setting": "MAX_BODY_BYTES" }),
-            ),
-        );
+    if let Err(reply) = super::check_body_size(body, settings.max_body_bytes) {
+        return reply;
     }
     let parsed = match parse_json_request(body, settings.max_ids_per_call) {
         Ok(parsed) => parsed,

@@ -83,6 +83,22 @@ pub fn accepted_body(
     })
 }
 
+/// 413 naming the limit and its setting when an HTTP body is over `MAX_BODY_BYTES`.
+pub fn check_body_size(body: &str, max_body_bytes: usize) -> Result<(), crate::host::HttpReply> {
+    if body.len() <= max_body_bytes {
+        return Ok(());
+    }
+    let message = format!(
+        "the body is {} bytes; the limit is {max_body_bytes} bytes (MAX_BODY_BYTES)",
+        body.len()
+    );
+    let extra = json!({ "limit": max_body_bytes, "setting": "MAX_BODY_BYTES" });
+    Err(crate::host::HttpReply::json(
+        413,
+        error_body("body_too_large", &message, extra),
+    ))
+}
+
 /// The JSON error body every 4xx/5xx from the HTTP functions uses.
 pub fn error_body(code: &str, message: &str, extra: Value) -> Value {
     let mut error = json!({ "code": code, "message": message });
