@@ -1,73 +1,25 @@
 //! Builds the actix-web app the Functions host talks to: `GET /` for readiness and
 //! `POST /{function-folder}` for invocations, bound to 127.0.0.1 on `FUNCTIONS_CUSTOMHANDLER_PORT`
-//! (0 picks a free port, for tests).
+//! (0 picks a free port, for tests). An invocation's envelope is parsed here and handed to
+//! `functions::dispatch`; its reply (or failure) goes back to the host from here.
 
 use crate::config::Settings;
-use crate::functions::{self, alert_bindings, http_bindings, queue_bindings};
-use crate::graph::{GraphClient, Limiter, TokenProvider};
+use crate::domain::ids::is_log_safe_token;
+use crate::functions;
 use crate::host::{Envelope, INVOCATION_ID_HEADER};
-use crate::reprocess::Reprocessor;
+use crate::state::{AppState, Services};
 use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::json;
 use std::net::TcpListener;
-use std::sync::{Arc, OnceLock};
-use tokio::sync::Notify;
 use tracing::Instrument;
 
 /// Envelopes carry the caller's body and its JSON properties again in `Metadata`: allow several times
 /// `MAX_BODY_BYTES` so an oversized call gets our 413 rather than a transport error.
 const ENVELOPE_LIMIT: usize = 256 << 20;
 
-/// What talks to Graph. Building it loads the system's TLS roots (hundreds of files, milliseconds), so it
-/// is built on a thread of its own while the server already answers the host's readiness probe;
-/// invocations that arrive first wait for it.
-#[derive(Debug)]
-pub struct Services {
-    pub reprocessor: Reprocessor,
-    /// For reads (listing, dry runs); shares the limiter and token cache with the reprocessor.
-    pub graph: Arc<GraphClient>,
-}
-
-impl Services {
-    fn build(settings: &Settings) -> Result<Self, StartupError> {
-        let tokens = TokenProvider::from_settings(settings)?;
-        let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
-        let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
-        let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
-        Ok(Self { reprocessor, graph })
-    }
-}
-
-#[derive(Debug)]
-pub struct AppState {
-    pub settings: Settings,
-    services: OnceLock<Services>,
-    services_ready: Notify,
-}
-
-impl AppState {
-    /// The Graph services, waiting for start-up to finish building them.
-    pub async fn services(&self) -> &Services {
-        loop {
-            if let Some(services) = self.services.get() {
-                return services;
-            }
-            let ready = self.services_ready.notified();
-            if let Some(services) = self.services.get() {
-                return services;
-            }
-            ready.await;
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error(transparent)]
-    Credential(#[from] crate::graph::CredentialError),
-    #[error(transparent)]
-    Client(#[from] crate::graph::client::ClientError),
     #[error("could not listen on 127.0.0.1:{port}: {source}")]
     Bind { port: u16, source: std::io::Error },
 }
@@ -85,19 +37,12 @@ impl Application {
             .local_addr()
             .map_err(|source| StartupError::Bind { port, source })?
             .port();
-        let state = web::Data::new(AppState {
-            settings,
-            services: OnceLock::new(),
-            services_ready: Notify::new(),
-        });
+        let state = web::Data::new(AppState::new(settings));
         let building = state.clone();
         std::thread::Builder::new()
             .name("start-up".into())
             .spawn(move || match Services::build(&building.settings) {
-                Ok(services) => {
-                    let _ = building.services.set(services);
-                    building.services_ready.notify_waiters();
-                }
+                Ok(services) => building.services_built(services),
                 Err(e) => {
                     // As fatal as a bad setting: the host restarts the handler, then stops after three tries.
                     tracing::error!(error = %e, "start-up failed");
@@ -151,7 +96,7 @@ fn invocation_id(request: &HttpRequest) -> String {
         .headers()
         .get(INVOCATION_ID_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|id| is_log_safe_token(id))
         .unwrap_or("unknown")
         .to_owned()
 }
@@ -174,15 +119,10 @@ async fn invoke(
                 return failure(&e.to_string());
             }
         };
-        let reply = match function.as_str() {
-            http_bindings::FUNCTION => Ok(functions::http_reprocess::handle(&state, &envelope, &invocation_id).await),
-            queue_bindings::FUNCTION => functions::queue_reprocess::handle(&state, &envelope, &invocation_id).await,
-            alert_bindings::FUNCTION => Ok(functions::alert_reprocess::handle(&state, &envelope, &invocation_id).await),
-            _ => {
-                tracing::error!("invocation for an unknown function");
-                return HttpResponse::NotFound()
-                    .json(json!({ "Outputs": {}, "Logs": [format!("unknown function {function}")] }));
-            }
+        let Some(reply) = functions::dispatch(&state, &function, &envelope, &invocation_id).await else {
+            tracing::error!("invocation for an unknown function");
+            return HttpResponse::NotFound()
+                .json(json!({ "Outputs": {}, "Logs": [format!("unknown function {function}")] }));
         };
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match reply {

@@ -15,7 +15,8 @@
 //! by the action group and helps no one.
 
 use super::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, UserId};
-use super::targets::{Scope, Target, Targets};
+use super::scope::Scope;
+use super::targets::{Target, Targets};
 use serde::Serialize;
 use serde_json::Value;
 

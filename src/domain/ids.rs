@@ -77,6 +77,52 @@ impl fmt::Debug for Guid {
     }
 }
 
+/// Joins the log lines and messages of one logical request across invocations: a caller's own value
+/// (at most 64 ASCII letters, digits or hyphens, so it is safe in logs and queue messages) or a fresh GUID.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CorrelationId(String);
+
+impl CorrelationId {
+    pub const MAX_LEN: usize = 64;
+
+    /// `None` unless `input` is 1 to 64 ASCII letters, digits or hyphens.
+    pub fn parse(input: &str) -> Option<Self> {
+        is_log_safe_token(input).then(|| Self(input.to_owned()))
+    }
+    pub fn new_random() -> Self {
+        Self(Guid::new_random().to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// 1 to 64 ASCII letters, digits or hyphens: what IDs from a header or message may look like before they
+/// reach a log line (so a forged value cannot inject one).
+pub fn is_log_safe_token(input: &str) -> bool {
+    !input.is_empty()
+        && input.len() <= CorrelationId::MAX_LEN
+        && input.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+impl fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for CorrelationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CorrelationId({})", self.0)
+    }
+}
+
+impl serde::Serialize for CorrelationId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 macro_rules! guid_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*

@@ -1,4 +1,6 @@
-//! Domain types: IDs that can only hold GUIDs, what a caller asked for, and what happened to each ID.
+//! Domain types: IDs that can only hold GUIDs, what gets reprocessed, and what happened to each ID.
+//! Nothing here knows JSON wire forms (`crate::message`), the host (`crate::host`) or Graph (`crate::graph`),
+//! except the alert schema, whose only job is to find targets in an alert.
 
 pub mod alert;
 pub mod ids;
@@ -6,9 +8,7 @@ pub mod outcome;
 pub mod scope;
 pub mod targets;
 
-pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, Guid, GuidError, UserId};
+pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, Guid, GuidError, UserId};
 pub use outcome::{ItemResult, Outcome, Report, Summary};
-pub use targets::{
-    FieldError, ReprocessRequest, RequestError, Scope, Target, TargetKind, Targets, parse_json_request,
-    parse_queue_message,
-};
+pub use scope::Scope;
+pub use targets::{Target, TargetKind, Targets};

@@ -12,13 +12,6 @@ pub enum Scope {
 }
 
 impl Scope {
-    /// The JSON field a message uses for this scope (`accessPackageIds` / `userIds`).
-    pub fn field(&self) -> &'static str {
-        match self {
-            Scope::AccessPackage(_) => "accessPackageIds",
-            Scope::User(_) => "userIds",
-        }
-    }
     pub fn id(&self) -> &str {
         match self {
             Scope::AccessPackage(id) => id.as_str(),

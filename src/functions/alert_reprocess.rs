@@ -5,26 +5,14 @@
 //! Resolved notifications and other alert shapes get 200 "nothing to do" with the reason, never an
 //! error (an error only makes the action group retry). `?dryRun=true` shows what would be enqueued.
 
-use super::{accepted_body, alert_bindings as b, error_body, query_flag};
-use crate::domain::Guid;
+use super::{alert_bindings as b, error_body, query_flag};
+use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
-use crate::fanout::Plan;
-use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};
-use crate::startup::AppState;
+use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
+use crate::message::Plan;
+use crate::message::accepted::Accepted;
+use crate::state::AppState;
 use serde_json::{Value, json};
-
-pub async fn handle(state: &AppState, envelope: &Envelope, invocation_id: &str) -> InvokeResponse {
-    let mut response = InvokeResponse::default();
-    let reply = match HttpTrigger::from_envelope(envelope, b::REQUEST) {
-        Ok(request) => handle_request(state, &request, invocation_id, &mut response),
-        Err(e) => {
-            tracing::error!(error = %e, "malformed HTTP trigger envelope");
-            HttpReply::json(500, error_body("bad_envelope", &e.to_string(), json!({})))
-        }
-    };
-    response.http(b::RESPONSE, reply);
-    response
-}
 
 fn nothing_to_do(reason: &str, skipped: Value, invocation_id: &str, response: &mut InvokeResponse) -> HttpReply {
     tracing::info!(reason, "alert: nothing to do");
@@ -35,17 +23,13 @@ fn nothing_to_do(reason: &str, skipped: Value, invocation_id: &str, response: &m
     )
 }
 
-fn handle_request(
+pub fn handle(
     state: &AppState,
     request: &HttpTrigger,
     invocation_id: &str,
     response: &mut InvokeResponse,
 ) -> HttpReply {
     let settings = &state.settings;
-    if !request.method.eq_ignore_ascii_case("POST") {
-        return HttpReply::json(405, error_body("method_not_allowed", "use POST", json!({})))
-            .with_header("Allow", "POST");
-    }
     let dry_run = match query_flag(request, "dryRun") {
         Ok(flag) => flag,
         Err(reply) => return reply,
@@ -91,28 +75,22 @@ fn handle_request(
         );
         return nothing_to_do(&reason, json!(skipped), invocation_id, response);
     }
-    let correlation_id = Guid::new_random().to_string();
+    let correlation_id = CorrelationId::new_random();
     let plan = Plan::new(&targets, &scopes, &correlation_id);
-    let mut body = accepted_body(
+    let body = Accepted::new(
         &plan,
         &targets,
         &scopes,
         &correlation_id,
         invocation_id,
         &settings.queue_name,
-    );
-    body["alertRule"] = json!(alert_rule);
-    body["skipped"] = json!(skipped);
+    )
+    .from_alert(alert_rule.as_deref(), &skipped);
     if dry_run {
-        body["status"] = json!("dry run: nothing enqueued");
-        body["wouldEnqueue"] = plan
-            .messages()
-            .map(|m| serde_json::from_str(&m).unwrap_or(Value::Null))
-            .collect();
         response.log(format!("alert dry run: {} messages would be enqueued", plan.len()));
-        return HttpReply::json(200, body);
+        return HttpReply::json(200, json!(body.dry_run(&plan)));
     }
-    response.enqueue(b::ENQUEUE, plan.messages());
+    response.enqueue(b::ENQUEUE, plan.texts());
     tracing::info!(
         correlation_id = %correlation_id,
         alert_rule = alert_rule.as_deref().unwrap_or(""),
@@ -126,5 +104,5 @@ fn handle_request(
         plan.len(),
         skipped.len()
     ));
-    HttpReply::json(202, body)
+    HttpReply::json(202, json!(body))
 }

@@ -5,40 +5,25 @@
 //! With `accessPackageIds`/`userIds` the call is fan-out: one expansion message per package/user (and
 //! the direct IDs in chunks of 20) go to the queue and the answer is 202 at once, so a package of any
 //! size is never reprocessed inside this invocation (`crate::fanout`). `"dryRun": true` or
-//! `?dryRun=true` reads instead and reprocesses nothing.
+//! `?dryRun=true` reads instead and reprocesses nothing (`crate::dry_run`).
 
-use super::{accepted_body, error_body, http_bindings as b, query_flag};
-use crate::domain::{Guid, RequestError, Targets, parse_json_request};
-use crate::fanout::{self, Plan};
-use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};
-use crate::startup::AppState;
+use super::{error_body, http_bindings as b, query_flag};
+use crate::domain::{CorrelationId, Targets};
+use crate::dry_run;
+use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
+use crate::message::accepted::{Accepted, Queued};
+use crate::message::{self, Plan, RequestError, parse_json_request};
+use crate::state::AppState;
 use serde_json::json;
 use tokio::time::Instant;
 
-pub async fn handle(state: &AppState, envelope: &Envelope, invocation_id: &str) -> InvokeResponse {
-    let mut response = InvokeResponse::default();
-    let reply = match HttpTrigger::from_envelope(envelope, b::REQUEST) {
-        Ok(request) => handle_request(state, &request, invocation_id, &mut response).await,
-        Err(e) => {
-            tracing::error!(error = %e, "malformed HTTP trigger envelope");
-            HttpReply::json(500, error_body("bad_envelope", &e.to_string(), json!({})))
-        }
-    };
-    response.http(b::RESPONSE, reply);
-    response
-}
-
-async fn handle_request(
+pub async fn handle(
     state: &AppState,
     request: &HttpTrigger,
     invocation_id: &str,
     response: &mut InvokeResponse,
 ) -> HttpReply {
     let settings = &state.settings;
-    if !request.method.eq_ignore_ascii_case("POST") {
-        return HttpReply::json(405, error_body("method_not_allowed", "use POST", json!({})))
-            .with_header("Allow", "POST");
-    }
     let content_type = request.header("Content-Type").unwrap_or("").to_ascii_lowercase();
     if content_type.starts_with("application/octet-stream") || content_type.starts_with("multipart/") {
         return HttpReply::json(
@@ -88,7 +73,7 @@ async fn handle_request(
     }
     let deadline = Instant::now() + settings.http_budget;
     if dry_run {
-        let mut body = fanout::dry_run(&state.services().await.graph, &parsed.targets, &parsed.scopes, deadline).await;
+        let mut body = dry_run::report(&state.services().await.graph, &parsed.targets, &parsed.scopes, deadline).await;
         body["invocationId"] = json!(invocation_id);
         let line = format!("dry run, nothing reprocessed: {}", body["summary"]);
         tracing::info!(summary = %body["summary"], truncated = %body["truncated"], "dry run finished");
@@ -96,12 +81,9 @@ async fn handle_request(
         return HttpReply::json(200, body);
     }
     if !parsed.scopes.is_empty() {
-        let correlation_id = parsed
-            .correlation_id
-            .clone()
-            .unwrap_or_else(|| Guid::new_random().to_string());
+        let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
         let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id);
-        response.enqueue(b::ENQUEUE, plan.messages());
+        response.enqueue(b::ENQUEUE, plan.texts());
         let line = format!(
             "fan-out {correlation_id}: {} expansion and {} ID messages enqueued",
             plan.expansion_messages.len(),
@@ -109,7 +91,7 @@ async fn handle_request(
         );
         tracing::info!(correlation_id = %correlation_id, messages = plan.len(), "fan-out enqueued");
         response.log(line);
-        let body = accepted_body(
+        let body = Accepted::new(
             &plan,
             &parsed.targets,
             &parsed.scopes,
@@ -117,13 +99,13 @@ async fn handle_request(
             invocation_id,
             &settings.queue_name,
         );
-        return HttpReply::json(202, body);
+        return HttpReply::json(202, json!(body));
     }
     if parsed.targets.len() > settings.http_sync_max_ids {
         return split_into_messages(
             state,
             &parsed.targets,
-            parsed.correlation_id.as_deref(),
+            parsed.correlation_id.as_ref(),
             invocation_id,
             response,
         );
@@ -146,30 +128,32 @@ async fn handle_request(
 fn split_into_messages(
     state: &AppState,
     targets: &Targets,
-    correlation_id: Option<&str>,
+    correlation_id: Option<&CorrelationId>,
     invocation_id: &str,
     response: &mut InvokeResponse,
 ) -> HttpReply {
-    let correlation_id = correlation_id.map_or_else(|| invocation_id.to_owned(), str::to_owned);
-    let messages = fanout::id_messages(targets, &correlation_id);
+    // The invocation ID is a log-safe token already (checked by `startup`), so it can stand in.
+    let correlation_id = correlation_id
+        .cloned()
+        .or_else(|| CorrelationId::parse(invocation_id))
+        .unwrap_or_else(CorrelationId::new_random);
+    let messages = message::id_messages(targets, &correlation_id);
     let count = messages.len();
-    response.enqueue(b::ENQUEUE, messages);
+    response.enqueue(b::ENQUEUE, messages.iter().map(|m| m.to_text()));
     response.log(format!(
         "{} IDs split into {count} queue messages, correlation {correlation_id}",
         targets.len()
     ));
     tracing::info!(ids = targets.len(), messages = count, correlation_id = %correlation_id, "large call queued");
-    HttpReply::json(
-        202,
-        json!({
-            "invocationId": invocation_id,
-            "status": "queued",
-            "correlationId": correlation_id,
-            "ids": targets.len(),
-            "messages": count,
-            "queue": state.settings.queue_name,
-        }),
-    )
+    let body = Queued {
+        invocation_id,
+        status: "queued",
+        correlation_id: &correlation_id,
+        ids: targets.len(),
+        messages: count,
+        queue: &state.settings.queue_name,
+    };
+    HttpReply::json(202, json!(body))
 }
 
 fn request_error_reply(e: &RequestError) -> HttpReply {

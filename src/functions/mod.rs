@@ -1,22 +1,50 @@
 //! One file per function folder: decode the host envelope → run the service → encode the reply.
-//! Binding names here must match the `function.json` files exactly (the host matches them
-//! case-sensitively).
+//! [`dispatch`] picks the function by the folder name the host POSTs to. Binding names here must match
+//! the `function.json` files exactly (the host matches them case-sensitively).
 
 pub mod alert_reprocess;
 pub mod http_reprocess;
 mod queue_expand;
 pub mod queue_reprocess;
 
-use crate::domain::{Scope, Targets};
-use crate::fanout::Plan;
-use crate::host::{HttpReply, HttpTrigger};
+use crate::host::{Envelope, EnvelopeError, HttpReply, HttpTrigger, InvokeResponse};
+use crate::state::AppState;
 use serde_json::{Value, json};
+
+/// Runs the function named `function` (the folder name), or `None` if there is no such function.
+/// `Err` only for an envelope the function cannot read at all: the host then fails the invocation and,
+/// for a queue message, retries it.
+pub async fn dispatch(
+    state: &AppState,
+    function: &str,
+    envelope: &Envelope,
+    invocation_id: &str,
+) -> Option<Result<InvokeResponse, EnvelopeError>> {
+    match function {
+        queue_bindings::FUNCTION => Some(queue_reprocess::handle(state, envelope, invocation_id).await),
+        http_bindings::FUNCTION | alert_bindings::FUNCTION => {
+            let mut response = InvokeResponse::default();
+            let reply = match post_request(envelope, HTTP_REQUEST) {
+                Err(reply) => reply,
+                Ok(request) if function == http_bindings::FUNCTION => {
+                    http_reprocess::handle(state, &request, invocation_id, &mut response).await
+                }
+                Ok(request) => alert_reprocess::handle(state, &request, invocation_id, &mut response),
+            };
+            response.http(HTTP_RESPONSE, reply);
+            Some(Ok(response))
+        }
+        _ => None,
+    }
+}
+
+/// The HTTP trigger and HTTP output bindings, named alike in every HTTP function's `function.json`.
+pub const HTTP_REQUEST: &str = "req";
+pub const HTTP_RESPONSE: &str = "res";
 
 /// `function-reprocess/function.json`.
 pub mod http_bindings {
     pub const FUNCTION: &str = "function-reprocess";
-    pub const REQUEST: &str = "req";
-    pub const RESPONSE: &str = "res";
     /// Queue output for work split into messages (large calls, fan-out).
     pub const ENQUEUE: &str = "enqueue";
 }
@@ -32,9 +60,22 @@ pub mod queue_bindings {
 /// `function-reprocess-alert/function.json`: Azure Monitor action-group webhooks.
 pub mod alert_bindings {
     pub const FUNCTION: &str = "function-reprocess-alert";
-    pub const REQUEST: &str = "req";
-    pub const RESPONSE: &str = "res";
     pub const ENQUEUE: &str = "enqueue";
+}
+
+/// The HTTP trigger of a POST-only function, or the reply that refuses it: 500 for an envelope without a
+/// readable request (the host's own fault), 405 for another method.
+pub fn post_request(envelope: &Envelope, binding: &'static str) -> Result<HttpTrigger, HttpReply> {
+    let request = HttpTrigger::from_envelope(envelope, binding).map_err(|e| {
+        tracing::error!(error = %e, "malformed HTTP trigger envelope");
+        HttpReply::json(500, error_body("bad_envelope", &e.to_string(), json!({})))
+    })?;
+    if !request.method.eq_ignore_ascii_case("POST") {
+        return Err(
+            HttpReply::json(405, error_body("method_not_allowed", "use POST", json!({}))).with_header("Allow", "POST"),
+        );
+    }
+    Ok(request)
 }
 
 /// `?dryRun=true|false` (any case); anything else is a 400 naming the parameter.
@@ -54,37 +95,8 @@ pub fn query_flag(request: &HttpTrigger, name: &str) -> Result<bool, HttpReply> 
     }
 }
 
-/// The 202 body for work handed to the queue: what was accepted and how many messages carry it.
-pub fn accepted_body(
-    plan: &Plan,
-    targets: &Targets,
-    scopes: &[Scope],
-    correlation_id: &str,
-    invocation_id: &str,
-    queue: &str,
-) -> Value {
-    let of = |f: &str| -> Vec<&str> { scopes.iter().filter(|s| s.field() == f).map(Scope::id).collect() };
-    json!({
-        "status": "accepted",
-        "invocationId": invocation_id,
-        "correlationId": correlation_id,
-        "accepted": {
-            "accessPackageIds": of("accessPackageIds"),
-            "userIds": of("userIds"),
-            "assignmentIds": targets.assignment_ids().len(),
-            "assignmentRequestIds": targets.assignment_request_ids().len(),
-        },
-        "enqueued": {
-            "queue": queue,
-            "messages": plan.len(),
-            "expansionMessages": plan.expansion_messages.len(),
-            "idMessages": plan.id_messages.len(),
-        },
-    })
-}
-
 /// 413 naming the limit and its setting when an HTTP body is over `MAX_BODY_BYTES`.
-pub fn check_body_size(body: &str, max_body_bytes: usize) -> Result<(), crate::host::HttpReply> {
+pub fn check_body_size(body: &str, max_body_bytes: usize) -> Result<(), HttpReply> {
     if body.len() <= max_body_bytes {
         return Ok(());
     }
@@ -93,10 +105,7 @@ pub fn check_body_size(body: &str, max_body_bytes: usize) -> Result<(), crate::h
         body.len()
     );
     let extra = json!({ "limit": max_body_bytes, "setting": "MAX_BODY_BYTES" });
-    Err(crate::host::HttpReply::json(
-        413,
-        error_body("body_too_large", &message, extra),
-    ))
+    Err(HttpReply::json(413, error_body("body_too_large", &message, extra)))
 }
 
 /// The JSON error body every 4xx/5xx from the HTTP functions uses.

@@ -10,29 +10,24 @@
 //!   the poison queue with the reason, to be re-driven.
 
 use super::queue_bindings as b;
-use super::queue_reprocess::retry_delay;
-use crate::domain::ReprocessRequest;
-use crate::fanout::{self, Plan};
-use crate::startup::AppState;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
+use crate::domain::CorrelationId;
+use crate::fanout;
+use crate::host::InvokeResponse;
+use crate::message::{DeadLetter, DeadLetterSource, Plan, ReprocessRequest, scope_field};
+use crate::state::AppState;
 use tokio::time::Instant;
 
 pub(super) async fn handle(
     state: &AppState,
     request: &ReprocessRequest,
-    mut dead_letter: Value,
-    invocation_id: &str,
-    response: &mut crate::host::InvokeResponse,
+    correlation_id: &CorrelationId,
+    source: DeadLetterSource,
+    response: &mut InvokeResponse,
 ) {
     let settings = &state.settings;
-    let correlation_id = request
-        .correlation_id
-        .clone()
-        .unwrap_or_else(|| invocation_id.to_owned());
     let [scope] = request.scopes.as_slice() else {
-        let plan = Plan::new(&request.targets, &request.scopes, &correlation_id);
-        response.enqueue(b::ENQUEUE, plan.messages());
+        let plan = Plan::new(&request.targets, &request.scopes, correlation_id);
+        response.enqueue(b::ENQUEUE, plan.texts());
         response.log(format!(
             "split into {} expansion and {} ID messages",
             plan.expansion_messages.len(),
@@ -41,27 +36,26 @@ pub(super) async fn handle(
         return;
     };
     if !request.targets.is_empty() {
-        let plan = Plan::new(&request.targets, &request.scopes, &correlation_id);
-        response.enqueue(b::ENQUEUE, plan.messages());
+        let plan = Plan::new(&request.targets, &request.scopes, correlation_id);
+        response.enqueue(b::ENQUEUE, plan.texts());
         response.log(format!("split into {} messages", plan.len()));
         return;
     }
 
+    let scope = *scope;
     let deadline = Instant::now() + settings.queue_budget;
     let next_link = request.next_link.as_deref();
-    match fanout::expand_one_page(
-        &state.services().await.graph,
-        scope,
-        next_link,
-        &correlation_id,
-        deadline,
-    )
-    .await
-    {
+    let graph = &state.services().await.graph;
+    match fanout::expand_one_page(graph, scope, next_link, correlation_id, deadline).await {
         Ok(page) => {
             let more = page.continuation.is_some();
             let chunks = page.id_messages.len();
-            response.enqueue(b::ENQUEUE, page.id_messages.into_iter().chain(page.continuation));
+            let texts = page
+                .id_messages
+                .iter()
+                .chain(&page.continuation)
+                .map(ReprocessRequest::to_text);
+            response.enqueue(b::ENQUEUE, texts);
             tracing::info!(
                 scope = scope.id(),
                 correlation_id = %correlation_id,
@@ -73,7 +67,7 @@ pub(super) async fn handle(
             );
             response.log(format!(
                 "{} {}: listed {} delivered assignments into {chunks} messages{}",
-                scope.field(),
+                scope_field(&scope),
                 scope.id(),
                 page.listed,
                 if more {
@@ -85,9 +79,9 @@ pub(super) async fn handle(
         }
         Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {
             let attempt = request.attempt + 1;
-            let not_before = OffsetDateTime::now_utc() + retry_delay(attempt, e.retry_after_seconds());
-            let retry = fanout::expansion_message(scope, next_link, &correlation_id, Some((attempt, not_before)));
-            response.enqueue(b::ENQUEUE, [retry]);
+            let retry = ReprocessRequest::expansion(scope, next_link, correlation_id)
+                .requeued(attempt, e.retry_after_seconds());
+            response.enqueue(b::ENQUEUE, [retry.to_text()]);
             tracing::warn!(scope = scope.id(), attempt, error = %e, "listing failed; re-enqueued");
             response.log(format!(
                 "listing {} failed ({e}); re-enqueued as attempt {attempt}",
@@ -96,14 +90,11 @@ pub(super) async fn handle(
         }
         Err(e) => {
             tracing::error!(scope = scope.id(), error = %e, "listing dead-lettered");
-            dead_letter["reason"] = json!(format!("listing {} {} failed: {e}", scope.field(), scope.id()));
-            dead_letter[scope.field()] = json!([scope.id()]);
-            dead_letter["correlationId"] = json!(correlation_id);
-            if let Some(link) = next_link {
-                dead_letter["nextLink"] = json!(link);
-            }
-            dead_letter["attempt"] = json!(request.attempt);
-            response.enqueue(b::DEAD_LETTER, [dead_letter.to_string()]);
+            let reason = format!("listing {} {} failed: {e}", scope_field(&scope), scope.id());
+            let mut work = ReprocessRequest::expansion(scope, next_link, correlation_id);
+            work.attempt = request.attempt;
+            let record = DeadLetter::work(reason, work, Vec::new(), source);
+            response.enqueue(b::DEAD_LETTER, [record.to_text()]);
             response.log(format!("listing dead-lettered: {e}"));
         }
     }

@@ -3,11 +3,11 @@
 //! throttled or failed transiently are sent again, after the longest `Retry-After` among them. A batch
 //! answer that is itself 429/5xx (or a connection failure) is retried as a whole.
 
-use super::client::{Attempt, GraphClient, classify, transient};
-use super::paths::reprocess_relative;
+use super::client::{Attempt, GraphClient, classify, log_finished, refused_before_sending, transient};
+use super::paths::{batch_url, reprocess_relative};
 use super::retry::{backoff, parse_retry_after};
+use super::transport::{Call, GraphRequest, SendError};
 use crate::domain::{Guid, ItemResult, Outcome, Target};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -56,32 +56,26 @@ impl GraphClient {
         let mut round = 0u32;
         while !pending.is_empty() {
             // Under a slow pace, send part of the batch now and the rest next round (no attempt spent).
-            let (now, later) = pending.split_at(self.limiter.max_burst().unwrap_or(usize::MAX).min(pending.len()));
+            let (now, later) = pending.split_at(self.limiter().max_burst().unwrap_or(usize::MAX).min(pending.len()));
             let (now, later) = (now.to_vec(), later.to_vec());
-            let Some(permit) = self.limiter.acquire(deadline, now.len() as u32).await else {
-                let wait = self
-                    .limiter
-                    .gate_open_at()
-                    .map(|at| at.saturating_duration_since(Instant::now()));
-                for &i in &pending {
-                    results[i].outcome = transient(
-                        "the invocation's time budget ran out while Graph asked us to back off",
-                        wait,
-                    );
-                }
-                break;
-            };
             pending = now;
+            let pending_targets: Vec<Target> = pending.iter().map(|&i| targets[i]).collect();
+            let answer = match self.send_batch(&pending_targets, &client_request_id, deadline).await {
+                Err(SendError::OutOfTime { gate_wait }) => {
+                    for &i in pending.iter().chain(&later) {
+                        results[i].outcome = transient(&SendError::OutOfTime { gate_wait }.to_string(), gate_wait);
+                    }
+                    break;
+                }
+                answer => answer,
+            };
             round += 1;
             for &i in &pending {
                 results[i].attempts += 1;
             }
-            let pending_targets: Vec<Target> = pending.iter().map(|&i| targets[i]).collect();
-            let answer = self.send_batch(&pending_targets, &client_request_id, deadline).await;
-            drop(permit);
 
             let mut retry: Vec<(usize, String, Option<Duration>)> = Vec::new();
-            match answer {
+            match answer.unwrap_or_else(Round::from) {
                 Round::Whole(Attempt::Final(outcome)) => {
                     for &i in &pending {
                         results[i].outcome = outcome.clone();
@@ -109,7 +103,7 @@ impl GraphClient {
             let named_wait = retry.iter().filter_map(|(_, _, w)| *w).max();
             let wait = named_wait.unwrap_or_else(|| backoff(round));
             if named_wait.is_some() {
-                self.limiter.back_off(wait);
+                self.limiter().back_off(wait);
             }
             tracing::warn!(
                 retrying = pending.len(),
@@ -120,7 +114,7 @@ impl GraphClient {
             );
             let exhausted: Vec<usize> = retry
                 .iter()
-                .filter(|(i, _, _)| results[*i].attempts >= self.max_attempts)
+                .filter(|(i, _, _)| results[*i].attempts >= self.max_attempts())
                 .map(|(i, _, _)| *i)
                 .collect();
             let out_of_time = Instant::now() + wait >= deadline;
@@ -143,85 +137,42 @@ impl GraphClient {
             tokio::time::sleep(wait).await;
         }
         for r in &results {
-            tracing::info!(
-                id = %r.id,
-                kind = ?r.kind,
-                outcome = r.outcome.label(),
-                http_status = r.http_status,
-                graph_request_id = r.graph_request_id.as_deref().unwrap_or(""),
-                client_request_id = %client_request_id,
-                attempts = r.attempts,
-                duration_ms = started.elapsed().as_millis() as u64,
-                batched = true,
-                "reprocess finished"
-            );
+            log_finished(r, &client_request_id, started, true);
         }
         results
     }
 
-    async fn send_batch(&self, targets: &[Target], client_request_id: &Guid, deadline: Instant) -> Round {
-        let authorization = match self.authorization().await {
-            Ok(value) => value,
-            Err(attempt) => return Round::Whole(attempt),
-        };
+    /// One `$batch` round trip through the transport; `Err` only when nothing was answered.
+    async fn send_batch(
+        &self,
+        targets: &[Target],
+        client_request_id: &Guid,
+        deadline: Instant,
+    ) -> Result<Round, SendError> {
         // Sub-request ids are positions, so answers in any order map back without trusting Graph's text.
         let requests: Vec<Value> = targets
             .iter()
             .enumerate()
-            .map(|(i, t)| json!({ "id": (i + 1).to_string(), "method": "POST", "url": reprocess_relative(self.version, t) }))
+            .map(|(i, t)| json!({ "id": (i + 1).to_string(), "method": "POST", "url": reprocess_relative(self.api_version(), t) }))
             .collect();
-        let mut url = self.base_url.clone();
-        url.set_path(&format!("/{}/$batch", self.version.segment()));
-        let timeout = self.timeout_before(deadline);
-        let response = self
-            .http
-            .post(url)
-            .header(AUTHORIZATION, authorization)
-            .header("client-request-id", client_request_id.as_str())
-            .header(CONTENT_TYPE, "application/json")
-            .body(json!({ "requests": requests }).to_string())
-            .timeout(timeout)
-            .send()
-            .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                let reason = format!("Graph did not answer the batch within {} ms", timeout.as_millis());
-                return Round::Whole(Attempt::Retry { reason, wait: None });
-            }
-            Err(e) => {
-                let reason = format!("connection to Graph failed: {e}");
-                return Round::Whole(Attempt::Retry { reason, wait: None });
-            }
+        let body = json!({ "requests": requests }).to_string();
+        let url = batch_url(self.base_url(), self.api_version());
+        let request = GraphRequest {
+            call: Call::Batch {
+                body: &body,
+                weight: targets.len() as u32,
+            },
+            url: &url,
+            client_request_id,
         };
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let batch_request_id = header("request-id");
-        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
-        let body = match tokio::time::timeout(timeout, response.bytes()).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(e)) => {
-                let reason = format!("reading Graph's batch answer failed: {e}");
-                return Round::Whole(Attempt::Retry { reason, wait: None });
-            }
-            Err(_) => {
-                let reason = "Graph's batch answer did not finish in time".to_owned();
-                return Round::Whole(Attempt::Retry { reason, wait: None });
-            }
-        };
+        let answer = self.send_once(&request, deadline).await?;
+        let (status, batch_request_id, body) = (answer.status, answer.request_id, answer.body);
         if status != 200 {
-            self.record_answer(status);
-            return Round::Whole(classify(status, retry_after, &body));
+            return Ok(Round::Whole(classify(status, answer.retry_after, &body)));
         }
         let Ok(parsed) = serde_json::from_slice::<BatchResponse>(&body) else {
             let reason = "Graph's batch answer was not the documented JSON".to_owned();
-            return Round::Whole(Attempt::Retry { reason, wait: None });
+            return Ok(Round::Whole(Attempt::Retry { reason, wait: None }));
         };
         let parts = (1..=targets.len())
             .map(|position| {
@@ -256,6 +207,20 @@ impl GraphClient {
                 (classify(sub.status, wait, &body), sub.status, request_id)
             })
             .collect();
-        Round::Parts(parts)
+        Ok(Round::Parts(parts))
+    }
+}
+
+impl From<SendError> for Round {
+    /// No answer at all: a transport failure is retried as a whole, a refusal ends every sub-request.
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Transient(reason) => Round::Whole(Attempt::Retry { reason, wait: None }),
+            SendError::OutOfTime { gate_wait } => Round::Whole(Attempt::Retry {
+                reason: e.to_string(),
+                wait: gate_wait,
+            }),
+            other => Round::Whole(Attempt::Final(refused_before_sending(other))),
+        }
     }
 }

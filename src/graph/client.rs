@@ -1,16 +1,16 @@
-//! Calls Graph's reprocess actions and turns each answer into a per-ID [`Outcome`]:
-//! 202 accepted · 404 not found · 400 (and other 4xx) rejected with Graph's code and message ·
-//! 401/403 permission denied naming the app role · 429/5xx/timeouts/connection errors retried here,
-//! honouring `Retry-After`, then reported transient.
+//! The Graph client: its settings and shared parts (HTTP connection pool, token provider, limiter), and
+//! the reprocess of one target. Each answer becomes a per-ID [`Outcome`]: 202 accepted · 404 not found ·
+//! 400 (and other 4xx) rejected with Graph's code and message · 401/403 permission denied naming the app
+//! role · 429/5xx/timeouts/connection errors retried (`transport`), then reported transient.
 
 use super::credential::TokenProvider;
 use super::limiter::Limiter;
-use super::paths::reprocess_path;
-use super::retry::{backoff, parse_retry_after};
+use super::paths::reprocess_url;
+use super::transport::{Call, GaveUp, GraphRequest, SendError, StatusClass, retry_reason};
 use crate::config::{ApiVersion, GraphSettings, is_loopback};
 use crate::domain::outcome::{GraphError, REQUIRED_APP_ROLE};
 use crate::domain::{Guid, ItemResult, Outcome, Target};
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderValue};
+use reqwest::header::HeaderValue;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,29 +24,16 @@ pub enum ClientError {
     Build(String),
 }
 
-/// Why [`GraphClient::authorized_get`] got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum GetError {
-    #[error("refusing to send a token to {0}: not the configured Graph origin")]
-    ForeignOrigin(String),
-    #[error("{0}")]
-    Token(String),
-    #[error("Graph did not answer within {} ms", .0.as_millis())]
-    Timeout(Duration),
-    #[error("connection to Graph failed: {0}")]
-    Connection(String),
-}
-
 #[derive(Debug)]
 pub struct GraphClient {
-    pub(super) http: reqwest::Client,
-    pub(super) base_url: Url,
-    pub(super) version: ApiVersion,
-    pub(super) tokens: TokenProvider,
-    pub(super) limiter: Arc<Limiter>,
-    pub(super) attempt_timeout: Duration,
-    pub(super) max_attempts: u32,
-    pub(super) batch_size: usize,
+    http: reqwest::Client,
+    base_url: Url,
+    version: ApiVersion,
+    tokens: TokenProvider,
+    limiter: Arc<Limiter>,
+    attempt_timeout: Duration,
+    max_attempts: u32,
+    batch_size: usize,
 }
 
 /// What one HTTP attempt produced, before we decide whether to retry.
@@ -94,194 +81,56 @@ impl GraphClient {
         self.version
     }
 
-    /// Per-attempt timeout and attempt cap, for callers that run their own retry loop (`graph::list`).
-    pub fn retry_policy(&self) -> (Duration, u32) {
-        (self.attempt_timeout, self.max_attempts)
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
-    /// One authenticated GET (no retries, no limiter: the caller holds a permit). Refuses any URL
-    /// outside the configured origin so a token can never be sent elsewhere.
-    pub async fn authorized_get(
-        &self,
-        url: &Url,
-        client_request_id: &Guid,
-        timeout: Duration,
-    ) -> Result<reqwest::Response, GetError> {
-        if url.origin() != self.base_url.origin() {
-            return Err(GetError::ForeignOrigin(url.origin().ascii_serialization()));
-        }
-        let token = self.tokens.token().await.map_err(|e| GetError::Token(e.to_string()))?;
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", token.secret()))
-            .map_err(|_| GetError::Token("the credential returned a token that is not a valid header value".into()))?;
-        authorization.set_sensitive(true);
-        self.http
-            .get(url.clone())
-            .header(AUTHORIZATION, authorization)
-            .header("client-request-id", client_request_id.as_str())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_timeout() {
-                    GetError::Timeout(timeout)
-                } else {
-                    GetError::Connection(error_chain(&e))
-                }
-            })
-    }
-
-    fn url_for(&self, target: &Target) -> Url {
-        let mut url = self.base_url.clone();
-        url.set_path(&reprocess_path(self.version, target));
-        url
+    /// Attempts per request (`GRAPH_MAX_ATTEMPTS`).
+    pub(super) fn max_attempts(&self) -> u32 {
+        self.max_attempts
     }
 
     /// Reprocesses one target, retrying transient failures until `deadline` or the attempt cap.
     pub async fn reprocess(&self, target: Target, deadline: Instant) -> ItemResult {
         let started = Instant::now();
         let client_request_id = Guid::new_random();
-        let url = self.url_for(&target);
-        let mut result = ItemResult {
+        let url = reprocess_url(&self.base_url, self.version, &target);
+        let request = GraphRequest {
+            call: Call::Reprocess,
+            url: &url,
+            client_request_id: &client_request_id,
+        };
+        let exchange = self.send(&request, deadline).await;
+        let outcome = match exchange.result {
+            Ok(answer) => match classify(answer.status, answer.retry_after, &answer.body) {
+                Attempt::Final(outcome) => outcome,
+                Attempt::Retry { reason, wait } => transient(&reason, wait),
+            },
+            Err(GaveUp::Transient { reason, wait }) => transient(&reason, wait),
+            Err(GaveUp::Final(e)) => refused_before_sending(e),
+        };
+        let result = ItemResult {
             kind: target.kind(),
             id: target.id().to_owned(),
-            outcome: Outcome::Accepted,
-            http_status: None,
-            graph_request_id: None,
-            attempts: 0,
+            outcome,
+            http_status: exchange.last_status,
+            graph_request_id: exchange.last_request_id,
+            attempts: exchange.attempts,
             target: Some(target),
         };
-        let outcome = loop {
-            let Some(permit) = self.limiter.acquire(deadline, 1).await else {
-                let wait = self
-                    .limiter
-                    .gate_open_at()
-                    .map(|at| at.saturating_duration_since(Instant::now()));
-                break transient(
-                    "the invocation's time budget ran out while Graph asked us to back off",
-                    wait,
-                );
-            };
-            result.attempts += 1;
-            let attempt = self.attempt(&url, &client_request_id, deadline, &mut result).await;
-            drop(permit);
-            match attempt {
-                Attempt::Final(outcome) => break outcome,
-                Attempt::Retry { reason, wait } => {
-                    let throttled = wait.is_some();
-                    let wait = wait.unwrap_or_else(|| backoff(result.attempts));
-                    if throttled {
-                        // Graph named a wait: hold every invocation in this process back, not just this one.
-                        self.limiter.back_off(wait);
-                    }
-                    tracing::warn!(id = %result.id, attempt = result.attempts, reason = %reason, wait_ms = wait.as_millis() as u64, "transient Graph failure");
-                    if result.attempts >= self.max_attempts || Instant::now() + wait >= deadline {
-                        break transient(&reason, Some(wait));
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        };
-        result.outcome = outcome;
-        tracing::info!(
-            id = %result.id,
-            kind = ?result.kind,
-            outcome = result.outcome.label(),
-            http_status = result.http_status,
-            graph_request_id = result.graph_request_id.as_deref().unwrap_or(""),
-            client_request_id = %client_request_id,
-            attempts = result.attempts,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "reprocess finished"
-        );
+        log_finished(&result, &client_request_id, started, false);
         result
     }
 
-    async fn attempt(
-        &self,
-        url: &Url,
-        client_request_id: &Guid,
-        deadline: Instant,
-        result: &mut ItemResult,
-    ) -> Attempt {
-        let authorization = match self.authorization().await {
-            Ok(value) => value,
-            Err(attempt) => return attempt,
-        };
-        let timeout = self.timeout_before(deadline);
-        let response = self
-            .http
-            .post(url.clone())
-            .header(AUTHORIZATION, authorization)
-            .header("client-request-id", client_request_id.as_str())
-            .header(CONTENT_LENGTH, "0")
-            .timeout(timeout)
-            .send()
-            .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Attempt::Retry {
-                    reason: format!("Graph did not answer within {} ms", timeout.as_millis()),
-                    wait: None,
-                };
-            }
-            Err(e) => {
-                return Attempt::Retry {
-                    reason: format!("connection to Graph failed: {}", error_chain(&e)),
-                    wait: None,
-                };
-            }
-        };
-        let status = response.status().as_u16();
-        result.http_status = Some(status);
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        result.graph_request_id = header("request-id");
-        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
-        let body = match tokio::time::timeout(timeout, response.bytes()).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(e)) if (200..300).contains(&status) => {
-                tracing::debug!(error = %e, "ignoring an unreadable success body");
-                Default::default()
-            }
-            Ok(Err(e)) => {
-                return Attempt::Retry {
-                    reason: format!("reading Graph's {status} answer failed: {e}"),
-                    wait: None,
-                };
-            }
-            Err(_) => {
-                return Attempt::Retry {
-                    reason: format!("Graph's {status} answer did not finish in time"),
-                    wait: None,
-                };
-            }
-        };
-        self.record_answer(status);
-        classify(status, retry_after, &body)
-    }
-
     /// The `Authorization` header value, marked sensitive so it never shows in `Debug` output.
-    pub(super) async fn authorization(&self) -> Result<HeaderValue, Attempt> {
-        let token = self.tokens.token().await.map_err(|e| Attempt::Retry {
-            reason: e.to_string(),
-            wait: None,
-        })?;
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.secret())).map_err(|_| {
-            Attempt::Final(Outcome::PermissionDenied {
-                error: GraphError {
-                    code: "InvalidToken".into(),
-                    message: "the credential returned a token that is not a valid header value".into(),
-                },
-                missing_app_role: REQUIRED_APP_ROLE,
-            })
-        })?;
+    pub(super) async fn authorization(&self) -> Result<HeaderValue, SendError> {
+        let token = self
+            .tokens
+            .token()
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", token.secret())).map_err(|_| SendError::InvalidToken)?;
         value.set_sensitive(true);
         Ok(value)
     }
@@ -308,14 +157,30 @@ impl GraphClient {
     }
 }
 
+/// The one log line per reprocessed ID (its outcome, Graph's `request-id`, our `client-request-id`).
+pub(super) fn log_finished(result: &ItemResult, client_request_id: &Guid, started: Instant, batched: bool) {
+    tracing::info!(
+        id = %result.id,
+        kind = ?result.kind,
+        outcome = result.outcome.label(),
+        http_status = result.http_status,
+        graph_request_id = result.graph_request_id.as_deref().unwrap_or(""),
+        client_request_id = %client_request_id,
+        attempts = result.attempts,
+        duration_ms = started.elapsed().as_millis() as u64,
+        batched,
+        "reprocess finished"
+    );
+}
+
 /// Turns one Graph answer (a response or a `$batch` sub-response) into a final outcome or a retry.
 pub(super) fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Attempt {
-    match status {
-        200..=299 => Attempt::Final(Outcome::Accepted),
-        404 => Attempt::Final(Outcome::NotFound {
+    match StatusClass::of(status) {
+        StatusClass::Success => Attempt::Final(Outcome::Accepted),
+        StatusClass::NotFound => Attempt::Final(Outcome::NotFound {
             error: parse_graph_error(body),
         }),
-        401 | 403 => {
+        StatusClass::Denied => {
             let error = parse_graph_error(body).unwrap_or_else(|| GraphError {
                 code: status.to_string(),
                 message: "Graph refused the token".into(),
@@ -325,22 +190,40 @@ pub(super) fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) 
                 missing_app_role: REQUIRED_APP_ROLE,
             })
         }
-        408 | 424 | 429 | 500 | 502 | 503 | 504 => {
-            let detail = parse_graph_error(body)
-                .map(|e| format!(" ({}: {})", e.code, e.message))
-                .unwrap_or_default();
-            Attempt::Retry {
-                reason: format!("Graph answered {status}{detail}"),
-                wait: retry_after,
-            }
-        }
-        _ => {
-            let error = parse_graph_error(body).unwrap_or_else(|| GraphError {
-                code: format!("Http{status}"),
-                message: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-            });
-            Attempt::Final(Outcome::Rejected { error })
-        }
+        StatusClass::Retryable => Attempt::Retry {
+            reason: retry_reason(status, body),
+            wait: retry_after,
+        },
+        StatusClass::Refused => Attempt::Final(Outcome::Rejected {
+            error: graph_error_or_text(status, body),
+        }),
+    }
+}
+
+/// Graph's error, or for a body that is not one, `Http{status}` and the start of the text.
+pub(super) fn graph_error_or_text(status: u16, body: &[u8]) -> GraphError {
+    parse_graph_error(body).unwrap_or_else(|| GraphError {
+        code: format!("Http{status}"),
+        message: String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
+    })
+}
+
+/// The outcome when a request could not even be sent: an unusable token is a permission problem.
+pub(super) fn refused_before_sending(e: SendError) -> Outcome {
+    match e {
+        SendError::InvalidToken => Outcome::PermissionDenied {
+            error: GraphError {
+                code: "InvalidToken".into(),
+                message: e.to_string(),
+            },
+            missing_app_role: REQUIRED_APP_ROLE,
+        },
+        other => Outcome::Rejected {
+            error: GraphError {
+                code: "NotSent".into(),
+                message: other.to_string(),
+            },
+        },
     }
 }
 
@@ -371,7 +254,7 @@ pub fn parse_graph_error(body: &[u8]) -> Option<GraphError> {
     })
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

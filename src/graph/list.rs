@@ -1,24 +1,12 @@
 //! Reading entitlement management: one page of the delivered assignments of a package or a user, and
 //! single assignments/requests for dry runs. Reading exists so that fan-out can turn a package or a
-//! user into assignment IDs, a page at a time, without ever sending a token outside Graph.
-//!
-//! Graph facts (microsoft-graph-docs-contrib):
-//! - v1.0 `GET /identityGovernance/entitlementManagement/assignments` with `$filter`, `$expand`, `$select`;
-//!   `state` is lower camel (`delivered`), filters `accessPackage/id eq '…'`, `target/objectId eq '…'`
-//!   (`api-reference/v1.0/api/entitlementmanagement-list-assignments.md`, `resources/accesspackageassignment.md`);
-//! - beta `GET …/accessPackageAssignments` with `assignmentState eq 'Delivered'`, `accessPackage/id`,
-//!   `target/objectid` (`api-reference/beta/api/entitlementmanagement-list-accesspackageassignments.md`);
-//! - both document `$expand=target,accessPackage`;
-//! - `@odata.nextLink` is a full URL carrying every query option plus `$skiptoken`: it is sent back whole,
-//!   but only after checking it points at the configured Graph origin and the same collection
-//!   (`concepts/paging.md`); anything else is refused, so a forged link in a queue message cannot
-//!   collect a token.
-//!
-//! Only GUID newtypes are interpolated into URLs, and every query value is percent-encoded here.
+//! user into assignment IDs, a page at a time. URLs come from `paths` (a `nextLink` only after its
+//! origin and collection are checked); requests go through the `transport` like every other call.
 
 use super::GraphClient;
-use super::client::GetError;
-use super::retry::{backoff, parse_retry_after};
+use super::client::graph_error_or_text;
+use super::paths::{NextLinkError, checked_next_link, first_page_url, item_url};
+use super::transport::{Call, GaveUp, GraphRequest, SendError, StatusClass};
 use crate::config::ApiVersion;
 use crate::domain::outcome::REQUIRED_APP_ROLE;
 use crate::domain::{AssignmentId, Guid, Scope, Target};
@@ -26,8 +14,6 @@ use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
-
-const EM: &str = "identityGovernance/entitlementManagement";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ListError {
@@ -46,6 +32,15 @@ pub enum ListError {
     Rejected { status: u16, code: String, message: String },
     #[error("Graph's answer was not a collection page: {0}")]
     BadBody(String),
+}
+
+impl From<NextLinkError> for ListError {
+    fn from(e: NextLinkError) -> Self {
+        match e {
+            NextLinkError::Foreign(origin) => ListError::ForeignNextLink(origin),
+            NextLinkError::Malformed(reason) => ListError::BadNextLink(reason),
+        }
+    }
 }
 
 impl ListError {
@@ -87,107 +82,15 @@ pub struct Page {
     pub dropped: usize,
 }
 
-fn collection(version: ApiVersion) -> &'static str {
-    match version {
-        ApiVersion::V1 => "assignments",
-        ApiVersion::Beta => "accessPackageAssignments",
-    }
-}
-
-fn collection_path(version: ApiVersion) -> String {
-    format!("/{}/{EM}/{}", version.segment(), collection(version))
-}
-
-/// The OData `$filter` for a scope, in the property names each API version documents.
-pub fn filter(version: ApiVersion, scope: &Scope) -> String {
-    let (state, target) = match version {
-        ApiVersion::V1 => ("state eq 'delivered'", "target/objectId"),
-        ApiVersion::Beta => ("assignmentState eq 'Delivered'", "target/objectid"),
-    };
-    match scope {
-        Scope::AccessPackage(id) => format!("{state} and accessPackage/id eq '{id}'"),
-        Scope::User(id) => format!("{state} and {target} eq '{id}'"),
-    }
-}
-
-/// Percent-encodes a query value: everything but RFC 3986 unreserved characters and `/` `,` (which
-/// Graph's docs show literally) becomes `%XX`, so spaces are `%20` and quotes `%27`.
-pub fn encode_query_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 2);
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b',' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-fn with_query(base: &Url, path: &str, options: &[(&str, &str)]) -> Url {
-    let mut url = base.clone();
-    url.set_path(path);
-    let query: Vec<String> = options
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode_query_value(v)))
-        .collect();
-    url.set_query(Some(&query.join("&")));
-    url
-}
-
-/// First page of the delivered assignments in `scope`.
-pub fn first_page_url(base: &Url, version: ApiVersion, scope: &Scope) -> Url {
-    let select = match version {
-        ApiVersion::V1 => "id,state,status",
-        ApiVersion::Beta => "id,assignmentState,assignmentStatus",
-    };
-    with_query(
-        base,
-        &collection_path(version),
-        &[
-            ("$filter", &filter(version, scope)),
-            ("$expand", "target,accessPackage"),
-            ("$select", select),
-        ],
-    )
-}
-
-/// Accepts an `@odata.nextLink` only if it is on the configured Graph origin, on the same collection,
-/// without credentials or a fragment.
-pub fn checked_next_link(base: &Url, version: ApiVersion, link: &str) -> Result<Url, ListError> {
-    let url = Url::parse(link).map_err(|e| ListError::BadNextLink(format!("not an absolute URL ({e})")))?;
-    if url.origin() != base.origin() || !url.username().is_empty() || url.password().is_some() {
-        return Err(ListError::ForeignNextLink(url.origin().ascii_serialization()));
-    }
-    if url.path() != collection_path(version) {
-        return Err(ListError::BadNextLink(format!(
-            "path {} is not {}",
-            url.path(),
-            collection_path(version)
-        )));
-    }
-    if url.fragment().is_some() {
-        return Err(ListError::BadNextLink("it has a fragment".into()));
-    }
-    Ok(url)
-}
-
-/// Where a dry run reads one assignment or request, with the relationships it shows.
-pub fn item_url(base: &Url, version: ApiVersion, target: &Target) -> Url {
-    let (collection, expand) = match (version, target) {
-        (_, Target::Assignment(_)) => (collection(version), "target,accessPackage"),
-        (ApiVersion::V1, Target::AssignmentRequest(_)) => {
-            ("assignmentRequests", "accessPackage,assignment($expand=target)")
-        }
-        (ApiVersion::Beta, Target::AssignmentRequest(_)) => (
-            "accessPackageAssignmentRequests",
-            "accessPackage,accessPackageAssignment($expand=target)",
-        ),
-    };
-    let path = format!("/{}/{EM}/{collection}/{}", version.segment(), target.id());
-    with_query(base, &path, &[("$expand", expand)])
-}
-
 /// Fetches and parses one page, retrying throttling and transient failures like the reprocess calls.
+/// The first page of `scope`, or the page at `next_link` once it passed [`checked_next_link`].
+pub fn page_url(client: &GraphClient, scope: &Scope, next_link: Option<&str>) -> Result<Url, ListError> {
+    match next_link {
+        Some(link) => Ok(checked_next_link(client.base_url(), client.api_version(), link)?),
+        None => Ok(first_page_url(client.base_url(), client.api_version(), scope)),
+    }
+}
+
 pub async fn fetch_page(client: &GraphClient, url: &Url, deadline: Instant) -> Result<Page, ListError> {
     let (status, body) = get_json(client, url, deadline).await?;
     if status == 404 {
@@ -291,82 +194,47 @@ pub fn parse_page(base: &Url, version: ApiVersion, body: &[u8]) -> Result<Page, 
 }
 
 fn error_from(status: u16, body: &[u8]) -> ListError {
-    let error = super::client::parse_graph_error(body);
-    let (code, message) = error.map(|e| (e.code, e.message)).unwrap_or_else(|| {
-        (
-            format!("Http{status}"),
-            String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned(),
-        )
-    });
-    match status {
-        401 | 403 => ListError::Denied { code, message },
+    let error = graph_error_or_text(status, body);
+    let (code, message) = (error.code, error.message);
+    match StatusClass::of(status) {
+        StatusClass::Denied => ListError::Denied { code, message },
         _ => ListError::Rejected { status, code, message },
     }
 }
 
-/// GET with the shared limiter and the same retry rules as reprocess: 408/429/5xx, timeouts and
-/// connection failures are retried (honouring `Retry-After`, which also closes the process-wide gate)
-/// until the attempt cap or `deadline`. Returns the status (2xx or 404) and the body.
+/// A GET through the transport, with the same retry rules as reprocess. Returns the status (2xx or
+/// 404) and the body; every other answer is an error.
 async fn get_json(client: &GraphClient, url: &Url, deadline: Instant) -> Result<(u16, Vec<u8>), ListError> {
-    let (attempt_timeout, max_attempts) = client.retry_policy();
     let client_request_id = Guid::new_random();
-    let mut attempts = 0u32;
-    loop {
-        let Some(permit) = client.limiter().acquire(deadline, 1).await else {
-            let wait = client
-                .limiter()
-                .gate_open_at()
-                .map(|at| at.saturating_duration_since(Instant::now()));
-            return Err(ListError::Transient {
-                reason: "the invocation's time budget ran out while Graph asked us to back off".into(),
-                retry_after: wait,
-            });
-        };
-        attempts += 1;
-        let timeout = attempt_timeout
-            .min(deadline.saturating_duration_since(Instant::now()))
-            .max(Duration::from_millis(100));
-        let (reason, wait) = match client.authorized_get(url, &client_request_id, timeout).await {
-            Err(GetError::ForeignOrigin(origin)) => return Err(ListError::ForeignNextLink(origin)),
-            Err(e) => (e.to_string(), None),
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let header = |name: &str| {
-                    response
-                        .headers()
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned)
-                };
-                let request_id = header("request-id").unwrap_or_default();
-                let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
-                let body = tokio::time::timeout(timeout, response.bytes()).await;
-                tracing::info!(status, path = url.path(), graph_request_id = %request_id, client_request_id = %client_request_id, attempt = attempts, "Graph GET");
-                match body {
-                    Ok(Ok(body)) => match status {
-                        200..=299 | 404 => return Ok((status, body.to_vec())),
-                        408 | 429 | 500 | 502 | 503 | 504 => (format!("Graph answered {status}"), retry_after),
-                        _ => return Err(error_from(status, &body)),
-                    },
-                    Ok(Err(e)) => (format!("reading Graph's {status} answer failed: {e}"), None),
-                    Err(_) => (format!("Graph's {status} answer did not finish in time"), None),
-                }
-            }
-        };
-        drop(permit);
-        let throttled = wait.is_some();
-        let wait = wait.unwrap_or_else(|| backoff(attempts));
-        if throttled {
-            client.limiter().back_off(wait);
-        }
-        tracing::warn!(path = url.path(), attempt = attempts, reason = %reason, wait_ms = wait.as_millis() as u64, "transient Graph failure while reading");
-        if attempts >= max_attempts || Instant::now() + wait >= deadline {
-            return Err(ListError::Transient {
-                reason,
-                retry_after: Some(wait),
-            });
-        }
-        tokio::time::sleep(wait).await;
+    let request = GraphRequest {
+        call: Call::Read,
+        url,
+        client_request_id: &client_request_id,
+    };
+    let exchange = client.send(&request, deadline).await;
+    tracing::info!(
+        status = exchange.last_status,
+        path = url.path(),
+        query = url.query().unwrap_or(""),
+        graph_request_id = exchange.last_request_id.as_deref().unwrap_or(""),
+        client_request_id = %client_request_id,
+        attempts = exchange.attempts,
+        "Graph GET"
+    );
+    match exchange.result {
+        Ok(answer) => match StatusClass::of(answer.status) {
+            StatusClass::Success | StatusClass::NotFound => Ok((answer.status, answer.body.to_vec())),
+            _ => Err(error_from(answer.status, &answer.body)),
+        },
+        Err(GaveUp::Transient { reason, wait }) => Err(ListError::Transient {
+            reason,
+            retry_after: wait,
+        }),
+        Err(GaveUp::Final(SendError::ForeignOrigin(origin))) => Err(ListError::ForeignNextLink(origin)),
+        Err(GaveUp::Final(e)) => Err(ListError::Denied {
+            code: "InvalidToken".into(),
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -1,4 +1,6 @@
-//! Microsoft Graph: the only module that builds Graph URLs or touches a token.
+//! Microsoft Graph: the only module that builds Graph URLs (`paths`) or touches a token (`credential`).
+//! Every request goes through `transport` (one limiter slot, one token, one timeout, one status
+//! classification); `client` reprocesses one target, `batch` up to 20, `list` reads pages and items.
 
 pub mod batch;
 pub mod client;
@@ -7,6 +9,7 @@ pub mod limiter;
 pub mod list;
 pub mod paths;
 pub mod retry;
+mod transport;
 
 pub use client::GraphClient;
 pub use credential::{CredentialError, TokenProvider};

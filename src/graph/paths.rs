@@ -1,15 +1,55 @@
-//! The one place a Graph URL is built from IDs. Only GUID newtypes are accepted, so nothing a caller
-//! typed can add a path segment, a query or a fragment.
+//! The one place a Graph URL is built. Only GUID newtypes are interpolated, and every query value is
+//! percent-encoded here, so nothing a caller typed can add a path segment, a query or a fragment; a
+//! `nextLink` from a message is only accepted back after [`checked_next_link`].
 //!
-//! v1.0: `entitlementManagement/assignments/{id}/reprocess` and `assignmentRequests/{id}/reprocess`
-//! (`api-reference/v1.0/api/accesspackageassignment-reprocess.md`, `accesspackageassignmentrequest-reprocess.md`).
-//! beta: `accessPackageAssignments/{id}/reprocess` and `accessPackageAssignmentRequests/{id}/reprocess`
-//! (`api-reference/beta/api/...`); v1.0 has no `accessPackageAssignments` relationship.
+//! Graph facts (microsoft-graph-docs-contrib, `api-reference/{v1.0,beta}/api/`):
+//! - reprocess, v1.0: `entitlementManagement/assignments/{id}/reprocess` and
+//!   `assignmentRequests/{id}/reprocess` (`accesspackageassignment-reprocess.md`,
+//!   `accesspackageassignmentrequest-reprocess.md`); beta: `accessPackageAssignments/{id}/reprocess` and
+//!   `accessPackageAssignmentRequests/{id}/reprocess` (v1.0 has no `accessPackageAssignments`);
+//! - JSON batching: `POST /{version}/$batch`, sub-request URLs relative to the version
+//!   (`concepts/json-batching.md`);
+//! - listing, v1.0 `GET …/assignments` with `state eq 'delivered'`, `accessPackage/id eq '…'`,
+//!   `target/objectId eq '…'` (`entitlementmanagement-list-assignments.md`); beta `…/accessPackageAssignments`
+//!   with `assignmentState eq 'Delivered'`, `target/objectid`; both document `$expand=target,accessPackage`;
+//! - `@odata.nextLink` is a full URL carrying every query option plus `$skiptoken` (`concepts/paging.md`).
 
 use crate::config::ApiVersion;
-use crate::domain::Target;
+use crate::domain::{Scope, Target};
+use url::Url;
 
 const EM: &str = "identityGovernance/entitlementManagement";
+
+/// Why a `nextLink` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NextLinkError {
+    #[error("refused a nextLink to {0}: it is not the configured Graph origin, and tokens must not go elsewhere")]
+    Foreign(String),
+    #[error("refused a nextLink: {0}")]
+    Malformed(String),
+}
+
+/// The assignments collection each version names.
+fn assignments(version: ApiVersion) -> &'static str {
+    match version {
+        ApiVersion::V1 => "assignments",
+        ApiVersion::Beta => "accessPackageAssignments",
+    }
+}
+
+fn requests(version: ApiVersion) -> &'static str {
+    match version {
+        ApiVersion::V1 => "assignmentRequests",
+        ApiVersion::Beta => "accessPackageAssignmentRequests",
+    }
+}
+
+fn collection_of(version: ApiVersion, target: &Target) -> &'static str {
+    match target {
+        Target::Assignment(_) => assignments(version),
+        Target::AssignmentRequest(_) => requests(version),
+    }
+}
 
 /// Path (from the Graph root, starting with `/`) of the reprocess action for a target.
 pub fn reprocess_path(version: ApiVersion, target: &Target) -> String {
@@ -18,43 +58,114 @@ pub fn reprocess_path(version: ApiVersion, target: &Target) -> String {
 
 /// The same path without the version segment, as a `$batch` sub-request's `url` is written.
 pub fn reprocess_relative(version: ApiVersion, target: &Target) -> String {
-    let collection = match (version, target) {
-        (ApiVersion::V1, Target::Assignment(_)) => "assignments",
-        (ApiVersion::V1, Target::AssignmentRequest(_)) => "assignmentRequests",
-        (ApiVersion::Beta, Target::Assignment(_)) => "accessPackageAssignments",
-        (ApiVersion::Beta, Target::AssignmentRequest(_)) => "accessPackageAssignmentRequests",
+    format!("/{EM}/{}/{}/reprocess", collection_of(version, target), target.id())
+}
+
+pub fn reprocess_url(base: &Url, version: ApiVersion, target: &Target) -> Url {
+    let mut url = base.clone();
+    url.set_path(&reprocess_path(version, target));
+    url
+}
+
+pub fn batch_url(base: &Url, version: ApiVersion) -> Url {
+    let mut url = base.clone();
+    url.set_path(&format!("/{}/$batch", version.segment()));
+    url
+}
+
+fn assignments_path(version: ApiVersion) -> String {
+    format!("/{}/{EM}/{}", version.segment(), assignments(version))
+}
+
+/// The OData `$filter` for a scope, in the property names each API version documents.
+pub fn filter(version: ApiVersion, scope: &Scope) -> String {
+    let (state, target) = match version {
+        ApiVersion::V1 => ("state eq 'delivered'", "target/objectId"),
+        ApiVersion::Beta => ("assignmentState eq 'Delivered'", "target/objectid"),
     };
-    format!("/{EM}/{collection}/{}/reprocess", target.id())
+    match scope {
+        Scope::AccessPackage(id) => format!("{state} and accessPackage/id eq '{id}'"),
+        Scope::User(id) => format!("{state} and {target} eq '{id}'"),
+    }
+}
+
+/// Percent-encodes a query value: everything but RFC 3986 unreserved characters and `/` `,` (which
+/// Graph's docs show literally) becomes `%XX`, so spaces are `%20` and quotes `%27`.
+pub fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() * 2);
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b',' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn with_query(base: &Url, path: &str, options: &[(&str, &str)]) -> Url {
+    let mut url = base.clone();
+    url.set_path(path);
+    let query: Vec<String> = options
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_query_value(v)))
+        .collect();
+    url.set_query(Some(&query.join("&")));
+    url
+}
+
+/// First page of the delivered assignments in `scope`.
+pub fn first_page_url(base: &Url, version: ApiVersion, scope: &Scope) -> Url {
+    let select = match version {
+        ApiVersion::V1 => "id,state,status",
+        ApiVersion::Beta => "id,assignmentState,assignmentStatus",
+    };
+    with_query(
+        base,
+        &assignments_path(version),
+        &[
+            ("$filter", &filter(version, scope)),
+            ("$expand", "target,accessPackage"),
+            ("$select", select),
+        ],
+    )
+}
+
+/// Where a dry run reads one assignment or request, with the relationships it shows.
+pub fn item_url(base: &Url, version: ApiVersion, target: &Target) -> Url {
+    let expand = match (version, target) {
+        (_, Target::Assignment(_)) => "target,accessPackage",
+        (ApiVersion::V1, Target::AssignmentRequest(_)) => "accessPackage,assignment($expand=target)",
+        (ApiVersion::Beta, Target::AssignmentRequest(_)) => "accessPackage,accessPackageAssignment($expand=target)",
+    };
+    let path = format!(
+        "/{}/{EM}/{}/{}",
+        version.segment(),
+        collection_of(version, target),
+        target.id()
+    );
+    with_query(base, &path, &[("$expand", expand)])
+}
+
+/// Accepts an `@odata.nextLink` only if it is on the configured Graph origin, on the assignments
+/// collection, without credentials or a fragment.
+pub fn checked_next_link(base: &Url, version: ApiVersion, link: &str) -> Result<Url, NextLinkError> {
+    let url = Url::parse(link).map_err(|e| NextLinkError::Malformed(format!("not an absolute URL ({e})")))?;
+    if url.origin() != base.origin() || !url.username().is_empty() || url.password().is_some() {
+        return Err(NextLinkError::Foreign(url.origin().ascii_serialization()));
+    }
+    let expected = assignments_path(version);
+    if url.path() != expected {
+        return Err(NextLinkError::Malformed(format!(
+            "path {} is not {expected}",
+            url.path()
+        )));
+    }
+    if url.fragment().is_some() {
+        return Err(NextLinkError::Malformed("it has a fragment".into()));
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::{AssignmentId, AssignmentRequestId};
-
-    #[test]
-    fn paths_per_version() {
-        let a = Target::Assignment(AssignmentId::parse("0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10").unwrap());
-        let r = Target::AssignmentRequest(AssignmentRequestId::parse("5f1e0e3c-2d7b-4f7e-8a0e-3c6b9d1e2f40").unwrap());
-        assert_eq!(
-            reprocess_path(ApiVersion::V1, &a),
-            "/v1.0/identityGovernance/entitlementManagement/assignments/0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10/reprocess"
-        );
-        assert_eq!(
-            reprocess_path(ApiVersion::V1, &r),
-            "/v1.0/identityGovernance/entitlementManagement/assignmentRequests/5f1e0e3c-2d7b-4f7e-8a0e-3c6b9d1e2f40/reprocess"
-        );
-        assert_eq!(
-            reprocess_path(ApiVersion::Beta, &a),
-            "/beta/identityGovernance/entitlementManagement/accessPackageAssignments/0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10/reprocess"
-        );
-        assert_eq!(
-            reprocess_path(ApiVersion::Beta, &r),
-            "/beta/identityGovernance/entitlementManagement/accessPackageAssignmentRequests/5f1e0e3c-2d7b-4f7e-8a0e-3c6b9d1e2f40/reprocess"
-        );
-        assert_eq!(
-            reprocess_relative(ApiVersion::V1, &a),
-            "/identityGovernance/entitlementManagement/assignments/0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10/reprocess"
-        );
-    }
-}
+#[path = "paths_tests.rs"]
+mod tests;

@@ -65,7 +65,7 @@ fn scopes_dry_run_and_next_link() {
     let req = parse_json_request(&body, 10).unwrap();
     assert!(req.targets.is_empty() && req.dry_run);
     assert_eq!(req.scopes.len(), 2, "duplicates collapse across case");
-    assert_eq!(req.scopes[0].field(), "accessPackageIds");
+    assert_eq!(crate::message::scope_field(&req.scopes[0]), "accessPackageIds");
     assert_eq!(req.scopes[1].id(), B);
     let err = parse_json_request(r#"{"userIds":["x"],"dryRun":"yes"}"#, 10).unwrap_err();
     let fields: Vec<_> = err.field_errors().iter().map(|e| e.field.as_str()).collect();

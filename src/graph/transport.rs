@@ -1,0 +1,304 @@
+//! The one way a request reaches Graph. [`GraphClient::send_once`] takes a slot from the shared limiter
+//! (a `$batch` of 20 weighs 20), a token, the per-attempt timeout (never past the invocation's
+//! deadline) and our `client-request-id`, and brings back the status, Graph's `request-id`,
+//! `Retry-After` and the body, read under the same timeout. [`GraphClient::send`] repeats it while the
+//! answer is worth retrying ([`StatusClass::Retryable`]), honouring `Retry-After` (which also closes the
+//! process-wide back-off gate) or backing off exponentially, until the attempt cap or the deadline.
+//! Reprocess, reads and listing use `send`; `$batch` retries per sub-request around `send_once`.
+
+use super::client::{GraphClient, error_chain, parse_graph_error};
+use super::retry::{backoff, parse_retry_after};
+use crate::domain::Guid;
+use bytes::Bytes;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use std::time::Duration;
+use tokio::time::Instant;
+use url::Url;
+
+/// What is sent; it decides the method, the body and how the answer feeds the shared pacing.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Call<'a> {
+    /// `POST …/reprocess` with an empty body.
+    Reprocess,
+    /// `POST /$batch` with this JSON body, weighing `weight` requests (Graph throttles each sub-request;
+    /// their answers feed the pacing one by one, so the envelope's own 200 does not).
+    Batch { body: &'a str, weight: u32 },
+    /// `GET` of a collection page or an item.
+    Read,
+}
+
+pub(super) struct GraphRequest<'a> {
+    pub call: Call<'a>,
+    pub url: &'a Url,
+    /// Kept across retries so Graph's logs can join them.
+    pub client_request_id: &'a Guid,
+}
+
+/// Graph's answer to one attempt.
+#[derive(Debug)]
+pub(super) struct Answer {
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub body: Bytes,
+}
+
+/// Why one attempt brought back no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum SendError {
+    /// No slot before the deadline: Graph's back-off (or the pace) outlasts the invocation's budget.
+    #[error("the invocation's time budget ran out while Graph asked us to back off")]
+    OutOfTime { gate_wait: Option<Duration> },
+    #[error("refusing to send a token to {0}: not the configured Graph origin")]
+    ForeignOrigin(String),
+    #[error("the credential returned a token that is not a valid header value")]
+    InvalidToken,
+    /// The token endpoint, a timeout, the connection or an unreadable answer: worth another attempt.
+    #[error("{0}")]
+    Transient(String),
+}
+
+/// What a status means, for every caller alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StatusClass {
+    Success,
+    NotFound,
+    /// 401/403: the identity lacks the app role, or its token was refused.
+    Denied,
+    /// 408, 424, 429 and 5xx gateway/availability answers: try again (after `Retry-After` if named).
+    Retryable,
+    /// Any other 4xx (or an unexpected status): Graph refused this request as it is.
+    Refused,
+}
+
+impl StatusClass {
+    pub fn of(status: u16) -> Self {
+        match status {
+            200..=299 => Self::Success,
+            404 => Self::NotFound,
+            401 | 403 => Self::Denied,
+            408 | 424 | 429 | 500 | 502 | 503 | 504 => Self::Retryable,
+            _ => Self::Refused,
+        }
+    }
+}
+
+/// What [`GraphClient::send`] ended with, and what the attempts saw on the way.
+#[derive(Debug)]
+pub(super) struct Exchange {
+    pub attempts: u32,
+    /// The last status and `request-id` Graph answered with, even when retries gave up.
+    pub last_status: Option<u16>,
+    pub last_request_id: Option<String>,
+    pub result: Result<Answer, GaveUp>,
+}
+
+#[derive(Debug)]
+pub(super) enum GaveUp {
+    /// Still transient at the attempt cap or the deadline; `wait` is what Graph (or back-off) asked for.
+    Transient { reason: String, wait: Option<Duration> },
+    /// Not worth retrying (a foreign URL, an unusable token).
+    Final(SendError),
+}
+
+/// "Graph answered 503 (code: message)" for a retryable answer.
+pub(super) fn retry_reason(status: u16, body: &[u8]) -> String {
+    let detail = parse_graph_error(body)
+        .map(|e| format!(" ({}: {})", e.code, e.message))
+        .unwrap_or_default();
+    format!("Graph answered {status}{detail}")
+}
+
+impl GraphClient {
+    /// One attempt: slot, token, timeout, headers, answer. Never retries.
+    pub(super) async fn send_once(&self, request: &GraphRequest<'_>, deadline: Instant) -> Result<Answer, SendError> {
+        let url = request.url;
+        if url.origin() != self.base_url().origin() {
+            return Err(SendError::ForeignOrigin(url.origin().ascii_serialization()));
+        }
+        let weight = match request.call {
+            Call::Batch { weight, .. } => weight.max(1),
+            Call::Reprocess | Call::Read => 1,
+        };
+        let Some(permit) = self.limiter().acquire(deadline, weight).await else {
+            let gate_wait = self
+                .limiter()
+                .gate_open_at()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            return Err(SendError::OutOfTime { gate_wait });
+        };
+        let authorization = self.authorization().await?;
+        let timeout = self.timeout_before(deadline);
+        let builder = match request.call {
+            Call::Reprocess => self.http().post(url.clone()).header(CONTENT_LENGTH, "0"),
+            Call::Batch { body, .. } => self
+                .http()
+                .post(url.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_owned()),
+            Call::Read => self.http().get(url.clone()),
+        };
+        let response = builder
+            .header(AUTHORIZATION, authorization)
+            .header("client-request-id", request.client_request_id.as_str())
+            .header(ACCEPT, "application/json")
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                SendError::Transient(if e.is_timeout() {
+                    format!("Graph did not answer within {} ms", timeout.as_millis())
+                } else {
+                    format!("connection to Graph failed: {}", error_chain(&e))
+                })
+            })?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let request_id = header("request-id");
+        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+        let body = match tokio::time::timeout(timeout, response.bytes()).await {
+            Ok(Ok(body)) => body,
+            // A reprocess is done once Graph said 2xx; its (empty) body is not worth a second reprocess.
+            Ok(Err(e))
+                if matches!(request.call, Call::Reprocess) && StatusClass::of(status) == StatusClass::Success =>
+            {
+                tracing::debug!(error = %e, "ignoring an unreadable success body");
+                Bytes::new()
+            }
+            Ok(Err(e)) => {
+                return Err(SendError::Transient(format!(
+                    "reading Graph's {status} answer failed: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(SendError::Transient(format!(
+                    "Graph's {status} answer did not finish in time"
+                )));
+            }
+        };
+        drop(permit);
+        if !(matches!(request.call, Call::Batch { .. }) && status == 200) {
+            self.record_answer(status);
+        }
+        tracing::debug!(
+            method = match request.call {
+                Call::Read => "GET",
+                _ => "POST",
+            },
+            path = url.path(),
+            query = url.query().unwrap_or(""),
+            status,
+            graph_request_id = request_id.as_deref().unwrap_or(""),
+            client_request_id = %request.client_request_id,
+            "Graph answered"
+        );
+        Ok(Answer {
+            status,
+            request_id,
+            retry_after,
+            body,
+        })
+    }
+
+    /// Attempts until Graph's answer is not [`StatusClass::Retryable`], the attempt cap
+    /// (`GRAPH_MAX_ATTEMPTS`) or `deadline`.
+    pub(super) async fn send(&self, request: &GraphRequest<'_>, deadline: Instant) -> Exchange {
+        let mut exchange = Exchange {
+            attempts: 0,
+            last_status: None,
+            last_request_id: None,
+            result: Err(GaveUp::Transient {
+                reason: String::new(),
+                wait: None,
+            }),
+        };
+        loop {
+            let attempt = self.send_once(request, deadline).await;
+            let (reason, named_wait) = match attempt {
+                Err(SendError::OutOfTime { gate_wait }) => {
+                    exchange.result = Err(GaveUp::Transient {
+                        reason: SendError::OutOfTime { gate_wait }.to_string(),
+                        wait: gate_wait,
+                    });
+                    return exchange;
+                }
+                Err(SendError::Transient(reason)) => {
+                    exchange.attempts += 1;
+                    (reason, None)
+                }
+                Err(e) => {
+                    exchange.attempts += 1;
+                    exchange.result = Err(GaveUp::Final(e));
+                    return exchange;
+                }
+                Ok(answer) => {
+                    exchange.attempts += 1;
+                    exchange.last_status = Some(answer.status);
+                    exchange.last_request_id.clone_from(&answer.request_id);
+                    if StatusClass::of(answer.status) != StatusClass::Retryable {
+                        exchange.result = Ok(answer);
+                        return exchange;
+                    }
+                    (retry_reason(answer.status, &answer.body), answer.retry_after)
+                }
+            };
+            let wait = named_wait.unwrap_or_else(|| backoff(exchange.attempts));
+            if named_wait.is_some() {
+                // Graph named a wait: hold every invocation in this process back, not just this one.
+                self.limiter().back_off(wait);
+            }
+            tracing::warn!(
+                path = request.url.path(),
+                attempt = exchange.attempts,
+                reason = %reason,
+                wait_ms = wait.as_millis() as u64,
+                "transient Graph failure"
+            );
+            if exchange.attempts >= self.max_attempts() || Instant::now() + wait >= deadline {
+                exchange.result = Err(GaveUp::Transient {
+                    reason,
+                    wait: Some(wait),
+                });
+                return exchange;
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_fall_in_one_class_for_every_caller() {
+        use StatusClass::*;
+        let cases = [
+            (200, Success),
+            (202, Success),
+            (204, Success),
+            (404, NotFound),
+            (401, Denied),
+            (403, Denied),
+            (400, Refused),
+            (409, Refused),
+            (408, Retryable),
+            (424, Retryable),
+            (429, Retryable),
+            (500, Retryable),
+            (502, Retryable),
+            (503, Retryable),
+            (504, Retryable),
+            (501, Refused),
+        ];
+        for (status, class) in cases {
+            assert_eq!(StatusClass::of(status), class, "{status}");
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The JSON wire form of work, read and written in this one module:
+//! - [`ReprocessRequest`]: an HTTP body or a queue message (`assignmentIds`, `accessPackageIds`, …,
+//!   `nextLink`, `attempt`, `notBefore`, `correlationId`). [`parse`] reads it; `Serialize` writes it, so
+//!   every message the handler enqueues parses back through the same rules (unknown fields refused).
+//! - [`Plan`]: the messages an HTTP call, an alert or a multi-scope message hands to the queue.
+//! - [`DeadLetter`]: the record a message or ID becomes on `<queue>-poison`.
+//! - [`accepted`]: the 202 bodies that tell a caller what was enqueued.
+//!
+//! Field names avoid the host's queue metadata keys (`Id`, `DequeueCount`, `InsertionTime`, …): the host
+//! copies a JSON message's top-level properties over those keys (`Utility.ApplyBindingData`). Messages
+//! go out as elements of an array output (`host::InvokeResponse::enqueue`), never as a top-level string
+//! the host could mistake for base64.
+
+pub mod accepted;
+mod dead_letter;
+mod parse;
+
+pub use dead_letter::{DeadLetter, DeadLetterSource};
+pub use parse::{FieldError, RequestError, parse_json_request, parse_queue_message};
+
+use crate::domain::{CorrelationId, Scope, Target, TargetKind, Targets};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// IDs per reprocess message: one Graph `$batch`, small enough to finish quickly even when throttled.
+pub const IDS_PER_MESSAGE: usize = 20;
+
+/// Longest a re-enqueued message waits for its `notBefore` inside one invocation, and the longest
+/// wait between queue attempts.
+pub const MAX_NOT_BEFORE_WAIT: Duration = Duration::from_secs(120);
+
+/// The JSON field names, for the parser and the writer alike.
+pub(crate) mod field {
+    pub const ASSIGNMENT_IDS: &str = "assignmentIds";
+    pub const ASSIGNMENT_ID: &str = "assignmentId";
+    pub const ASSIGNMENT_REQUEST_IDS: &str = "assignmentRequestIds";
+    pub const ASSIGNMENT_REQUEST_ID: &str = "assignmentRequestId";
+    pub const ACCESS_PACKAGE_IDS: &str = "accessPackageIds";
+    pub const ACCESS_PACKAGE_ID: &str = "accessPackageId";
+    pub const USER_IDS: &str = "userIds";
+    pub const USER_ID: &str = "userId";
+    pub const DRY_RUN: &str = "dryRun";
+    pub const NEXT_LINK: &str = "nextLink";
+    pub const ATTEMPT: &str = "attempt";
+    pub const NOT_BEFORE: &str = "notBefore";
+    pub const CORRELATION_ID: &str = "correlationId";
+
+    /// Everything the JSON forms accept; anything else is refused so a typo is not silently ignored.
+    pub const KNOWN_FIELDS: &[&str] = &[
+        ASSIGNMENT_IDS,
+        ASSIGNMENT_REQUEST_IDS,
+        ASSIGNMENT_ID,
+        ASSIGNMENT_REQUEST_ID,
+        ACCESS_PACKAGE_IDS,
+        ACCESS_PACKAGE_ID,
+        USER_IDS,
+        USER_ID,
+        DRY_RUN,
+        NEXT_LINK,
+        ATTEMPT,
+        NOT_BEFORE,
+        CORRELATION_ID,
+    ];
+}
+
+/// The list field a scope is named in (`accessPackageIds` / `userIds`).
+pub fn scope_field(scope: &Scope) -> &'static str {
+    match scope {
+        Scope::AccessPackage(_) => field::ACCESS_PACKAGE_IDS,
+        Scope::User(_) => field::USER_IDS,
+    }
+}
+
+/// An HTTP body or a queue message: what to reprocess or expand, and the queue's bookkeeping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReprocessRequest {
+    pub targets: Targets,
+    /// Packages and users to expand into assignment IDs, in the order first seen, without duplicates.
+    pub scopes: Vec<Scope>,
+    /// Report what would be reprocessed and reprocess nothing (HTTP only).
+    pub dry_run: bool,
+    /// Where to resume listing a single scope (a Graph `@odata.nextLink`, checked by `graph::paths`).
+    pub next_link: Option<String>,
+    /// How many times this work has been attempted before (queue re-enqueue bookkeeping).
+    pub attempt: u32,
+    /// Time before which a re-enqueued message should not be worked on.
+    pub not_before: Option<OffsetDateTime>,
+    /// Carried through every message of one request so its logs can be joined.
+    pub correlation_id: Option<CorrelationId>,
+}
+
+impl ReprocessRequest {
+    /// A message carrying reprocess targets (at most [`IDS_PER_MESSAGE`] when built by [`Plan`]).
+    pub fn ids(targets: impl IntoIterator<Item = Target>, correlation_id: &CorrelationId) -> Self {
+        Self {
+            targets: Targets::from_items(targets),
+            correlation_id: Some(correlation_id.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// An expansion message for one scope, from the start or resuming at Graph's `nextLink`.
+    pub fn expansion(scope: Scope, next_link: Option<&str>, correlation_id: &CorrelationId) -> Self {
+        Self {
+            scopes: vec![scope],
+            next_link: next_link.map(str::to_owned),
+            correlation_id: Some(correlation_id.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// The same work as attempt `attempt`, not to be started before the queue's back-off for that
+    /// attempt (or Graph's `Retry-After`, if longer) has passed.
+    pub fn requeued(mut self, attempt: u32, retry_after_seconds: Option<u64>) -> Self {
+        self.attempt = attempt;
+        self.not_before = Some(OffsetDateTime::now_utc() + requeue_delay(attempt, retry_after_seconds));
+        self
+    }
+
+    /// The message text, as it goes on the queue.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).expect("a message always serializes")
+    }
+}
+
+impl Serialize for ReprocessRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let by_kind = |kind: TargetKind| -> Vec<&str> {
+            self.targets
+                .items()
+                .iter()
+                .filter(|t| t.kind() == kind)
+                .map(Target::id)
+                .collect()
+        };
+        let scopes = |f: &str| -> Vec<&str> {
+            self.scopes
+                .iter()
+                .filter(|s| scope_field(s) == f)
+                .map(Scope::id)
+                .collect()
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for (name, ids) in [
+            (field::ASSIGNMENT_IDS, by_kind(TargetKind::Assignment)),
+            (field::ASSIGNMENT_REQUEST_IDS, by_kind(TargetKind::AssignmentRequest)),
+            (field::ACCESS_PACKAGE_IDS, scopes(field::ACCESS_PACKAGE_IDS)),
+            (field::USER_IDS, scopes(field::USER_IDS)),
+        ] {
+            if !ids.is_empty() {
+                map.serialize_entry(name, &ids)?;
+            }
+        }
+        if let Some(link) = &self.next_link {
+            map.serialize_entry(field::NEXT_LINK, link)?;
+        }
+        if self.attempt > 0 {
+            map.serialize_entry(field::ATTEMPT, &self.attempt)?;
+        }
+        if let Some(at) = self.not_before {
+            map.serialize_entry(field::NOT_BEFORE, &rfc3339(at))?;
+        }
+        if let Some(id) = &self.correlation_id {
+            map.serialize_entry(field::CORRELATION_ID, id)?;
+        }
+        if self.dry_run {
+            map.serialize_entry(field::DRY_RUN, &true)?;
+        }
+        map.end()
+    }
+}
+
+/// Waits between queue attempts: 10 s, 20 s, 40 s … capped at 120 s, or Graph's Retry-After if longer.
+pub fn requeue_delay(attempt: u32, retry_after_seconds: Option<u64>) -> Duration {
+    let ours =
+        Duration::from_secs(10u64.saturating_mul(1 << attempt.saturating_sub(1).min(4))).min(MAX_NOT_BEFORE_WAIT);
+    ours.max(Duration::from_secs(retry_after_seconds.unwrap_or(0)))
+        .min(MAX_NOT_BEFORE_WAIT)
+}
+
+/// Messages of at most [`IDS_PER_MESSAGE`] targets each.
+pub fn id_messages(targets: &Targets, correlation_id: &CorrelationId) -> Vec<ReprocessRequest> {
+    targets
+        .items()
+        .chunks(IDS_PER_MESSAGE)
+        .map(|chunk| ReprocessRequest::ids(chunk.iter().copied(), correlation_id))
+        .collect()
+}
+
+/// Everything an HTTP call, an alert or a multi-scope message hands to the queue: one expansion
+/// message per scope (listed page by page later), then the direct IDs in chunks.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub expansion_messages: Vec<ReprocessRequest>,
+    pub id_messages: Vec<ReprocessRequest>,
+}
+
+impl Plan {
+    pub fn new(targets: &Targets, scopes: &[Scope], correlation_id: &CorrelationId) -> Self {
+        Self {
+            expansion_messages: scopes
+                .iter()
+                .map(|s| ReprocessRequest::expansion(*s, None, correlation_id))
+                .collect(),
+            id_messages: id_messages(targets, correlation_id),
+        }
+    }
+    pub fn messages(&self) -> impl Iterator<Item = &ReprocessRequest> {
+        self.expansion_messages.iter().chain(&self.id_messages)
+    }
+    /// The message texts, in the order they are enqueued.
+    pub fn texts(&self) -> impl Iterator<Item = String> + '_ {
+        self.messages().map(ReprocessRequest::to_text)
+    }
+    pub fn len(&self) -> usize {
+        self.expansion_messages.len() + self.id_messages.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// RFC 3339 in whole seconds, as `notBefore` and `deadLetteredAt` are written.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{AccessPackageId, AssignmentId, AssignmentRequestId};
+    use serde_json::Value;
+
+    fn ids(n: usize) -> Targets {
+        Targets::from_items((0..n).map(|i| {
+            let id = format!("b0b0b0b0-0000-4000-8000-{:012x}", i + 1);
+            if i % 5 == 4 {
+                Target::AssignmentRequest(AssignmentRequestId::parse(&id).unwrap())
+            } else {
+                Target::Assignment(AssignmentId::parse(&id).unwrap())
+            }
+        }))
+    }
+
+    fn correlation() -> CorrelationId {
+        CorrelationId::parse("c").unwrap()
+    }
+
+    #[test]
+    fn chunks_hold_at_most_twenty_ids_and_lose_none() {
+        let targets = ids(45);
+        let messages = id_messages(&targets, &correlation());
+        assert_eq!(messages.len(), 3);
+        let mut seen = Vec::new();
+        for m in &messages {
+            let v: Value = serde_json::from_str(&m.to_text()).unwrap();
+            let n = [field::ASSIGNMENT_IDS, field::ASSIGNMENT_REQUEST_IDS]
+                .iter()
+                .map(|k| v[k].as_array().map_or(0, Vec::len))
+                .sum::<usize>();
+            assert!(n <= IDS_PER_MESSAGE);
+            assert_eq!(v["correlationId"], "c");
+            // Each chunk parses back as the same targets (grouped by kind on the wire).
+            let parsed = parse_queue_message(&m.to_text(), 1000).unwrap();
+            let mut sent = m.targets.items().to_vec();
+            let mut back = parsed.targets.items().to_vec();
+            sent.sort_by_key(|t| t.id().to_owned());
+            back.sort_by_key(|t| t.id().to_owned());
+            assert_eq!(sent, back);
+            assert_eq!(parsed.correlation_id, m.correlation_id);
+            seen.extend(parsed.targets.items().iter().map(|t| t.id().to_owned()));
+        }
+        seen.sort();
+        let mut want: Vec<String> = targets.items().iter().map(|t| t.id().to_owned()).collect();
+        want.sort();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn expansion_messages_round_trip() {
+        let scope = Scope::AccessPackage(AccessPackageId::parse("9a1d6e2c-3b4f-4c5d-8e6f-7a8b9c0d1e2f").unwrap());
+        let message = ReprocessRequest::expansion(scope, Some("https://graph.microsoft.com/x"), &correlation())
+            .requeued(2, Some(30));
+        let parsed = parse_queue_message(&message.to_text(), 1000).unwrap();
+        assert_eq!(parsed.scopes, [scope]);
+        assert_eq!(parsed.next_link.as_deref(), Some("https://graph.microsoft.com/x"));
+        assert_eq!(parsed.attempt, 2);
+        let wait = parsed.not_before.unwrap() - OffsetDateTime::now_utc();
+        assert!(
+            wait > time::Duration::seconds(25) && wait <= time::Duration::seconds(30),
+            "{wait}"
+        );
+    }
+
+    #[test]
+    fn requeue_delays_double_and_honour_retry_after() {
+        let secs = |attempt, retry_after| requeue_delay(attempt, retry_after).as_secs();
+        assert_eq!(
+            [secs(1, None), secs(2, None), secs(3, None), secs(4, None)],
+            [10, 20, 40, 80]
+        );
+        assert_eq!(secs(9, None), 120);
+        assert_eq!(secs(1, Some(45)), 45);
+        assert_eq!(secs(1, Some(4_000)), 120);
+    }
+}

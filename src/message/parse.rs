@@ -1,0 +1,298 @@
+//! Parsing the JSON forms of [`ReprocessRequest`]: an HTTP body, a queue message, or a bare
+//! assignment ID on the queue. Every GUID becomes its newtype here, duplicates collapse, and each error
+//! names its field (`assignmentIds[3]`) and the reason, so a caller can fix all of them at once.
+
+use super::ReprocessRequest;
+use super::field::{self, KNOWN_FIELDS};
+use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
+use crate::domain::{Scope, Target, Targets};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::HashSet;
+
+/// Longest `nextLink` accepted; Graph's skip tokens are opaque but far shorter than this.
+const MAX_NEXT_LINK: usize = 8_192;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("the body is empty; send a JSON object such as {{\"assignmentIds\":[\"...\"]}}")]
+    Empty,
+    #[error("the body is not valid JSON: {0}")]
+    Json(String),
+    #[error("the body must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect::<Vec<_>>().join("; "))]
+    Fields(Vec<FieldError>),
+    #[error(
+        "no IDs given: set assignmentIds, assignmentRequestIds, accessPackageIds or userIds (or the singular forms)"
+    )]
+    NoTargets,
+    #[error("{count} distinct IDs exceed the limit of {limit} per call ({setting})")]
+    TooManyIds {
+        count: usize,
+        limit: usize,
+        setting: &'static str,
+    },
+}
+
+impl RequestError {
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            RequestError::Fields(errors) => errors,
+            _ => &[],
+        }
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses a JSON object body (HTTP) or message (queue).
+pub fn parse_json_request(text: &str, max_ids: usize) -> Result<ReprocessRequest, RequestError> {
+    if text.trim().is_empty() {
+        return Err(RequestError::Empty);
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| RequestError::Json(e.to_string()))?;
+    match value {
+        Value::Object(map) => parse_object(&map, max_ids),
+        other => Err(RequestError::NotAnObject(json_kind(&other))),
+    }
+}
+
+/// Parses a queue message: a bare GUID (optionally as a JSON string) or the JSON object form.
+pub fn parse_queue_message(text: &str, max_ids: usize) -> Result<ReprocessRequest, RequestError> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('{') {
+        return parse_json_request(trimmed, max_ids);
+    }
+    let bare = if trimmed.starts_with('"') {
+        serde_json::from_str::<String>(trimmed).map_err(|e| RequestError::Json(e.to_string()))?
+    } else {
+        trimmed.to_owned()
+    };
+    if bare.is_empty() {
+        return Err(RequestError::Empty);
+    }
+    let id = AssignmentId::parse(&bare).map_err(|e| {
+        RequestError::Fields(vec![FieldError {
+            field: "message".into(),
+            reason: format!("a bare message is an assignment ID and {e}"),
+        }])
+    })?;
+    Ok(ReprocessRequest {
+        targets: Targets::from_items([Target::Assignment(id)]),
+        ..Default::default()
+    })
+}
+
+fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessRequest, RequestError> {
+    let mut errors = Vec::new();
+    for key in map.keys() {
+        if !KNOWN_FIELDS.contains(&key.as_str()) {
+            errors.push(FieldError {
+                field: truncate(key),
+                reason: format!("unknown field; expected one of {}", KNOWN_FIELDS.join(", ")),
+            });
+        }
+    }
+    let mut items = Vec::new();
+    collect_ids(
+        map,
+        field::ASSIGNMENT_IDS,
+        field::ASSIGNMENT_ID,
+        &mut errors,
+        &mut items,
+        |s| AssignmentId::parse(s).map(Target::Assignment),
+    );
+    collect_ids(
+        map,
+        field::ASSIGNMENT_REQUEST_IDS,
+        field::ASSIGNMENT_REQUEST_ID,
+        &mut errors,
+        &mut items,
+        |s| AssignmentRequestId::parse(s).map(Target::AssignmentRequest),
+    );
+    let mut scopes = Vec::new();
+    collect_ids(
+        map,
+        field::ACCESS_PACKAGE_IDS,
+        field::ACCESS_PACKAGE_ID,
+        &mut errors,
+        &mut scopes,
+        |s| AccessPackageId::parse(s).map(Scope::AccessPackage),
+    );
+    collect_ids(map, field::USER_IDS, field::USER_ID, &mut errors, &mut scopes, |s| {
+        UserId::parse(s).map(Scope::User)
+    });
+    let dry_run = match map.get(field::DRY_RUN) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            errors.push(FieldError {
+                field: field::DRY_RUN.into(),
+                reason: format!("must be true or false, got {}", json_kind(other)),
+            });
+            false
+        }
+    };
+    let next_link = match map.get(field::NEXT_LINK) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= MAX_NEXT_LINK => Some(s.clone()),
+        Some(_) => {
+            errors.push(FieldError {
+                field: field::NEXT_LINK.into(),
+                reason: format!("must be a Graph @odata.nextLink URL of at most {MAX_NEXT_LINK} characters"),
+            });
+            None
+        }
+    };
+
+    let attempt = match map.get(field::ATTEMPT) {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v <= 1_000) => n.as_u64().unwrap_or(0) as u32,
+        Some(other) => {
+            errors.push(FieldError {
+                field: field::ATTEMPT.into(),
+                reason: format!("must be a whole number from 0 to 1000, got {}", json_kind(other)),
+            });
+            0
+        }
+    };
+    let not_before = match map.get(field::NOT_BEFORE) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            match time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    errors.push(FieldError {
+                        field: field::NOT_BEFORE.into(),
+                        reason: format!("must be an RFC 3339 time: {e}"),
+                    });
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            errors.push(FieldError {
+                field: field::NOT_BEFORE.into(),
+                reason: format!("must be a string, got {}", json_kind(other)),
+            });
+            None
+        }
+    };
+    let correlation_id = match map.get(field::CORRELATION_ID) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if CorrelationId::parse(s).is_some() => CorrelationId::parse(s),
+        Some(_) => {
+            errors.push(FieldError {
+                field: field::CORRELATION_ID.into(),
+                reason: "must be a string of at most 64 letters, digits or hyphens".into(),
+            });
+            None
+        }
+    };
+
+    if !errors.is_empty() {
+        errors.truncate(50);
+        return Err(RequestError::Fields(errors));
+    }
+    let targets = Targets::from_items(items);
+    let mut seen = HashSet::new();
+    scopes.retain(|s| seen.insert(*s));
+    if targets.is_empty() && scopes.is_empty() {
+        return Err(RequestError::NoTargets);
+    }
+    if next_link.is_some() && !(targets.is_empty() && scopes.len() == 1) {
+        return Err(RequestError::Fields(vec![FieldError {
+            field: field::NEXT_LINK.into(),
+            reason: "only allowed with exactly one access package or user and no other IDs".into(),
+        }]));
+    }
+    if targets.len() + scopes.len() > max_ids {
+        return Err(RequestError::TooManyIds {
+            count: targets.len() + scopes.len(),
+            limit: max_ids,
+            setting: "MAX_IDS_PER_CALL",
+        });
+    }
+    Ok(ReprocessRequest {
+        targets,
+        scopes,
+        dry_run,
+        next_link,
+        attempt,
+        not_before,
+        correlation_id,
+    })
+}
+
+fn collect_ids<T>(
+    map: &Map<String, Value>,
+    list_field: &str,
+    single_field: &str,
+    errors: &mut Vec<FieldError>,
+    items: &mut Vec<T>,
+    parse: impl Fn(&str) -> Result<T, GuidError>,
+) {
+    let one = |field: String, value: &Value| -> Result<T, FieldError> {
+        match value {
+            Value::String(s) => parse(s).map_err(|e| FieldError {
+                field,
+                reason: e.to_string(),
+            }),
+            other => Err(FieldError {
+                field,
+                reason: format!("must be a string GUID, got {}", json_kind(other)),
+            }),
+        }
+    };
+    let mut outcomes = Vec::new();
+    match map.get(list_field) {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(values)) => {
+            for (i, v) in values.iter().enumerate() {
+                outcomes.push(one(format!("{list_field}[{i}]"), v));
+            }
+        }
+        Some(other) => outcomes.push(Err(FieldError {
+            field: list_field.into(),
+            reason: format!("must be an array of GUID strings, got {}", json_kind(other)),
+        })),
+    }
+    if let Some(v) = map.get(single_field).filter(|v| !v.is_null()) {
+        outcomes.push(one(single_field.to_owned(), v));
+    }
+    for outcome in outcomes {
+        match outcome {
+            Ok(target) => items.push(target),
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+/// Keeps hostile field names from bloating error bodies and logs.
+fn truncate(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
