@@ -21,7 +21,7 @@ pub enum ServicesError {
     #[error(transparent)]
     Credential(#[from] crate::graph::CredentialError),
     #[error(transparent)]
-    Client(#[from] crate::graph::client::ClientError),
+    Client(#[from] crate::graph::ClientError),
 }
 
 impl Services {

@@ -5,7 +5,8 @@
 //! Resolved notifications and other alert shapes get 200 "nothing to do" with the reason, never an
 //! error (an error only makes the action group retry). `?dryRun=true` shows what would be enqueued.
 
-use super::{alert_bindings as b, error_body, query_flag};
+use super::bindings::alert as b;
+use super::http::{check_body_size, error_body, query_flag};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -44,7 +45,7 @@ pub fn handle(
             ),
         );
     };
-    if let Err(reply) = super::check_body_size(body, settings.max_body_bytes) {
+    if let Err(reply) = check_body_size(body, settings.max_body_bytes) {
         return reply;
     }
     let payload: Value = match serde_json::from_str(body) {

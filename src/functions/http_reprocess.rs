@@ -7,7 +7,8 @@
 //! size is never reprocessed inside this invocation (`crate::fanout`). `"dryRun": true` or
 //! `?dryRun=true` reads instead and reprocesses nothing (`crate::dry_run`).
 
-use super::{error_body, http_bindings as b, query_flag};
+use super::bindings::http as b;
+use super::http::{check_body_size, error_body, query_flag};
 use crate::domain::{CorrelationId, Targets};
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -46,7 +47,7 @@ pub async fn handle(
             ),
         );
     };
-    if let Err(reply) = super::check_body_size(body, settings.max_body_bytes) {
+    if let Err(reply) = check_body_size(body, settings.max_body_bytes) {
         return reply;
     }
     let parsed = match parse_json_request(body, settings.max_ids_per_call) {

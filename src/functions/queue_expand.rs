@@ -9,7 +9,7 @@
 //!   `QUEUE_MAX_ATTEMPTS`, permission denial, a refused nextLink or a Graph refusal the message goes to
 //!   the poison queue with the reason, to be re-driven.
 
-use super::queue_bindings as b;
+use super::bindings::queue as b;
 use crate::domain::CorrelationId;
 use crate::fanout;
 use crate::host::InvokeResponse;

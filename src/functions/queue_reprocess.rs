@@ -11,7 +11,7 @@
 //! - the invocation succeeds (2xx) so the host deletes the original message. It fails (non-2xx, the host
 //!   retries the whole message) only when the envelope itself is unusable.
 
-use super::queue_bindings as b;
+use super::bindings::queue as b;
 use crate::domain::outcome::REQUIRED_APP_ROLE;
 use crate::domain::{CorrelationId, Outcome, Report, Target};
 use crate::host::{Envelope, EnvelopeError, InvokeResponse, QueueTrigger};

@@ -114,7 +114,7 @@ impl GraphClient {
             );
             let exhausted: Vec<usize> = retry
                 .iter()
-                .filter(|(i, _, _)| results[*i].attempts >= self.max_attempts())
+                .filter(|(i, _, _)| results[*i].attempts >= self.transport().max_attempts())
                 .map(|(i, _, _)| *i)
                 .collect();
             let out_of_time = Instant::now() + wait >= deadline;
@@ -165,7 +165,7 @@ impl GraphClient {
             url: &url,
             client_request_id,
         };
-        let answer = self.send_once(&request, deadline).await?;
+        let answer = self.transport().send_once(&request, deadline).await?;
         let (status, batch_request_id, body) = (answer.status, answer.request_id, answer.body);
         if status != 200 {
             return Ok(Round::Whole(classify(status, answer.retry_after, &body)));
@@ -180,7 +180,7 @@ impl GraphClient {
                     let reason = "Graph's batch answer had no response for this request".to_owned();
                     return (Attempt::Retry { reason, wait: None }, 0, batch_request_id.clone());
                 };
-                self.record_answer(sub.status);
+                self.transport().record_answer(sub.status);
                 let sub_header = |name: &str| {
                     sub.headers
                         .iter()

@@ -4,9 +4,9 @@
 //! origin and collection are checked); requests go through the `transport` like every other call.
 
 use super::GraphClient;
-use super::client::graph_error_or_text;
 use super::paths::{NextLinkError, checked_next_link, first_page_url, item_url};
-use super::transport::{Call, GaveUp, GraphRequest, SendError, StatusClass};
+use super::status::{StatusClass, graph_error_or_text};
+use super::transport::{Call, GaveUp, GraphRequest, SendError};
 use crate::config::ApiVersion;
 use crate::domain::outcome::REQUIRED_APP_ROLE;
 use crate::domain::{AssignmentId, Guid, Scope, Target};
@@ -211,7 +211,7 @@ async fn get_json(client: &GraphClient, url: &Url, deadline: Instant) -> Result<
         url,
         client_request_id: &client_request_id,
     };
-    let exchange = client.send(&request, deadline).await;
+    let exchange = client.transport().send(&request, deadline).await;
     tracing::info!(
         status = exchange.last_status,
         path = url.path(),

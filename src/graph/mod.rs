@@ -9,8 +9,10 @@ pub mod limiter;
 pub mod list;
 pub mod paths;
 pub mod retry;
+mod status;
 mod transport;
 
 pub use client::GraphClient;
 pub use credential::{CredentialError, TokenProvider};
 pub use limiter::Limiter;
+pub use transport::ClientError;

@@ -1,19 +1,43 @@
-//! The one way a request reaches Graph. [`GraphClient::send_once`] takes a slot from the shared limiter
+//! The one way a request reaches Graph. [`Transport::send_once`] takes a slot from the shared limiter
 //! (a `$batch` of 20 weighs 20), a token, the per-attempt timeout (never past the invocation's
 //! deadline) and our `client-request-id`, and brings back the status, Graph's `request-id`,
-//! `Retry-After` and the body, read under the same timeout. [`GraphClient::send`] repeats it while the
+//! `Retry-After` and the body, read under the same timeout. [`Transport::send`] repeats it while the
 //! answer is worth retrying ([`StatusClass::Retryable`]), honouring `Retry-After` (which also closes the
 //! process-wide back-off gate) or backing off exponentially, until the attempt cap or the deadline.
 //! Reprocess, reads and listing use `send`; `$batch` retries per sub-request around `send_once`.
 
-use super::client::{GraphClient, error_chain, parse_graph_error};
+use super::credential::TokenProvider;
+use super::limiter::Limiter;
 use super::retry::{backoff, parse_retry_after};
+use super::status::{StatusClass, retry_reason};
+use crate::config::{GraphSettings, is_loopback};
 use crate::domain::Guid;
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("refusing to send tokens over plain http to {0}: use https (loopback is the only exception)")]
+    InsecureBaseUrl(String),
+    #[error("could not build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// The connection pool, the token provider and the process-wide limiter, with the configured origin
+/// (the only place a token may go) and the per-attempt limits.
+#[derive(Debug)]
+pub(super) struct Transport {
+    http: reqwest::Client,
+    base_url: Url,
+    tokens: TokenProvider,
+    limiter: Arc<Limiter>,
+    attempt_timeout: Duration,
+    max_attempts: u32,
+}
 
 /// What is sent; it decides the method, the body and how the answer feeds the shared pacing.
 #[derive(Debug, Clone, Copy)]
@@ -58,32 +82,7 @@ pub(super) enum SendError {
     Transient(String),
 }
 
-/// What a status means, for every caller alike.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum StatusClass {
-    Success,
-    NotFound,
-    /// 401/403: the identity lacks the app role, or its token was refused.
-    Denied,
-    /// 408, 424, 429 and 5xx gateway/availability answers: try again (after `Retry-After` if named).
-    Retryable,
-    /// Any other 4xx (or an unexpected status): Graph refused this request as it is.
-    Refused,
-}
-
-impl StatusClass {
-    pub fn of(status: u16) -> Self {
-        match status {
-            200..=299 => Self::Success,
-            404 => Self::NotFound,
-            401 | 403 => Self::Denied,
-            408 | 424 | 429 | 500 | 502 | 503 | 504 => Self::Retryable,
-            _ => Self::Refused,
-        }
-    }
-}
-
-/// What [`GraphClient::send`] ended with, and what the attempts saw on the way.
+/// What [`Transport::send`] ended with, and what the attempts saw on the way.
 #[derive(Debug)]
 pub(super) struct Exchange {
     pub attempts: u32,
@@ -101,26 +100,83 @@ pub(super) enum GaveUp {
     Final(SendError),
 }
 
-/// "Graph answered 503 (code: message)" for a retryable answer.
-pub(super) fn retry_reason(status: u16, body: &[u8]) -> String {
-    let detail = parse_graph_error(body)
-        .map(|e| format!(" ({}: {})", e.code, e.message))
-        .unwrap_or_default();
-    format!("Graph answered {status}{detail}")
-}
+impl Transport {
+    pub fn new(settings: &GraphSettings, tokens: TokenProvider, limiter: Arc<Limiter>) -> Result<Self, ClientError> {
+        let loopback = is_loopback(&settings.base_url);
+        if settings.base_url.scheme() != "https" && !loopback {
+            return Err(ClientError::InsecureBaseUrl(settings.base_url.to_string()));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("reprocess-handler/", env!("CARGO_PKG_VERSION")))
+            .https_only(!loopback)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ClientError::Build(e.to_string()))?;
+        Ok(Self {
+            http,
+            base_url: settings.base_url.clone(),
+            tokens,
+            limiter,
+            attempt_timeout: settings.attempt_timeout,
+            max_attempts: settings.max_attempts,
+        })
+    }
 
-impl GraphClient {
+    pub fn limiter(&self) -> &Limiter {
+        &self.limiter
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// Attempts per request (`GRAPH_MAX_ATTEMPTS`).
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The `Authorization` header value, marked sensitive so it never shows in `Debug` output.
+    async fn authorization(&self) -> Result<HeaderValue, SendError> {
+        let token = self
+            .tokens
+            .token()
+            .await
+            .map_err(|e| SendError::Transient(e.to_string()))?;
+        let mut value =
+            HeaderValue::from_str(&format!("Bearer {}", token.secret())).map_err(|_| SendError::InvalidToken)?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    /// Per-attempt timeout, never past the invocation's deadline.
+    fn timeout_before(&self, deadline: Instant) -> Duration {
+        self.attempt_timeout
+            .min(deadline.saturating_duration_since(Instant::now()))
+            .max(Duration::from_millis(100))
+    }
+
+    /// Feeds the shared pacing: 429 is a throttle signal, any other answer counts as accepted.
+    pub fn record_answer(&self, status: u16) {
+        if status == 429 {
+            self.limiter.record_throttled();
+        } else {
+            self.limiter.record_accepted(1);
+        }
+    }
+
     /// One attempt: slot, token, timeout, headers, answer. Never retries.
-    pub(super) async fn send_once(&self, request: &GraphRequest<'_>, deadline: Instant) -> Result<Answer, SendError> {
+    pub async fn send_once(&self, request: &GraphRequest<'_>, deadline: Instant) -> Result<Answer, SendError> {
         let url = request.url;
-        if url.origin() != self.base_url().origin() {
+        if url.origin() != self.base_url.origin() {
             return Err(SendError::ForeignOrigin(url.origin().ascii_serialization()));
         }
         let weight = match request.call {
             Call::Batch { weight, .. } => weight.max(1),
             Call::Reprocess | Call::Read => 1,
         };
-        let Some(permit) = self.limiter().acquire(deadline, weight).await else {
+        let Some(permit) = self.limiter.acquire(deadline, weight).await else {
             let gate_wait = self
                 .limiter()
                 .gate_open_at()
@@ -130,13 +186,13 @@ impl GraphClient {
         let authorization = self.authorization().await?;
         let timeout = self.timeout_before(deadline);
         let builder = match request.call {
-            Call::Reprocess => self.http().post(url.clone()).header(CONTENT_LENGTH, "0"),
+            Call::Reprocess => self.http.post(url.clone()).header(CONTENT_LENGTH, "0"),
             Call::Batch { body, .. } => self
-                .http()
+                .http
                 .post(url.clone())
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.to_owned()),
-            Call::Read => self.http().get(url.clone()),
+            Call::Read => self.http.get(url.clone()),
         };
         let response = builder
             .header(AUTHORIZATION, authorization)
@@ -208,7 +264,7 @@ impl GraphClient {
 
     /// Attempts until Graph's answer is not [`StatusClass::Retryable`], the attempt cap
     /// (`GRAPH_MAX_ATTEMPTS`) or `deadline`.
-    pub(super) async fn send(&self, request: &GraphRequest<'_>, deadline: Instant) -> Exchange {
+    pub async fn send(&self, request: &GraphRequest<'_>, deadline: Instant) -> Exchange {
         let mut exchange = Exchange {
             attempts: 0,
             last_status: None,
@@ -251,7 +307,7 @@ impl GraphClient {
             let wait = named_wait.unwrap_or_else(|| backoff(exchange.attempts));
             if named_wait.is_some() {
                 // Graph named a wait: hold every invocation in this process back, not just this one.
-                self.limiter().back_off(wait);
+                self.limiter.back_off(wait);
             }
             tracing::warn!(
                 path = request.url.path(),
@@ -260,7 +316,7 @@ impl GraphClient {
                 wait_ms = wait.as_millis() as u64,
                 "transient Graph failure"
             );
-            if exchange.attempts >= self.max_attempts() || Instant::now() + wait >= deadline {
+            if exchange.attempts >= self.max_attempts || Instant::now() + wait >= deadline {
                 exchange.result = Err(GaveUp::Transient {
                     reason,
                     wait: Some(wait),
@@ -272,33 +328,13 @@ impl GraphClient {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn statuses_fall_in_one_class_for_every_caller() {
-        use StatusClass::*;
-        let cases = [
-            (200, Success),
-            (202, Success),
-            (204, Success),
-            (404, NotFound),
-            (401, Denied),
-            (403, Denied),
-            (400, Refused),
-            (409, Refused),
-            (408, Retryable),
-            (424, Retryable),
-            (429, Retryable),
-            (500, Retryable),
-            (502, Retryable),
-            (503, Retryable),
-            (504, Retryable),
-            (501, Refused),
-        ];
-        for (status, class) in cases {
-            assert_eq!(StatusClass::of(status), class, "{status}");
-        }
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
     }
+    text
 }
