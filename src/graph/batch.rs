@@ -103,7 +103,7 @@ impl GraphClient {
             let named_wait = retry.iter().filter_map(|(_, _, w)| *w).max();
             let wait = named_wait.unwrap_or_else(|| backoff(round));
             if named_wait.is_some() {
-                self.limiter().back_off(wait);
+                self.limiter().throttled(wait);
             }
             tracing::warn!(
                 retrying = pending.len(),

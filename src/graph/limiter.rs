@@ -1,6 +1,7 @@
 //! One limiter per process, shared by every concurrent invocation:
 //! - a cap on in-flight Graph HTTP requests (`GRAPH_MAX_CONCURRENCY`);
-//! - a back-off gate: once Graph answers 429 with `Retry-After`, every caller waits instead of piling on;
+//! - a back-off gate: once Graph throttles in earnest (an episode, below) and answers 429 with
+//!   `Retry-After`, every caller waits instead of piling on; a stray 429 delays only its own request;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
 //!   sub-request). It starts at 50/s and doubles every second (slow start) until Graph throttles; then it
 //!   paces at 90 % of the rate Graph was *accepting* in the last second (over a token-bucket limit that
@@ -120,7 +121,16 @@ impl Limiter {
         Some(())
     }
 
-    /// Graph asked everyone from this app to wait: close the gate for `wait` (never shortening it).
+    /// Graph answered 429 with `Retry-After: wait`. In a throttling episode (the app's budget is spent:
+    /// many 429s at once) every invocation waits; a stray 429 among accepted answers holds back only the
+    /// request that got it (its caller waits `wait` before retrying it), so noise cannot stall the process.
+    pub fn throttled(&self, wait: Duration) {
+        if self.in_episode() {
+            self.back_off(wait);
+        }
+    }
+
+    /// Close the gate for everyone for `wait` (never shortening it).
     pub fn back_off(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut gate = self.gate.lock().expect("gate lock");

@@ -7,6 +7,7 @@
 //! Reprocess, reads and listing use `send`; `$batch` retries per sub-request around `send_once`.
 
 use super::credential::TokenProvider;
+use super::latency::AdaptiveTimeout;
 use super::limiter::Limiter;
 use super::retry::{backoff, parse_retry_after};
 use super::status::{StatusClass, retry_reason};
@@ -35,7 +36,8 @@ pub(super) struct Transport {
     base_url: Url,
     tokens: TokenProvider,
     limiter: Arc<Limiter>,
-    attempt_timeout: Duration,
+    /// Per-attempt timeout from observed answer times, `GRAPH_ATTEMPT_TIMEOUT_SECONDS` its ceiling.
+    timeouts: AdaptiveTimeout,
     max_attempts: u32,
 }
 
@@ -119,7 +121,7 @@ impl Transport {
             base_url: settings.base_url.clone(),
             tokens,
             limiter,
-            attempt_timeout: settings.attempt_timeout,
+            timeouts: AdaptiveTimeout::new(settings.attempt_timeout),
             max_attempts: settings.max_attempts,
         })
     }
@@ -152,7 +154,8 @@ impl Transport {
 
     /// Per-attempt timeout, never past the invocation's deadline.
     fn timeout_before(&self, deadline: Instant) -> Duration {
-        self.attempt_timeout
+        self.timeouts
+            .current()
             .min(deadline.saturating_duration_since(Instant::now()))
             .max(Duration::from_millis(100))
     }
@@ -183,8 +186,14 @@ impl Transport {
                 .map(|at| at.saturating_duration_since(Instant::now()));
             return Err(SendError::OutOfTime { gate_wait });
         };
-        let authorization = self.authorization().await?;
+        // The token endpoint can hang too: waiting for it counts against the invocation's deadline.
+        let authorization = tokio::time::timeout_at(deadline, self.authorization())
+            .await
+            .map_err(|_| {
+                SendError::Transient("the token endpoint did not answer before the invocation's deadline".into())
+            })??;
         let timeout = self.timeout_before(deadline);
+        let sent_at = Instant::now();
         let builder = match request.call {
             Call::Reprocess => self.http.post(url.clone()).header(CONTENT_LENGTH, "0"),
             Call::Batch { body, .. } => self
@@ -203,6 +212,7 @@ impl Transport {
             .await
             .map_err(|e| {
                 SendError::Transient(if e.is_timeout() {
+                    self.timeouts.record_timeout();
                     format!("Graph did not answer within {} ms", timeout.as_millis())
                 } else {
                     format!("connection to Graph failed: {}", error_chain(&e))
@@ -233,11 +243,13 @@ impl Transport {
                 )));
             }
             Err(_) => {
+                self.timeouts.record_timeout();
                 return Err(SendError::Transient(format!(
                     "Graph's {status} answer did not finish in time"
                 )));
             }
         };
+        self.timeouts.record(sent_at.elapsed());
         drop(permit);
         if !(matches!(request.call, Call::Batch { .. }) && status == 200) {
             self.record_answer(status);
@@ -306,8 +318,8 @@ impl Transport {
             };
             let wait = named_wait.unwrap_or_else(|| backoff(exchange.attempts));
             if named_wait.is_some() {
-                // Graph named a wait: hold every invocation in this process back, not just this one.
-                self.limiter.back_off(wait);
+                // Graph named a wait: this request waits it out; the limiter decides whether everyone does.
+                self.limiter.throttled(wait);
             }
             tracing::warn!(
                 path = request.url.path(),
