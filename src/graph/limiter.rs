@@ -3,14 +3,16 @@
 //! - a back-off gate: once Graph throttles in earnest (an episode, below) and answers 429 with
 //!   `Retry-After`, every caller waits instead of piling on; a stray 429 delays only its own request;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
-//!   sub-request). It starts at 50/s and doubles every second (slow start) until Graph throttles; then it
-//!   paces at 90 % of the rate Graph was *accepting* in the last second (over a token-bucket limit that
-//!   is the refill rate; the 10 % margin lets the bucket refill so a batch of 20
-//!   arriving at once fits), cutting by at most a third per episode, and probing upward 0.5 % per
-//!   accepted request. A throttling episode needs at least 3 answers of 429 that
-//!   are also at least 10 % of the answers in the last second: a stray 429 (or a fault injected at random)
-//!   still closes the gate for its `Retry-After` but does not cut the pace, so noise cannot grind
-//!   throughput down.
+//!   sub-request). It starts at 50/s and doubles every second (slow start) until a throttling episode:
+//!   at least 3 answers of 429 that are also at least 10 % of the answers in the last two seconds. An episode
+//!   sets the *ceiling* to the rate Graph accepted over that second (over a token-bucket limit, its
+//!   refill rate) and the pace to 95 % of it, cutting by at most a third per episode. Below 98 % of the
+//!   ceiling the pace climbs back fast (2 % of the pace per second); above it, it probes slowly (0.2 %
+//!   per second) and each 429 there trims it by 0.5 %, so it settles a hair above the limit with a
+//!   trickle of 429s instead of swinging between episodes. A 429 below the ceiling is noise (Graph's
+//!   stray 429s, or faults injected at random): it costs its own request a retry and nothing else, so
+//!   noise cannot grind throughput down. Several instances sharing one budget each learn their share
+//!   the same way: the trickle of 429s above the limit reaches each in proportion to its pace.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -21,11 +23,23 @@ use tokio::time::Instant;
 /// Lowest pace: a sample of a few requests says little about the limit, so never start or cut below it.
 const MIN_RATE: f64 = 10.0;
 const START_RATE: f64 = 50.0;
-const PROBE_PER_SUCCESS: f64 = 0.005;
-const MARGIN: f64 = 0.9;
+/// Pace growth per accepted request, below and near the ceiling (a pace of r accepted requests per
+/// second grows by r × step per second).
+const FAST_PROBE: f64 = 0.02;
+const SLOW_PROBE: f64 = 0.002;
+/// Where slow probing starts, as a share of the ceiling.
+const NEAR_CEILING: f64 = 0.98;
+/// Share of the pace a 429 near the ceiling takes off.
+const TRIM: f64 = 0.005;
+/// Pace after an episode, as a share of the rate Graph accepted.
+const MARGIN: f64 = 0.95;
 const EPISODE_MIN_THROTTLED: u32 = 3;
 const EPISODE_MIN_SHARE: f64 = 0.10;
+/// The rate Graph accepts is measured over this window.
 const WINDOW: Duration = Duration::from_secs(1);
+/// The share of 429s is measured over a longer one: over ~200 answers, 4 % of random 429s almost never
+/// look like 10 % (over ~100 they sometimes do, and each false episode would cut the pace).
+const SHARE_WINDOW: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 struct Pacing {
@@ -33,24 +47,46 @@ struct Pacing {
     rate: Option<f64>,
     /// Doubling every second until the first throttling episode.
     slow_start: bool,
+    /// The highest rate Graph sustained: set at an episode, raised when the pace runs above it unthrottled.
+    ceiling: Option<f64>,
     /// Virtual schedule: when the next request may start.
     next_slot: Instant,
     last_cut: Option<Instant>,
-    /// `(when, accepted, throttled)` answers in the last [`WINDOW`], to learn the rate Graph sustains.
+    /// `(when, accepted, throttled)` answers in the last [`SHARE_WINDOW`], to learn the rate Graph
+    /// sustains and how much of it is throttled.
     answers: VecDeque<(Instant, u32, u32)>,
 }
 
+/// Answers counted over the two windows.
+struct Tally {
+    accepted_last_window: u32,
+    accepted: u32,
+    throttled: u32,
+}
+
 impl Pacing {
-    fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> (u32, u32) {
+    fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> Tally {
         self.answers.push_back((now, accepted, throttled));
         while self
             .answers
             .front()
-            .is_some_and(|(at, _, _)| now.duration_since(*at) > WINDOW)
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > SHARE_WINDOW)
         {
             self.answers.pop_front();
         }
-        self.answers.iter().fold((0, 0), |(a, t), (_, da, dt)| (a + da, t + dt))
+        let mut tally = Tally {
+            accepted_last_window: 0,
+            accepted: 0,
+            throttled: 0,
+        };
+        for (at, a, t) in &self.answers {
+            tally.accepted += a;
+            tally.throttled += t;
+            if now.duration_since(*at) <= WINDOW {
+                tally.accepted_last_window += a;
+            }
+        }
+        tally
     }
 }
 
@@ -69,6 +105,7 @@ impl Limiter {
             pacing: Mutex::new(Pacing {
                 rate: Some(START_RATE),
                 slow_start: true,
+                ceiling: None,
                 next_slot: Instant::now(),
                 last_cut: None,
                 answers: VecDeque::new(),
@@ -158,9 +195,18 @@ impl Limiter {
         }
         let mut p = self.pacing.lock().expect("pacing lock");
         p.record(Instant::now(), n, 0);
-        let step = if p.slow_start { 1.0 } else { PROBE_PER_SUCCESS };
-        if let Some(rate) = p.rate.as_mut() {
-            *rate += step * f64::from(n);
+        let (Some(rate), ceiling) = (p.rate, p.ceiling) else {
+            return;
+        };
+        let step = match ceiling {
+            _ if p.slow_start => 1.0,
+            Some(c) if rate < NEAR_CEILING * c => FAST_PROBE,
+            _ => SLOW_PROBE,
+        };
+        let rate = rate + step * f64::from(n);
+        p.rate = Some(rate);
+        if ceiling.is_some_and(|c| rate > c) {
+            p.ceiling = Some(rate);
         }
     }
 
@@ -169,12 +215,17 @@ impl Limiter {
     pub fn record_throttled(&self) {
         let now = Instant::now();
         let mut p = self.pacing.lock().expect("pacing lock");
-        let (accepted, throttled) = p.record(now, 0, 1);
-        let share = f64::from(throttled) / f64::from(accepted + throttled);
-        if throttled < EPISODE_MIN_THROTTLED || share < EPISODE_MIN_SHARE {
-            return;
-        }
-        if p.last_cut.is_some_and(|at| now.duration_since(at) < WINDOW) {
+        let tally = p.record(now, 0, 1);
+        let (accepted, throttled) = (tally.accepted_last_window, tally.throttled);
+        let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
+        let episode = throttled >= EPISODE_MIN_THROTTLED && share >= EPISODE_MIN_SHARE;
+        if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < WINDOW) {
+            // A 429 at the ceiling says the pace is just over the limit: trim it. Below, it is noise.
+            if let (Some(rate), Some(ceiling)) = (p.rate, p.ceiling) {
+                if !p.slow_start && rate >= NEAR_CEILING * ceiling {
+                    p.rate = Some((rate * (1.0 - TRIM)).max(MIN_RATE));
+                }
+            }
             return;
         }
         p.last_cut = Some(now);
@@ -193,6 +244,7 @@ impl Limiter {
             accepted_rate.clamp(0.75 * rate, rate)
         };
         let new_rate = MARGIN * base;
+        p.ceiling = Some(base.max(MIN_RATE));
         p.slow_start = false;
         // Everyone waiting re-reserves at the new pace once the gate opens; old slots no longer count.
         p.next_slot = now;
@@ -261,10 +313,10 @@ mod tests {
         }
         assert_eq!(
             limiter.rate(),
-            Some(67.5),
-            "leaving slow start: 90 % of half the pace that overran"
+            Some(0.95 * 75.0),
+            "leaving slow start: 95 % of half the pace that overran"
         );
-        // 18 requests at 67.5/s take over 200 ms of schedule each.
+        // 18 requests at 71.25/s take over 200 ms of schedule each.
         let start = Instant::now();
         let deadline = start + Duration::from_secs(10);
         for _ in 0..3 {
@@ -273,13 +325,14 @@ mod tests {
         assert!(Instant::now() - start >= Duration::from_millis(400));
         tokio::time::advance(Duration::from_secs(2)).await;
         limiter.record_accepted(50);
+        assert_eq!(limiter.rate(), Some(0.95 * 75.0 + 1.0), "below the ceiling: +2 % per second");
         for _ in 0..10 {
             limiter.record_throttled();
         }
         let rate = limiter.rate().unwrap();
         assert!(
-            (rate - 0.9 * 0.75 * 67.75).abs() < 1e-9,
-            "one episode cuts by at most 32.5 %: {rate}"
+            (rate - 0.95 * 0.75 * 72.25).abs() < 1e-9,
+            "one episode cuts by at most 28.75 %: {rate}"
         );
     }
 
@@ -297,5 +350,27 @@ mod tests {
             limiter.record_throttled();
         }
         assert!(limiter.rate().unwrap() >= learned, "{:?} < {learned}", limiter.rate());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_of_429s_at_the_ceiling_trims_the_pace_without_an_episode() {
+        let limiter = Limiter::new(100);
+        limiter.record_accepted(100);
+        for _ in 0..20 {
+            limiter.record_throttled();
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Climb to the ceiling (75/s) unthrottled.
+        while limiter.rate().unwrap() < 75.0 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            limiter.record_accepted(7);
+        }
+        let at_ceiling = limiter.rate().unwrap();
+        tokio::time::advance(Duration::from_secs(2)).await;
+        limiter.record_accepted(70);
+        limiter.record_throttled();
+        let trimmed = limiter.rate().unwrap();
+        assert!(trimmed < at_ceiling + 70.0 * SLOW_PROBE, "{trimmed}");
+        assert!(trimmed > 0.99 * at_ceiling, "one 429 trims 0.5 %, it does not cut: {trimmed}");
     }
 }
