@@ -7,12 +7,14 @@
 
 pub mod config;
 pub mod domain;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod fanout;
 pub mod functions;
 pub mod graph;
 pub mod host;
 pub mod reprocess;
+#[cfg(feature = "emulator")]
 pub mod sandbox;
 pub mod startup;
 pub mod telemetry;
