@@ -5,15 +5,12 @@
 //! Runs: readiness (exec → first answer on `GET /`, 20 starts), idle RSS, then 10,000 assignment IDs
 //! through the queue path without faults and with 20 % injected faults.
 
-use reprocess_handler::emulator::host::{QueueMessageMeta, queue_envelope};
+use reprocess_handler::emulator::faults::transient_mix;
+use reprocess_handler::emulator::host_client::{HandlerProcess, QueueDrain, Readiness, handler_binary};
 use reprocess_handler::emulator::tenant::generated_id;
 use reprocess_handler::emulator::{Emulator, EmulatorState, Fault, Tenant, sample};
-use serde_json::{Value, json};
-use std::collections::{HashSet, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use serde_json::json;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const IDS: usize = 10_000;
@@ -24,58 +21,13 @@ const LATENCY: Duration = Duration::from_millis(50);
 const HOST_CONCURRENCY: usize = 24;
 const SERIES: u32 = 0xbe7c;
 
-struct Handler {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Handler {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(emulator: &Emulator, extra: &[(&str, &str)]) -> (Handler, Duration) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reprocess-handler"));
-    command
-        .env_clear()
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
-        .env("GRAPH_BASE_URL", emulator.graph_base_url())
-        .env("IDENTITY_ENDPOINT", emulator.identity_endpoint())
-        .env("IDENTITY_HEADER", &emulator.state.identity_header)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in extra {
-        command.env(k, v);
-    }
-    let started = Instant::now();
-    let mut child = command.spawn().expect("binary starts");
-    // Drain stdout so logging never blocks the handler.
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
-    // As the host does: GET / until any HTTP answer (it polls every 25 ms; we poll every 0.2 ms).
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-            let mut buf = [0u8; 12];
-            if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1") {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "handler never became ready"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    (Handler { child, port }, started.elapsed())
+/// Starts the handler as the host does, on a port it picks, ready at the first answer on `GET /`;
+/// `started_in` is the start-up time. Logs at `warn` so logging does not weigh on the numbers.
+fn spawn(emulator: &Emulator, extra: &[(&str, &str)]) -> HandlerProcess {
+    let mut env = vec![("RUST_LOG", "warn")];
+    env.extend_from_slice(extra);
+    let binary = handler_binary(env!("CARGO_BIN_EXE_reprocess-handler"));
+    HandlerProcess::start(&binary, emulator, Readiness::Probe, &env).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 fn rss_kib(pid: u32, field: &str) -> u64 {
@@ -86,27 +38,6 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-fn invoke(port: u16, envelope: &str) -> Value {
-    let body = envelope.as_bytes();
-    let mut request = format!(
-        "POST /function-reprocess-queue HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Azure-Functions-HostVersion: 4.1036.1.23224\r\n\
-         X-Azure-Functions-InvocationId: {}\r\nUser-Agent: Azure-Functions-Host/4.1036.1.23224\r\n\
-         Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n",
-        reprocess_handler::domain::Guid::new_random(),
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    request.extend_from_slice(b"\r\n0\r\n\r\n");
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.write_all(&request).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
-    serde_json::from_slice(&raw[split + 4..]).unwrap()
 }
 
 struct RunResult {
@@ -132,86 +63,37 @@ fn run(faults: bool) -> RunResult {
         .with_throttle(RATE, BURST);
     if faults {
         // 20 % in all: 12 % of sub-requests get 429/503/504, 4 % of HTTP requests hang, 4 % are reset.
-        state.faults.set_random(
-            0.12,
-            vec![
-                Fault::Status {
-                    status: 429,
-                    retry_after: Some(1),
-                },
-                Fault::Status {
-                    status: 503,
-                    retry_after: None,
-                },
-                Fault::Status {
-                    status: 504,
-                    retry_after: None,
-                },
-            ],
-        );
+        state.faults.set_random(0.12, transient_mix());
         state
             .faults
             .set_random_batches(0.04, vec![Fault::Hang(Duration::from_secs(60))]);
         state = state.with_resets(0.04);
     }
     let emulator = Emulator::start(state).unwrap();
-    let (handler, _) = spawn(&emulator, &[("GRAPH_ATTEMPT_TIMEOUT_SECONDS", "5")]);
+    let handler = spawn(&emulator, &[("GRAPH_ATTEMPT_TIMEOUT_SECONDS", "5")]);
     let ids: Vec<String> = (0..IDS).map(|i| generated_id(SERIES, i)).collect();
-    let queue: Mutex<(VecDeque<String>, usize)> = Mutex::new((
-        ids.chunks(20)
-            .map(|c| json!({ "assignmentIds": c }).to_string())
-            .collect(),
-        0,
-    ));
-    let dead = Mutex::new(Vec::<Value>::new());
-    let invocations = Mutex::new(0usize);
+    let messages: Vec<String> = ids
+        .chunks(20)
+        .map(|c| json!({ "assignmentIds": c }).to_string())
+        .collect();
     let started = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..HOST_CONCURRENCY {
-            s.spawn(|| {
-                loop {
-                    let text = {
-                        let mut q = queue.lock().unwrap();
-                        match q.0.pop_front() {
-                            Some(t) => {
-                                q.1 += 1;
-                                t
-                            }
-                            None if q.1 == 0 => return,
-                            None => {
-                                drop(q);
-                                std::thread::sleep(Duration::from_millis(5));
-                                continue;
-                            }
-                        }
-                    };
-                    let envelope =
-                        queue_envelope("function-reprocess-queue", "message", &text, &QueueMessageMeta::now(1));
-                    let reply = invoke(handler.port, &envelope);
-                    *invocations.lock().unwrap() += 1;
-                    let mut q = queue.lock().unwrap();
-                    for m in reply["Outputs"]["enqueue"].as_array().into_iter().flatten() {
-                        q.0.push_back(m.as_str().unwrap().to_owned());
-                    }
-                    for m in reply["Outputs"]["deadLetter"].as_array().into_iter().flatten() {
-                        dead.lock()
-                            .unwrap()
-                            .push(serde_json::from_str(m.as_str().unwrap()).unwrap());
-                    }
-                    q.1 -= 1;
-                }
-            });
-        }
-    });
+    let queue = handler.drain_queue(
+        messages,
+        QueueDrain {
+            workers: HOST_CONCURRENCY,
+            skip_not_before: false,
+        },
+    );
     let wall = started.elapsed();
-    let peak_rss_kib = rss_kib(handler.child.id(), "VmHWM:");
+    assert!(queue.failures.is_empty(), "invocations failed: {:?}", queue.failures);
+    let peak_rss_kib = rss_kib(handler.pid(), "VmHWM:");
     let log = emulator.state.graph_requests();
     let calls: Vec<_> = log
         .iter()
         .filter(|r| r.path_and_query.ends_with("/reprocess"))
         .collect();
-    let dead = dead.into_inner().unwrap();
-    let dead_ids: HashSet<String> = dead
+    let dead_ids: HashSet<String> = queue
+        .dead_letters
         .iter()
         .flat_map(|d| d["assignmentIds"].as_array().cloned().unwrap_or_default())
         .filter_map(|v| v.as_str().map(str::to_owned))
@@ -239,7 +121,7 @@ fn run(faults: bool) -> RunResult {
             .count(),
         dead_lettered: dead_ids.len(),
         duplicates: counts.iter().map(|c| c.saturating_sub(1) as usize).sum(),
-        invocations: invocations.into_inner().unwrap(),
+        invocations: queue.invocations,
         peak_rss_kib,
         resets: emulator.state.resets(),
     }
@@ -273,11 +155,11 @@ fn main() {
         return; // `cargo bench -- --list` and test discovery: nothing to list.
     }
     let idle_emulator = Emulator::start(EmulatorState::new(Tenant::default())).unwrap();
-    let mut ready: Vec<Duration> = (0..20).map(|_| spawn(&idle_emulator, &[]).1).collect();
+    let mut ready: Vec<Duration> = (0..20).map(|_| spawn(&idle_emulator, &[]).started_in).collect();
     ready.sort();
-    let (handler, _) = spawn(&idle_emulator, &[]);
+    let handler = spawn(&idle_emulator, &[]);
     std::thread::sleep(Duration::from_secs(1));
-    let idle_rss = rss_kib(handler.child.id(), "VmRSS:");
+    let idle_rss = rss_kib(handler.pid(), "VmRSS:");
     drop(handler);
     println!(
         "ready: median {:?}, max {:?}; idle RSS {} KiB",

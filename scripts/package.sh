@@ -16,6 +16,9 @@
 #                   the repository this script lives in)
 #   --target TRIPLE cargo target (default: x86_64-unknown-linux-musl, a static
 #                   binary that runs on the Flex Consumption Linux workers)
+# The binary is built with --no-default-features: the package carries no
+# emulator and no `sandbox` command. For a musl target, C code (aws-lc-sys) is
+# compiled with musl-gcc (Debian's musl-tools) unless CC_<target> is set.
 # Environment:
 #   PACKAGE_ZIP_TOOL=zip|python  force the archiver (default: zip if installed,
 #                                else python3's zipfile module)
@@ -112,8 +115,13 @@ done
 
 if [[ -z "${binary}" ]]; then
   command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust or pass --binary"
-  log "cargo build --release --locked --target ${target}"
-  (cd -- "${root}" && cargo build --release --locked --target "${target}" --bin "${BIN_NAME}")
+  cc_var="CC_${target//-/_}"
+  if [[ "${target}" == *-linux-musl && -z "${!cc_var:-}" ]]; then
+    command -v musl-gcc >/dev/null 2>&1 || die "musl-gcc not found; install musl-tools or set ${cc_var}"
+    export "${cc_var}=musl-gcc"
+  fi
+  log "cargo build --release --locked --no-default-features --target ${target}"
+  (cd -- "${root}" && cargo build --release --locked --no-default-features --target "${target}" --bin "${BIN_NAME}")
   binary="${CARGO_TARGET_DIR:-${root}/target}/${target}/release/${BIN_NAME}"
 fi
 [[ -f "${binary}" ]] || die "binary not found: ${binary}"

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod domain;
 pub mod dry_run;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod fanout;
 pub mod functions;
@@ -18,6 +19,7 @@ pub mod graph;
 pub mod host;
 pub mod message;
 pub mod reprocess;
+#[cfg(feature = "emulator")]
 pub mod sandbox;
 pub mod startup;
 pub mod state;

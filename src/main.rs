@@ -1,8 +1,9 @@
 //! Entry point: `reprocess-handler` serves the Functions host; `reprocess-handler sandbox` runs the
-//! handler against an in-process emulated tenant.
+//! handler against an in-process emulated tenant (only in builds with the default `emulator` feature;
+//! the deployed package is built without it).
 
 use anyhow::Context;
-use reprocess_handler::{config::Settings, sandbox, startup::Application, telemetry};
+use reprocess_handler::{config::Settings, startup::Application, telemetry};
 
 const USAGE: &str = "usage: reprocess-handler            serve the Azure Functions host (reads FUNCTIONS_CUSTOMHANDLER_PORT)\n       reprocess-handler sandbox    run against an emulated tenant on this machine (see README)";
 
@@ -17,7 +18,7 @@ fn main() -> std::process::ExitCode {
             Ok(()) => return std::process::ExitCode::from(EXIT_RESTART_ME),
             Err(e) => Err(e),
         },
-        Some("sandbox") => sandbox::run(&args[1..]),
+        Some("sandbox") => sandbox(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -32,6 +33,16 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "emulator")]
+fn sandbox(args: &[String]) -> anyhow::Result<()> {
+    reprocess_handler::sandbox::run(args)
+}
+
+#[cfg(not(feature = "emulator"))]
+fn sandbox(_args: &[String]) -> anyhow::Result<()> {
+    anyhow::bail!("this build has no sandbox: build with the default `emulator` feature")
 }
 
 fn serve() -> anyhow::Result<()> {

@@ -12,6 +12,7 @@
 
 use crate::config::Settings;
 use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
+use crate::emulator::host_client::{ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, QUEUE_FUNCTION};
 use crate::emulator::{Emulator, EmulatorState, Fault, sample};
 use crate::startup::Application;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -20,8 +21,6 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-const HOST_VERSION: &str = "4.1036.1.23224";
 
 struct Shim {
     handler: String,
@@ -119,13 +118,10 @@ async fn demo(shim: &Shim, port: u16) {
         shim.handler
     );
     // One throttled answer so the demo shows a Retry-After being honoured.
-    shim.emulator.state.faults.script(
-        sample::DELIVERED_2,
-        [Fault::Status {
-            status: 429,
-            retry_after: Some(1),
-        }],
-    );
+    shim.emulator
+        .state
+        .faults
+        .script(sample::DELIVERED_2, [Fault::throttled(1)]);
     let body = json!({
         "assignmentIds": [sample::DELIVERED_1, sample::DELIVERED_2, sample::EXPIRED, sample::UNKNOWN],
         "assignmentRequestIds": [sample::REQUEST_FAILED],
@@ -134,7 +130,7 @@ async fn demo(shim: &Shim, port: u16) {
     println!("sandbox: 1) HTTP trigger  POST /api/reprocess {body}");
     let HttpOutcome {
         status, body: reply, ..
-    } = invoke_http(shim, "function-reprocess", "reprocess", "", &body).await;
+    } = invoke_http(shim, HTTP_FUNCTION, "reprocess", "", &body).await;
     println!("   -> HTTP {status}");
     for r in reply["results"].as_array().into_iter().flatten() {
         let detail = r["error"]["message"].as_str().or(r["reason"].as_str()).unwrap_or("");
@@ -165,7 +161,7 @@ async fn demo(shim: &Shim, port: u16) {
         sample::BULK_DELIVERED,
         sample::BULK_OTHER
     );
-    let outcome = invoke_http(shim, "function-reprocess", "reprocess", "", &body).await;
+    let outcome = invoke_http(shim, HTTP_FUNCTION, "reprocess", "", &body).await;
     println!(
         "   -> HTTP {} {}",
         outcome.status,
@@ -300,13 +296,8 @@ fn short(text: &str) -> String {
 async fn run_queue_message(shim: &Shim, text: &str, dequeue_count: u32) {
     let mut pending = vec![(text.to_owned(), dequeue_count)];
     while let Some((text, dequeue)) = pending.pop() {
-        let envelope = queue_envelope(
-            "function-reprocess-queue",
-            "message",
-            &text,
-            &QueueMessageMeta::now(dequeue),
-        );
-        match invoke(shim, "function-reprocess-queue", envelope).await {
+        let envelope = queue_envelope(QUEUE_FUNCTION, "message", &text, &QueueMessageMeta::now(dequeue));
+        match invoke(shim, QUEUE_FUNCTION, envelope).await {
             Ok(reply) => {
                 for line in reply["Logs"].as_array().into_iter().flatten() {
                     println!("   -> log: {}", line.as_str().unwrap_or(""));
@@ -360,18 +351,11 @@ async fn queue_worker(shim: Arc<Shim>, mut rx: mpsc::UnboundedReceiver<(String, 
 }
 
 async fn http_call(request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, "function-reprocess", "reprocess", request.query_string(), &body).await
+    forward(&shim, HTTP_FUNCTION, "reprocess", request.query_string(), &body).await
 }
 
 async fn alert_call(request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {
-    forward(
-        &shim,
-        "function-reprocess-alert",
-        "alert",
-        request.query_string(),
-        &body,
-    )
-    .await
+    forward(&shim, ALERT_FUNCTION, "alert", request.query_string(), &body).await
 }
 
 /// Runs an HTTP function, hands its `enqueue` outputs to the in-memory queue, returns `res`.

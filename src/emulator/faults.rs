@@ -1,5 +1,6 @@
-//! Faults the emulated Graph can be told to produce: per-ID scripts (e.g. 429 then 503 then success)
-//! and a process-wide throttle that answers 429 with `Retry-After` once a token bucket is empty.
+//! Faults the emulated Graph can be told to produce: per-ID scripts (e.g. 429 then 503 then success),
+//! random faults drawn from a mix (e.g. [`transient_mix`]) and a process-wide throttle that answers 429
+//! with `Retry-After` once a token bucket is empty.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -47,6 +48,30 @@ pub enum Fault {
     /// Do the work, then answer this status anyway (a gateway timing out after the backend acted):
     /// the client cannot tell, retries, and the work happens twice.
     ExecutedThen(u16),
+}
+
+impl Fault {
+    /// 429 with `Retry-After: seconds`, as Graph throttles.
+    pub const fn throttled(retry_after: u64) -> Self {
+        Self::Status {
+            status: 429,
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// This status with Graph's error body and no `Retry-After`.
+    pub const fn status(status: u16) -> Self {
+        Self::Status {
+            status,
+            retry_after: None,
+        }
+    }
+}
+
+/// The transient answers Graph gives under load, each retryable: 429 with `Retry-After: 1`, 503, 504.
+/// The benchmark's and the tests' random faults are drawn from it.
+pub fn transient_mix() -> Vec<Fault> {
+    vec![Fault::throttled(1), Fault::status(503), Fault::status(504)]
 }
 
 #[derive(Debug, Default)]

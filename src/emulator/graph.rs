@@ -242,18 +242,12 @@ async fn call(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, path: &str, au
             "The specified HTTP method is not allowed for the request target.",
         );
     }
-    let kind = match (version, collection) {
-        ("v1.0", "assignments") | ("beta", "accessPackageAssignments") => Kind::Assignment,
-        ("v1.0", "assignmentRequests") | ("beta", "accessPackageAssignmentRequests" | "assignmentRequests") => {
-            Kind::Request
-        }
-        _ => {
-            return ctx.error(
-                400,
-                "BadRequest",
-                &format!("Resource not found for the segment '{collection}'."),
-            );
-        }
+    let Some(kind) = Kind::of(version, collection) else {
+        return ctx.error(
+            400,
+            "BadRequest",
+            &format!("Resource not found for the segment '{collection}'."),
+        );
     };
     if crate::domain::Guid::parse(id).is_err() {
         return ctx.error(400, "BadRequest", &format!("Invalid object identifier '{id}'."));
@@ -318,9 +312,24 @@ async fn call(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, path: &str, au
     }
 }
 
-enum Kind {
+/// What a collection holds (the reprocess and list endpoints share the names).
+pub(super) enum Kind {
     Assignment,
     Request,
+}
+
+impl Kind {
+    /// The collection's entity under that API version's name for it (`beta` also takes v1.0's name for
+    /// requests).
+    pub(super) fn of(version: &str, collection: &str) -> Option<Self> {
+        match (version, collection) {
+            ("v1.0", "assignments") | ("beta", "accessPackageAssignments") => Some(Self::Assignment),
+            ("v1.0", "assignmentRequests") | ("beta", "accessPackageAssignmentRequests" | "assignmentRequests") => {
+                Some(Self::Request)
+            }
+            _ => None,
+        }
+    }
 }
 
 fn unauthorized(ctx: &Ctx<'_>, code: &str, message: &str) -> Answer {

@@ -6,7 +6,7 @@
 
 use super::EmulatorState;
 use super::faults::Fault;
-use super::graph::Ctx;
+use super::graph::{Ctx, Kind};
 use super::tenant::{Assignment, Tenant};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
@@ -32,18 +32,12 @@ pub(super) fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx, s
             );
         }
     };
-    let kind = match (version, collection) {
-        ("v1.0", "assignments") | ("beta", "accessPackageAssignments") => Kind::Assignment,
-        ("v1.0", "assignmentRequests") | ("beta", "accessPackageAssignmentRequests" | "assignmentRequests") => {
-            Kind::Request
-        }
-        _ => {
-            return ctx.http_error(
-                400,
-                "BadRequest",
-                &format!("Resource not found for the segment '{collection}'."),
-            );
-        }
+    let Some(kind) = Kind::of(version, collection) else {
+        return ctx.http_error(
+            400,
+            "BadRequest",
+            &format!("Resource not found for the segment '{collection}'."),
+        );
     };
     let options: Vec<(String, String)> = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
         .into_owned()
@@ -136,11 +130,6 @@ pub(super) fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx, s
             json_ok(ctx, Value::Object(body))
         }
     }
-}
-
-enum Kind {
-    Assignment,
-    Request,
 }
 
 fn json_ok(ctx: &Ctx, body: Value) -> HttpResponse {

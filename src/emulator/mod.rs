@@ -1,11 +1,17 @@
 //! An emulated tenant on loopback: Microsoft Graph's entitlement-management reprocess endpoints and the
 //! App Service managed-identity token endpoint, behaving like the real services (status codes, error
-//! bodies, `request-id`, `Retry-After`, identity-header check, token audience and expiry). The sandbox
-//! and the integration tests use this one implementation.
+//! bodies, `request-id`, `Retry-After`, identity-header check, token audience and expiry). The sandbox,
+//! the integration tests and the benchmark use this one implementation.
+//!
+//! The host's side lives here too: [`host`] builds the envelopes the Functions host sends, and
+//! [`host_client`] starts the handler binary and drives it as the host and the Storage queue do.
+//!
+//! Only in builds with the `emulator` feature (the default); the deployed package is built without it.
 
 pub mod faults;
 mod graph;
 pub mod host;
+pub mod host_client;
 mod identity;
 mod list;
 mod reset_proxy;

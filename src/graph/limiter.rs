@@ -325,7 +325,11 @@ mod tests {
         assert!(Instant::now() - start >= Duration::from_millis(400));
         tokio::time::advance(Duration::from_secs(2)).await;
         limiter.record_accepted(50);
-        assert_eq!(limiter.rate(), Some(0.95 * 75.0 + 1.0), "below the ceiling: +2 % per second");
+        assert_eq!(
+            limiter.rate(),
+            Some(0.95 * 75.0 + 1.0),
+            "below the ceiling: +2 % per second"
+        );
         for _ in 0..10 {
             limiter.record_throttled();
         }
@@ -371,6 +375,9 @@ mod tests {
         limiter.record_throttled();
         let trimmed = limiter.rate().unwrap();
         assert!(trimmed < at_ceiling + 70.0 * SLOW_PROBE, "{trimmed}");
-        assert!(trimmed > 0.99 * at_ceiling, "one 429 trims 0.5 %, it does not cut: {trimmed}");
+        assert!(
+            trimmed > 0.99 * at_ceiling,
+            "one 429 trims 0.5 %, it does not cut: {trimmed}"
+        );
     }
 }

@@ -1,19 +1,20 @@
 //! Spawns the real binary the way the Functions host does (environment, loopback port, envelopes over
-//! chunked HTTP/1.1 with the host's headers) against the emulated tenant from `src/emulator`.
+//! chunked HTTP/1.1 with the host's headers) against the emulated tenant, through
+//! `reprocess_handler::emulator::host_client`. `REPROCESS_HANDLER_BIN` names a prebuilt binary to test
+//! instead of the one cargo built.
 
 use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
+pub use reprocess_handler::emulator::host_client::{ALERT_FUNCTION, HTTP_FUNCTION, HostReply, QUEUE_FUNCTION};
+use reprocess_handler::emulator::host_client::{HandlerProcess, Readiness, handler_binary};
 use reprocess_handler::emulator::{Emulator, EmulatorState, sample};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub const HOST_VERSION: &str = "4.1036.1.23224";
-pub const HTTP_FUNCTION: &str = "function-reprocess";
-pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
-pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
+/// The binary under test: `$REPROCESS_HANDLER_BIN`, else the one cargo built.
+pub fn binary() -> PathBuf {
+    handler_binary(env!("CARGO_BIN_EXE_reprocess-handler"))
+}
 
 /// What following a fan-out through the queue produced.
 #[derive(Debug, Default)]
@@ -39,24 +40,20 @@ impl Drained {
 }
 
 pub struct TestApp {
-    pub port: u16,
     pub emulator: Emulator,
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    pub handler: HandlerProcess,
 }
 
-/// What the handler answered to one invocation.
-#[derive(Debug)]
-pub struct HostReply {
-    pub status: u16,
-    pub content_type: String,
-    pub json: Value,
-}
-
-impl HostReply {
+/// Assertions on a reply: the tests fail when it breaks the protocol.
+pub trait ReplyExt {
     /// `Outputs.res` decoded the way the host does: status string, headers, string body holding JSON.
-    pub fn res(&self) -> (u16, Value, Value) {
+    fn res(&self) -> (u16, Value, Value);
+    /// A queue output binding's messages, each parsed as JSON.
+    fn output_messages(&self, binding: &str) -> Vec<Value>;
+}
+
+impl ReplyExt for HostReply {
+    fn res(&self) -> (u16, Value, Value) {
         let res = &self.json["Outputs"]["res"];
         let status = res["statusCode"]
             .as_str()
@@ -67,15 +64,12 @@ impl HostReply {
         (status, res["headers"].clone(), body)
     }
 
-    pub fn output_messages(&self, binding: &str) -> Vec<Value> {
-        match &self.json["Outputs"][binding] {
-            Value::Null => Vec::new(),
-            Value::Array(items) => items
-                .iter()
-                .map(|m| serde_json::from_str(m.as_str().expect("queue outputs are strings")).expect("message is JSON"))
-                .collect(),
-            other => panic!("queue output {binding} must be an array, got {other}"),
-        }
+    fn output_messages(&self, binding: &str) -> Vec<Value> {
+        self.queue_output(binding)
+            .unwrap_or_else(|e| panic!("{e:#}"))
+            .iter()
+            .map(|m| serde_json::from_str(m).expect("message is JSON"))
+            .collect()
     }
 }
 
@@ -89,100 +83,17 @@ pub fn spawn_app_env(env: &[(&str, &str)]) -> TestApp {
 
 pub fn spawn_app_with(state: EmulatorState, env: &[(&str, &str)]) -> TestApp {
     let emulator = Emulator::start(state).expect("emulator starts");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reprocess-handler"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
-        .env(
-            "FUNCTIONS_CUSTOMHANDLER_WORKER_ID",
-            "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d",
-        )
-        .env("GRAPH_BASE_URL", emulator.graph_base_url())
-        .env("IDENTITY_ENDPOINT", emulator.identity_endpoint())
-        .env("IDENTITY_HEADER", &emulator.state.identity_header)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("binary starts");
-    let stdout = collect_lines(child.stdout.take().expect("stdout"));
-    let stderr = collect_lines(child.stderr.take().expect("stderr"));
-    let started = Instant::now();
-    let port = loop {
-        let found = stdout.lock().unwrap().iter().find_map(|line| {
-            serde_json::from_str::<Value>(line)
-                .ok()
-                .and_then(|v| v["port"].as_u64())
-        });
-        if let Some(port) = found {
-            break port as u16;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("handler exited with {status}: {:?}", stderr.lock().unwrap());
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "handler did not report its port"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    TestApp {
-        port,
-        emulator,
-        child,
-        stdout,
-        stderr,
-    }
-}
-
-fn collect_lines(stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
+    let handler =
+        HandlerProcess::start(&binary(), &emulator, Readiness::LoggedPort, env).unwrap_or_else(|e| panic!("{e:#}"));
+    TestApp { emulator, handler }
 }
 
 impl TestApp {
     /// POSTs an envelope exactly as `DefaultHttpWorkerService` does: host headers, chunked body.
     pub fn invoke(&self, function: &str, envelope: &[u8]) -> HostReply {
-        let invocation_id = reprocess_handler::domain::Guid::new_random();
-        let mut head = format!(
-            "POST /{function} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Azure-Functions-HostVersion: {HOST_VERSION}\r\n\
-             X-Azure-Functions-InvocationId: {invocation_id}\r\nUser-Agent: Azure-Functions-Host/{HOST_VERSION}\r\n\
-             Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .into_bytes();
-        // Two chunks, as a streaming serializer would write them.
-        let split = envelope.len() / 2;
-        for chunk in [&envelope[..split], &envelope[split..]] {
-            if !chunk.is_empty() {
-                head.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                head.extend_from_slice(chunk);
-                head.extend_from_slice(b"\r\n");
-            }
-        }
-        head.extend_from_slice(b"0\r\n\r\n");
-        let (status, headers, body) = raw_request(self.port, &head);
-        let content_type = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let json = serde_json::from_slice(&body)
-            .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", String::from_utf8_lossy(&body)));
-        HostReply {
-            status,
-            content_type,
-            json,
-        }
+        self.handler
+            .invoke(function, envelope)
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     pub fn invoke_http(&self, call: &HttpCall) -> HostReply {
@@ -247,12 +158,7 @@ impl TestApp {
     }
 
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
-            self.port
-        );
-        let (status, _, body) = raw_request(self.port, request.as_bytes());
-        (status, body)
+        self.handler.get(path).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// Waits (up to 5 s) for the log reader to see `needle` on stdout.
@@ -268,11 +174,11 @@ impl TestApp {
     }
 
     pub fn stdout(&self) -> String {
-        self.stdout.lock().unwrap().join("\n")
+        self.handler.stdout()
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
+        self.handler.stderr()
     }
 
     /// Reprocess calls the emulated Graph received, direct or as `$batch` sub-requests.
@@ -309,53 +215,6 @@ impl TestApp {
             !output.to_ascii_lowercase().contains("bearer "),
             "an Authorization header was logged"
         );
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Minimal HTTP/1.1 client: the request bytes go out exactly as given.
-pub fn raw_request(port: u16, request: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    stream.write_all(request).expect("write");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    (status, headers, body)
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let Some(eol) = data.windows(2).position(|w| w == b"\r\n") else {
-            return out;
-        };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..eol]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[eol + 2..eol + 2 + size]);
-        data = &data[eol + 2 + size + 2..];
     }
 }
 

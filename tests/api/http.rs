@@ -14,6 +14,15 @@ fn results_by_id(body: &Value) -> std::collections::HashMap<String, Value> {
         .collect()
 }
 
+/// The two delivered assignments the fault scripts below aim at.
+fn two_delivered() -> String {
+    format!(
+        r#"{{"assignmentIds":["{}","{}"]}}"#,
+        sample::DELIVERED_1,
+        sample::DELIVERED_2
+    )
+}
+
 #[test]
 fn every_id_gets_its_own_final_outcome() {
     let app = spawn_app();
@@ -174,33 +183,16 @@ fn default_limit_is_1000_distinct_ids() {
 #[test]
 fn throttling_is_retried_in_the_invocation_honouring_retry_after() {
     let app = spawn_app();
-    app.emulator.state.faults.script(
-        sample::DELIVERED_1,
-        [Fault::Status {
-            status: 429,
-            retry_after: Some(1),
-        }],
-    );
-    app.emulator.state.faults.script(
-        sample::DELIVERED_2,
-        [
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-            Fault::Status {
-                status: 504,
-                retry_after: None,
-            },
-        ],
-    );
+    app.emulator
+        .state
+        .faults
+        .script(sample::DELIVERED_1, [Fault::throttled(1)]);
+    app.emulator
+        .state
+        .faults
+        .script(sample::DELIVERED_2, [Fault::status(503), Fault::status(504)]);
     let started = std::time::Instant::now();
-    let body = format!(
-        r#"{{"assignmentIds":["{}","{}"]}}"#,
-        sample::DELIVERED_1,
-        sample::DELIVERED_2
-    );
-    let (status, _, reply) = app.post_ids(&body).res();
+    let (status, _, reply) = app.post_ids(&two_delivered()).res();
     assert_eq!(status, 200);
     let r = results_by_id(&reply);
     assert_eq!(r[sample::DELIVERED_1]["outcome"], "accepted");
@@ -224,25 +216,11 @@ fn throttling_is_retried_in_the_invocation_honouring_retry_after() {
 #[test]
 fn ids_still_transient_give_503_with_retry_after_and_every_result() {
     let app = spawn_app_env(&[("GRAPH_MAX_ATTEMPTS", "2")]);
-    app.emulator.state.faults.script(
-        sample::DELIVERED_2,
-        [
-            Fault::Status {
-                status: 429,
-                retry_after: Some(2),
-            },
-            Fault::Status {
-                status: 429,
-                retry_after: Some(7),
-            },
-        ],
-    );
-    let body = format!(
-        r#"{{"assignmentIds":["{}","{}"]}}"#,
-        sample::DELIVERED_1,
-        sample::DELIVERED_2
-    );
-    let (status, headers, reply) = app.post_ids(&body).res();
+    app.emulator
+        .state
+        .faults
+        .script(sample::DELIVERED_2, [Fault::throttled(2), Fault::throttled(7)]);
+    let (status, headers, reply) = app.post_ids(&two_delivered()).res();
     assert_eq!(status, 503);
     assert_eq!(headers["Retry-After"], "7");
     let r = results_by_id(&reply);

@@ -5,6 +5,23 @@ use crate::helpers::*;
 use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
 use reprocess_handler::emulator::sample;
 
+/// The per-message values the host filled into a captured queue envelope, to rebuild it byte for byte.
+fn captured_meta(envelope: &str) -> QueueMessageMeta {
+    let parsed: serde_json::Value = serde_json::from_str(envelope).unwrap();
+    let m = &parsed["Metadata"];
+    let unquote = |v: &serde_json::Value| serde_json::from_str::<String>(v.as_str().unwrap()).unwrap();
+    QueueMessageMeta {
+        dequeue_count: m["DequeueCount"].as_str().unwrap().parse().unwrap(),
+        expiration_time: m["ExpirationTime"].as_str().unwrap().into(),
+        id: unquote(&m["Id"]),
+        insertion_time: m["InsertionTime"].as_str().unwrap().into(),
+        next_visible_time: m["NextVisibleTime"].as_str().unwrap().into(),
+        pop_receipt: unquote(&m["PopReceipt"]),
+        utc_now: m["sys"]["UtcNow"].as_str().unwrap().into(),
+        rand_guid: m["sys"]["RandGuid"].as_str().unwrap().into(),
+    }
+}
+
 #[test]
 fn answers_readiness_probe_with_json() {
     // `DefaultHttpWorkerService.IsWorkerReady` polls GET / and accepts any HTTP answer.
@@ -26,19 +43,7 @@ fn envelope_builder_reproduces_the_captured_queue_envelopes() {
     ];
     for (name, text) in cases {
         let fixture = String::from_utf8(fixture(name)).unwrap();
-        let parsed: serde_json::Value = serde_json::from_str(&fixture).unwrap();
-        let m = &parsed["Metadata"];
-        let unquote = |v: &serde_json::Value| serde_json::from_str::<String>(v.as_str().unwrap()).unwrap();
-        let meta = QueueMessageMeta {
-            dequeue_count: m["DequeueCount"].as_str().unwrap().parse().unwrap(),
-            expiration_time: m["ExpirationTime"].as_str().unwrap().into(),
-            id: unquote(&m["Id"]),
-            insertion_time: m["InsertionTime"].as_str().unwrap().into(),
-            next_visible_time: m["NextVisibleTime"].as_str().unwrap().into(),
-            pop_receipt: unquote(&m["PopReceipt"]),
-            utc_now: m["sys"]["UtcNow"].as_str().unwrap().into(),
-            rand_guid: m["sys"]["RandGuid"].as_str().unwrap().into(),
-        };
+        let meta = captured_meta(&fixture);
         assert_eq!(
             queue_envelope(QUEUE_FUNCTION, "message", text, &meta),
             fixture,
@@ -52,18 +57,7 @@ fn json_message_properties_land_after_sys_as_in_the_capture() {
     let fixture = String::from_utf8(fixture("queue_json.json")).unwrap();
     let parsed: serde_json::Value = serde_json::from_str(&fixture).unwrap();
     let text = serde_json::from_str::<String>(parsed["Data"]["message"].as_str().unwrap()).unwrap();
-    let m = &parsed["Metadata"];
-    let unquote = |v: &serde_json::Value| serde_json::from_str::<String>(v.as_str().unwrap()).unwrap();
-    let meta = QueueMessageMeta {
-        dequeue_count: 1,
-        expiration_time: m["ExpirationTime"].as_str().unwrap().into(),
-        id: unquote(&m["Id"]),
-        insertion_time: m["InsertionTime"].as_str().unwrap().into(),
-        next_visible_time: m["NextVisibleTime"].as_str().unwrap().into(),
-        pop_receipt: unquote(&m["PopReceipt"]),
-        utc_now: m["sys"]["UtcNow"].as_str().unwrap().into(),
-        rand_guid: m["sys"]["RandGuid"].as_str().unwrap().into(),
-    };
+    let meta = captured_meta(&fixture);
     assert_eq!(queue_envelope(QUEUE_FUNCTION, "message", &text, &meta), fixture);
 }
 
@@ -202,13 +196,10 @@ fn replies_survive_the_hosts_base64_rule_for_string_outputs() {
     // HttpScriptInvocationResultExtensions.GetBindingValue decodes *top-level* strings that are valid
     // base64; queue outputs are arrays, so a message is never reinterpreted.
     let app = spawn_app_env(&[("GRAPH_MAX_ATTEMPTS", "1"), ("QUEUE_MAX_ATTEMPTS", "5")]);
-    app.emulator.state.faults.script(
-        sample::DELIVERED_1,
-        [reprocess_handler::emulator::Fault::Status {
-            status: 503,
-            retry_after: None,
-        }],
-    );
+    app.emulator
+        .state
+        .faults
+        .script(sample::DELIVERED_1, [reprocess_handler::emulator::Fault::status(503)]);
     let reply = app.queue_message(sample::DELIVERED_1);
     assert!(reply.json["Outputs"]["enqueue"].is_array());
     assert!(reply.json["Outputs"]["enqueue"][0].is_string());

@@ -27,20 +27,8 @@ fn only_the_transient_remainder_is_re_enqueued_then_dead_lettered_after_the_last
     let app = spawn_app_env(&[("GRAPH_MAX_ATTEMPTS", "1"), ("QUEUE_MAX_ATTEMPTS", "3")]);
     let state = &app.emulator.state;
     // DELIVERED_2 fails on its first three tries, DELIVERED_3 only on its first.
-    state.faults.script(
-        sample::DELIVERED_2,
-        [Fault::Status {
-            status: 503,
-            retry_after: None,
-        }; 3],
-    );
-    state.faults.script(
-        sample::DELIVERED_3,
-        [Fault::Status {
-            status: 429,
-            retry_after: Some(1),
-        }],
-    );
+    state.faults.script(sample::DELIVERED_2, [Fault::status(503); 3]);
+    state.faults.script(sample::DELIVERED_3, [Fault::throttled(1)]);
     let first = format!(
         r#"{{"assignmentIds":["{}","{}","{}"]}}"#,
         sample::DELIVERED_1,

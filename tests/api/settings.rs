@@ -104,7 +104,7 @@ fn bad_settings_stop_start_up_naming_the_variable() {
         ("FUNCTIONS_CUSTOMHANDLER_PORT", "http"),
     ];
     for (variable, value) in cases {
-        let output = Command::new(env!("CARGO_BIN_EXE_reprocess-handler"))
+        let output = Command::new(binary())
             .env_clear()
             .env(variable, value)
             .output()

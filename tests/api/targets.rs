@@ -131,19 +131,7 @@ fn a_failed_page_is_retried_from_its_own_next_link_without_losing_or_repeating_i
     let page1 = app.queue_message(&first[0].to_string());
     let continuation = page1.output_messages("enqueue").pop().unwrap();
     assert!(continuation["nextLink"].as_str().unwrap().contains("$skiptoken="));
-    state.faults.script(
-        "list",
-        [
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-            Fault::Status {
-                status: 429,
-                retry_after: Some(1),
-            },
-        ],
-    );
+    state.faults.script("list", [Fault::status(503), Fault::throttled(1)]);
     let failed = app.queue_message(&continuation.to_string());
     let retry = failed.output_messages("enqueue");
     assert_eq!(retry.len(), 1, "only the same expansion comes back");

@@ -2,10 +2,12 @@
 //! large HTTP calls split into queue messages, and no loss under injected faults.
 
 use crate::helpers::*;
+use reprocess_handler::emulator::faults::transient_mix;
+use reprocess_handler::emulator::host_client::QueueDrain;
 use reprocess_handler::emulator::tenant::generated_id;
 use reprocess_handler::emulator::{EmulatorState, Fault, Tenant, sample};
-use serde_json::{Value, json};
-use std::collections::{HashSet, VecDeque};
+use serde_json::json;
+use std::collections::HashSet;
 use std::time::Duration;
 
 const SERIES: u32 = 0xbe0c;
@@ -47,20 +49,8 @@ fn ids_go_to_graph_twenty_to_a_batch() {
 #[test]
 fn only_throttled_sub_requests_are_sent_again() {
     let (state, ids) = big_tenant(20);
-    state.faults.script(
-        &ids[7],
-        [Fault::Status {
-            status: 429,
-            retry_after: Some(1),
-        }],
-    );
-    state.faults.script(
-        &ids[12],
-        [Fault::Status {
-            status: 503,
-            retry_after: None,
-        }],
-    );
+    state.faults.script(&ids[7], [Fault::throttled(1)]);
+    state.faults.script(&ids[12], [Fault::status(503)]);
     let app = spawn_app_with(state, &[]);
     let (status, _, reply) = app.post_ids(&json!({ "assignmentIds": ids }).to_string()).res();
     assert_eq!(status, 200);
@@ -79,16 +69,7 @@ fn only_throttled_sub_requests_are_sent_again() {
 #[test]
 fn a_throttled_or_failed_batch_is_retried_as_a_whole() {
     let (state, ids) = big_tenant(5);
-    state.faults.script_batches([
-        Fault::Status {
-            status: 503,
-            retry_after: None,
-        },
-        Fault::Status {
-            status: 429,
-            retry_after: Some(1),
-        },
-    ]);
+    state.faults.script_batches([Fault::status(503), Fault::throttled(1)]);
     let app = spawn_app_with(state, &[]);
     let (status, _, reply) = app.post_ids(&json!({ "assignmentIds": ids }).to_string()).res();
     assert_eq!(status, 200);
@@ -160,13 +141,7 @@ fn large_http_calls_are_split_into_batch_sized_queue_messages() {
 #[test]
 fn when_the_budget_runs_out_only_the_remaining_ids_are_handed_back() {
     let (state, ids) = big_tenant(4);
-    state.faults.script(
-        &ids[2],
-        [Fault::Status {
-            status: 429,
-            retry_after: Some(30),
-        }],
-    );
+    state.faults.script(&ids[2], [Fault::throttled(30)]);
     let app = spawn_app_with(state, &[("QUEUE_BUDGET_SECONDS", "3")]);
     let reply = app.queue_message(&json!({ "assignmentIds": ids }).to_string());
     let handed_back = reply.output_messages("enqueue");
@@ -177,83 +152,13 @@ fn when_the_budget_runs_out_only_the_remaining_ids_are_handed_back() {
     assert_eq!(c, [1, 1, 0, 1]);
 }
 
-/// Plays the Storage queue and the host for the queue function with `workers` concurrent invocations:
-/// feeds messages, follows `enqueue` outputs (without waiting for `notBefore`), collects `deadLetter`
-/// outputs.
-fn drain(app: &TestApp, first: Vec<String>, workers: usize) -> Vec<Value> {
-    let queue = std::sync::Mutex::new((VecDeque::from(first), 0usize));
-    let dead = std::sync::Mutex::new(Vec::new());
-    let failures = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let next = {
-                        let mut q = queue.lock().unwrap();
-                        let message = q.0.pop_front();
-                        if message.is_some() {
-                            q.1 += 1;
-                        }
-                        (message, q.1)
-                    };
-                    let text = match next {
-                        (Some(text), _) => text,
-                        (None, 0) => return,
-                        (None, _) => {
-                            std::thread::sleep(Duration::from_millis(20));
-                            continue;
-                        }
-                    };
-                    let invoked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let reply = app.queue_message(&text);
-                        assert_eq!(reply.status, 200, "{}", reply.json);
-                        reply
-                    }));
-                    let mut q = queue.lock().unwrap();
-                    q.1 -= 1;
-                    let reply = match invoked {
-                        Ok(reply) => reply,
-                        Err(_) => {
-                            failures.lock().unwrap().push(text);
-                            continue;
-                        }
-                    };
-                    for mut message in reply.output_messages("enqueue") {
-                        message.as_object_mut().unwrap().remove("notBefore");
-                        q.0.push_back(message.to_string());
-                    }
-                    dead.lock().unwrap().extend(reply.output_messages("deadLetter"));
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "invocations failed for {failures:?}");
-    dead.into_inner().unwrap()
-}
-
 #[test]
 fn no_id_is_lost_under_injected_faults_and_duplicates_stay_bounded() {
     let (state, ids) = big_tenant(300);
-    state.faults.set_random(
-        0.2,
-        vec![
-            Fault::Status {
-                status: 429,
-                retry_after: Some(1),
-            },
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-            Fault::Status {
-                status: 504,
-                retry_after: None,
-            },
-            Fault::ExecutedThen(504),
-            Fault::Hang(Duration::from_millis(1500)),
-        ],
-    );
+    // Graph's transient answers plus the two faults after which Graph may have acted anyway.
+    let mut mix = transient_mix();
+    mix.extend([Fault::ExecutedThen(504), Fault::Hang(Duration::from_millis(1500))]);
+    state.faults.set_random(0.2, mix);
     let env = [
         ("GRAPH_ATTEMPT_TIMEOUT_SECONDS", "1"),
         ("GRAPH_MAX_ATTEMPTS", "2"),
@@ -264,7 +169,16 @@ fn no_id_is_lost_under_injected_faults_and_duplicates_stay_bounded() {
         .chunks(20)
         .map(|c| json!({ "assignmentIds": c }).to_string())
         .collect();
-    let dead = drain(&app, messages, 8);
+    // Eight invocations at once; retries run at once instead of waiting for their `notBefore`.
+    let run = app.handler.drain_queue(
+        messages,
+        QueueDrain {
+            workers: 8,
+            skip_not_before: true,
+        },
+    );
+    assert!(run.failures.is_empty(), "invocations failed for {:?}", run.failures);
+    let dead = run.dead_letters;
     let dead_ids: HashSet<String> = dead
         .iter()
         .flat_map(|d| d["assignmentIds"].as_array().cloned().unwrap_or_default())
