@@ -8,4 +8,5 @@ mod protocol;
 mod queue;
 mod settings;
 mod targets;
+mod pacing;
 mod throughput;
