@@ -39,9 +39,10 @@ const TRIM_SHARE: f64 = 0.01;
 /// runs a few percent high (batches of 20 answer at once, and the bucket's saved-up burst), and a ceiling
 /// above the limit would put the fast climb past it.
 const CEILING_TRUST: f64 = 0.97;
-/// Least time between two cuts: one burst of 429s is one signal, and the rate measured right after a
-/// cut (with the gate closed) is not the rate Graph accepts.
+/// Least time between two cuts: one burst of 429s is one signal. Leaving slow start the estimate is
+/// rough (the bucket's burst was still being spent), so the next cut may follow sooner.
 const CUT_COOLDOWN: Duration = Duration::from_secs(3);
+const FIRST_CUT_COOLDOWN: Duration = Duration::from_secs(1);
 /// Pace after an episode, as a share of the rate Graph accepted.
 const MARGIN: f64 = 0.95;
 /// An episode needs this many 429s among at least [`EPISODE_MIN_ANSWERS`] answers in the window: over a
@@ -66,12 +67,14 @@ struct Pacing {
     /// Virtual schedule: when the next request may start.
     next_slot: Instant,
     last_cut: Option<Instant>,
+    cuts: u32,
     /// `(when, accepted, throttled)` answers in the last [`SHARE_WINDOW`], to learn the rate Graph
     /// sustains and how much of it is throttled.
     answers: VecDeque<(Instant, u32, u32)>,
 }
 
 /// Answers counted over the two windows.
+/// Answers in the window since the last cut.
 struct Tally {
     accepted: u32,
     throttled: u32,
@@ -95,7 +98,6 @@ impl Pacing {
     }
 
     fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> Tally {
-        // Overshoot (slow start, an episode) counts as at the limit, so it never passes for noise.
         self.answers.push_back((now, accepted, throttled));
         while self
             .answers
@@ -112,6 +114,11 @@ impl Pacing {
             accepted_rate_while_throttled: None,
         };
         for (at, a, t) in &self.answers {
+            // Only answers since the pace last changed count: the ones before the last cut were sent at
+            // another pace (and slow start's last ones still spent the bucket's burst).
+            if self.last_cut.is_some_and(|cut| *at <= cut) {
+                continue;
+            }
             tally.accepted += a;
             tally.throttled += t;
             let slot = ((now.duration_since(*at).as_millis() / SLOT.as_millis()) as usize).min(slots - 1);
@@ -146,6 +153,7 @@ impl Limiter {
                 ceiling: None,
                 next_slot: Instant::now(),
                 last_cut: None,
+                cuts: 0,
                 answers: VecDeque::new(),
             }),
         }
@@ -244,7 +252,8 @@ impl Limiter {
         let episode = throttled >= EPISODE_MIN_THROTTLED
             && tally.accepted + throttled >= EPISODE_MIN_ANSWERS
             && share >= EPISODE_MIN_SHARE;
-        if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < CUT_COOLDOWN) {
+        let cooldown = if p.cuts == 1 { FIRST_CUT_COOLDOWN } else { CUT_COOLDOWN };
+        if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < cooldown) {
             // A steady trickle of 429s at the ceiling says the pace is just over the limit: trim it.
             // Below the ceiling, or one now and then, they are noise.
             if p.near_ceiling() && share >= TRIM_SHARE {
@@ -258,6 +267,7 @@ impl Limiter {
             .accepted_rate_while_throttled
             .unwrap_or(f64::from(tally.accepted) / SHARE_WINDOW.as_secs_f64());
         p.last_cut = Some(now);
+        p.cuts += 1;
         // Graph's rate is what it accepted over the last second. (Answers keep arriving while the gate is
         // closed, so dividing by open time alone would overstate it; the bounded cut below keeps a second
         // with a long closed gate from collapsing the pace instead.)
