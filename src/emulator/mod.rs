@@ -14,6 +14,7 @@ pub mod host;
 pub mod host_client;
 mod identity;
 mod list;
+mod queue;
 mod reset_proxy;
 pub mod tenant;
 
