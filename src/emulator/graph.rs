@@ -41,6 +41,8 @@ pub(super) struct Ctx<'a> {
     request_id: String,
     client_request_id: String,
     authorization: Option<&'a str>,
+    /// Serial of the issued token in `authorization`, for the log.
+    token: Option<usize>,
 }
 
 impl Ctx<'_> {
@@ -94,6 +96,7 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
         client_request_id: client_request_id.clone().unwrap_or_else(|| request_id.clone()),
         request_id,
         authorization: authorization.as_deref(),
+        token: state.token_serial(authorization.as_deref()),
     };
     if !state.latency.is_zero() {
         tokio::time::sleep(state.latency).await;
@@ -122,6 +125,7 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
         content_length: header("content-length"),
         status: response.status().as_u16(),
         at: std::time::Instant::now(),
+        token: ctx.token,
     });
     response
 }
@@ -177,6 +181,7 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
             request_id: crate::domain::Guid::new_random().to_string(),
             client_request_id: ctx.client_request_id.clone(),
             authorization: ctx.authorization,
+            token: ctx.token,
         };
         // Sub-request URLs are relative to the version root of the batch endpoint.
         let path = format!("/{version}{url}");
@@ -189,6 +194,7 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
             content_length: None,
             status: answer.status,
             at: std::time::Instant::now(),
+            token: ctx.token,
         });
         let mut headers = serde_json::Map::new();
         for (name, value) in answer.headers {
@@ -349,7 +355,7 @@ fn check_token(authorization: Option<&str>, state: &EmulatorState) -> Result<(),
         return Err((CODE, "Access token is empty."));
     }
     let issued = state.issued_tokens.lock().expect("token lock");
-    let Some((audience, expires)) = issued.get(token) else {
+    let Some((audience, expires, _)) = issued.get(token) else {
         return Err((CODE, "IDX14100: JWT is not well formed, there are no dots (.)."));
     };
     if *expires <= time::OffsetDateTime::now_utc() {

@@ -1,16 +1,14 @@
 //! The Functions host's side of the custom-handler protocol as a blocking client, for the integration
 //! tests and the throughput bench: it starts the handler binary as the host does (clean environment with
 //! the host's variables, a loopback port, readiness), invokes functions with the host's exact request,
-//! and plays the Storage queue for the queue function with concurrent invocations.
+//! and plays the Storage queue for the queue function with concurrent invocations (in `queue.rs`).
 //!
 //! Request shape from azure-functions-host `DefaultHttpWorkerService` (headers, chunked body, readiness
 //! poll on `GET /`); environment from `HttpWorkerProcess`.
 
 use super::Emulator;
-use super::host::{QueueMessageMeta, queue_envelope};
 use anyhow::{Context, bail};
 use serde_json::Value;
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -18,16 +16,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use super::queue::{QueueDrain, QueueRun, drain_shared_queue};
+
 /// The host release the emulated host claims to be.
 pub const HOST_VERSION: &str = "4.1036.1.23224";
 /// Function folder names (the host invokes `POST /{folder}`).
 pub const HTTP_FUNCTION: &str = "function-reprocess";
 pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
 pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
-/// The queue function's bindings, as in `function-reprocess-queue/function.json`.
-const MESSAGE_BINDING: &str = "message";
-const ENQUEUE_BINDING: &str = "enqueue";
-const DEAD_LETTER_BINDING: &str = "deadLetter";
 
 /// Names a prebuilt handler binary to drive instead of the one cargo built (CI runs the integration
 /// tests once against the packaged static binary).
@@ -45,8 +41,6 @@ const FUNCTION_TIMEOUT: Duration = Duration::from_secs(600);
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// The host sets one per worker process; fixed so runs compare.
 const WORKER_ID: &str = "6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d";
-/// How often idle queue workers look for new messages.
-const IDLE_POLL: Duration = Duration::from_millis(5);
 
 /// Where the handler listens, and how its readiness is seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,28 +84,6 @@ impl HostReply {
             other => bail!("queue output {binding} must be an array, got {other}"),
         }
     }
-}
-
-/// How the emulated queue runs the queue function.
-#[derive(Debug, Clone, Copy)]
-pub struct QueueDrain {
-    /// Invocations at once (the host runs up to `batchSize` + `newBatchThreshold` per instance).
-    pub workers: usize,
-    /// Drop `notBefore` from re-enqueued messages so retries run at once; otherwise the handler waits
-    /// for it, as in production.
-    pub skip_not_before: bool,
-}
-
-/// What draining the queue produced.
-#[derive(Debug, Default)]
-pub struct QueueRun {
-    /// Invocations answered 200.
-    pub invocations: usize,
-    /// `deadLetter` outputs.
-    pub dead_letters: Vec<Value>,
-    /// Messages whose invocation failed (no answer, not 200, unreadable outputs), with the reason. The
-    /// host would retry them; here they are only reported.
-    pub failures: Vec<(String, String)>,
 }
 
 impl HandlerProcess {
@@ -239,80 +211,6 @@ impl HandlerProcess {
         );
         let (status, _, body) = raw_request(self.port, request.as_bytes())?;
         Ok((status, body))
-    }
-
-    /// Plays the Storage queue: `workers` threads each pop a message, invoke the queue function with it
-    /// (dequeue count 1), put its `enqueue` outputs back on the queue and keep its `deadLetter` outputs,
-    /// until the queue is empty and no invocation is in flight.
-    pub fn drain_queue(&self, messages: impl IntoIterator<Item = String>, options: QueueDrain) -> QueueRun {
-        // Pending messages, and invocations in flight (their outputs may still add messages).
-        let queue = Mutex::new((messages.into_iter().collect::<VecDeque<_>>(), 0usize));
-        let run = Mutex::new(QueueRun::default());
-        std::thread::scope(|s| {
-            for _ in 0..options.workers {
-                s.spawn(|| {
-                    loop {
-                        let text = {
-                            let mut q = queue.lock().expect("queue lock");
-                            match q.0.pop_front() {
-                                Some(text) => {
-                                    q.1 += 1;
-                                    text
-                                }
-                                None if q.1 == 0 => return,
-                                None => {
-                                    drop(q);
-                                    std::thread::sleep(IDLE_POLL);
-                                    continue;
-                                }
-                            }
-                        };
-                        let outcome = self.invoke_queue(&text, options.skip_not_before);
-                        let mut q = queue.lock().expect("queue lock");
-                        let mut run = run.lock().expect("run lock");
-                        match outcome {
-                            Ok((enqueued, dead)) => {
-                                run.invocations += 1;
-                                q.0.extend(enqueued);
-                                run.dead_letters.extend(dead);
-                            }
-                            Err(e) => run.failures.push((text, format!("{e:#}"))),
-                        }
-                        q.1 -= 1;
-                    }
-                });
-            }
-        });
-        run.into_inner().expect("run lock")
-    }
-
-    /// One queue invocation: the messages it enqueues (as the queue will hold them) and its dead letters.
-    fn invoke_queue(&self, text: &str, skip_not_before: bool) -> anyhow::Result<(Vec<String>, Vec<Value>)> {
-        let envelope = queue_envelope(QUEUE_FUNCTION, MESSAGE_BINDING, text, &QueueMessageMeta::now(1));
-        let reply = self.invoke(QUEUE_FUNCTION, envelope.as_bytes())?;
-        if reply.status != 200 {
-            bail!("the handler answered {}: {}", reply.status, reply.json);
-        }
-        let mut enqueued = reply.queue_output(ENQUEUE_BINDING)?;
-        if skip_not_before {
-            enqueued = enqueued
-                .iter()
-                .map(|text| {
-                    let mut message: Value = serde_json::from_str(text).context("enqueued message is not JSON")?;
-                    message
-                        .as_object_mut()
-                        .context("enqueued message is not an object")?
-                        .remove("notBefore");
-                    Ok(message.to_string())
-                })
-                .collect::<anyhow::Result<_>>()?;
-        }
-        let dead = reply
-            .queue_output(DEAD_LETTER_BINDING)?
-            .iter()
-            .map(|text| serde_json::from_str(text).context("dead letter is not JSON"))
-            .collect::<anyhow::Result<_>>()?;
-        Ok((enqueued, dead))
     }
 }
 

@@ -46,11 +46,7 @@ pub async fn token(
     state.token_fetches.fetch_add(1, Ordering::SeqCst);
     let expires = time::OffsetDateTime::now_utc() + state.token_lifetime;
     let token = format!("eyJ0eXAiOiJKV1Qi.emulated.{}", crate::domain::Guid::new_random());
-    state
-        .issued_tokens
-        .lock()
-        .expect("token lock")
-        .insert(token.clone(), (resource.trim_end_matches('/').to_owned(), expires));
+    state.record_token(&token, resource, expires);
     HttpResponse::Ok().json(json!({
         "access_token": token,
         "expires_on": expires.unix_timestamp().to_string(),

@@ -14,7 +14,9 @@ pub mod host;
 pub mod host_client;
 mod identity;
 mod list;
+mod queue;
 mod reset_proxy;
+pub mod series;
 pub mod tenant;
 
 pub use faults::Fault;
@@ -37,6 +39,10 @@ pub struct LoggedRequest {
     pub content_length: Option<String>,
     pub status: u16,
     pub at: std::time::Instant,
+    /// Which issued token it carried, numbered in the order tokens were issued from 0 (`None` without a
+    /// known token). Each handler process fetches its own token, so this tells apart the processes
+    /// sharing one emulator.
+    pub token: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -62,7 +68,9 @@ pub struct EmulatorState {
     /// When set, `@odata.nextLink`s point at this origin instead of the emulator (to test that the
     /// handler refuses to follow a link off the Graph origin).
     next_link_origin: Mutex<Option<String>>,
-    issued_tokens: Mutex<HashMap<String, (String, time::OffsetDateTime)>>,
+    /// Token → (audience, expiry, serial in issue order).
+    issued_tokens: Mutex<HashMap<String, (String, time::OffsetDateTime, usize)>>,
+    tokens_issued: AtomicUsize,
     graph_log: Mutex<Vec<LoggedRequest>>,
     token_fetches: AtomicUsize,
     base_url: Mutex<String>,
@@ -84,6 +92,7 @@ impl EmulatorState {
             page_size: AtomicUsize::new(100),
             next_link_origin: Mutex::new(None),
             issued_tokens: Mutex::new(HashMap::new()),
+            tokens_issued: AtomicUsize::new(0),
             graph_log: Mutex::new(Vec::new()),
             token_fetches: AtomicUsize::new(0),
             base_url: Mutex::new(String::new()),
@@ -141,12 +150,24 @@ impl EmulatorState {
     pub fn issue_token(&self, resource: &str) -> String {
         let token = format!("eyJ0eXAiOiJKV1Qi.emulated-cli.{}", crate::domain::Guid::new_random());
         let expires = time::OffsetDateTime::now_utc() + self.token_lifetime;
+        self.record_token(&token, resource, expires);
+        token
+    }
+
+    /// Remembers an issued token for `resource` (its audience) until `expires`, with the next serial.
+    pub(crate) fn record_token(&self, token: &str, resource: &str, expires: time::OffsetDateTime) {
         let audience = resource.trim_end_matches('/').to_owned();
+        let serial = self.tokens_issued.fetch_add(1, Ordering::SeqCst);
         self.issued_tokens
             .lock()
             .expect("token lock")
-            .insert(token.clone(), (audience, expires));
-        token
+            .insert(token.to_owned(), (audience, expires, serial));
+    }
+
+    /// The serial of the issued token in an `Authorization: Bearer` value, if it is one.
+    pub(crate) fn token_serial(&self, authorization: Option<&str>) -> Option<usize> {
+        let token = authorization?.strip_prefix("Bearer ")?.trim();
+        self.issued_tokens.lock().expect("token lock").get(token).map(|t| t.2)
     }
 
     /// Forgets every issued token: Graph then answers 401 as for a revoked or foreign token.
