@@ -4,9 +4,9 @@
 mod alert;
 mod helpers;
 mod http;
+mod pacing;
 mod protocol;
 mod queue;
 mod settings;
 mod targets;
-mod pacing;
 mod throughput;
