@@ -34,9 +34,10 @@ param graphBaseUrl string = 'https://graph.microsoft.com'
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
+@description('Graph\'s budget is per app and tenant, so more instances only split it: the least Flex Consumption allows (see README, Several instances).')
 @minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 100
+param maximumInstanceCount int = 40
 
 @description('Extra app settings for the handler\'s tuning knobs (GRAPH_MAX_CONCURRENCY, QUEUE_BUDGET_SECONDS, ...). Identity, storage and Graph settings always come from the template.')
 param additionalAppSettings object = {}

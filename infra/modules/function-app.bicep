@@ -24,9 +24,10 @@ param applicationInsightsConnectionString string
 @allowed([512, 2048, 4096])
 param instanceMemoryMB int = 2048
 
+@description('Graph\'s budget is per app and tenant, so more instances only split it: the least Flex Consumption allows (see README, Several instances).')
 @minValue(40)
 @maxValue(1000)
-param maximumInstanceCount int = 100
+param maximumInstanceCount int = 40
 
 param graphBaseUrl string = 'https://graph.microsoft.com'
 
