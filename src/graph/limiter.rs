@@ -4,8 +4,8 @@
 //!   instead of piling on; a 429 for one request delays only that request;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
 //!   sub-request). It starts at 50/s and doubles every second (slow start) until a throttling episode:
-//!   at least 10 answers of 429 that are also at least 10 % of the (at least 100) answers in the last two
-//!   seconds. An episode
+//!   at least 10 answers of 429 that are also at least 10 % of the answers in the last two seconds. An
+//!   episode
 //!   sets the *ceiling* to the rate Graph accepted over that second (over a token-bucket limit, its
 //!   refill rate) and the pace to 95 % of it, cutting by at most a third per episode. Below 98 % of the
 //!   ceiling the pace climbs back fast (2 % of the pace per second); above it, it probes slowly (0.2 %
@@ -49,7 +49,9 @@ const MARGIN: f64 = 0.95;
 /// few dozen answers, random 429s can look like 10 % (and a wrong episode early on would end slow start
 /// far below the limit).
 const EPISODE_MIN_THROTTLED: u32 = 10;
-const EPISODE_MIN_ANSWERS: u32 = 100;
+const EPISODE_MIN_ANSWERS: u32 = 20;
+/// Share of 429s beyond which an episode cuts to what Graph accepted however deep that is.
+const DEEP_CUT_SHARE: f64 = 0.5;
 const EPISODE_MIN_SHARE: f64 = 0.10;
 /// The rate Graph accepts and the share of 429s are measured over this window: over ~200 answers, 4 % of
 /// random 429s almost never look like 10 % (over ~100 they sometimes do, and each false episode would
@@ -229,9 +231,12 @@ impl Limiter {
         let (Some(rate), ceiling) = (p.rate, p.ceiling) else {
             return;
         };
+        // Slow probing only while Graph shows its limit (429s since the last cut); with none, the limit
+        // is not here (another instance has stopped sharing it, say), so climb fast.
+        let quiet = p.answers.iter().all(|(_, _, t)| *t == 0);
         let step = match ceiling {
             _ if p.slow_start => 1.0,
-            Some(c) if rate < NEAR_CEILING * c => FAST_PROBE,
+            Some(c) if rate < NEAR_CEILING * c || quiet => FAST_PROBE,
             _ => SLOW_PROBE,
         };
         let rate = rate + step * f64::from(n);
@@ -277,7 +282,8 @@ impl Limiter {
         // take half the pace that overran it (as TCP does), unless Graph accepted even less. Afterwards one
         // episode cuts by 10 % to 32.5 % at most, so a window that saw little traffic (slots busy with
         // hung requests, say) cannot collapse the pace.
-        let base = if p.slow_start {
+        // When most answers are 429s the limit is plain, whatever the window: take it as measured.
+        let base = if p.slow_start || share >= DEEP_CUT_SHARE {
             accepted_rate.min(rate / 2.0)
         } else {
             accepted_rate.clamp(0.75 * rate, rate)
