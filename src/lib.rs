@@ -17,6 +17,7 @@ pub mod fanout;
 pub mod functions;
 pub mod graph;
 pub mod host;
+pub mod json;
 pub mod message;
 pub mod reprocess;
 #[cfg(feature = "emulator")]

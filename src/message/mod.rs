@@ -16,7 +16,7 @@ mod dead_letter;
 mod parse;
 
 pub use dead_letter::{DeadLetter, DeadLetterSource};
-pub use parse::{FieldError, RequestError, parse_json_request, parse_queue_message};
+pub use parse::{FieldError, MAX_LISTED_FIELD_ERRORS, RequestError, parse_json_request, parse_queue_message};
 
 use crate::domain::{CorrelationId, Scope, Target, TargetKind, Targets};
 use serde::ser::{Serialize, SerializeMap, Serializer};

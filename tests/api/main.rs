@@ -3,6 +3,7 @@
 
 mod alert;
 mod helpers;
+mod hostile;
 mod http;
 mod protocol;
 mod queue;

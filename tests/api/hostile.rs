@@ -1,0 +1,86 @@
+//! Issue 11: hostile and careless input. Every input yields every ID it names or is refused as a whole
+//! with a reason; memory, time and queue-message size stay bounded whatever arrives.
+
+use crate::helpers::*;
+use reprocess_handler::emulator::host::HttpCall;
+use reprocess_handler::emulator::sample;
+use serde_json::{Value, json};
+
+#[test]
+fn duplicate_keys_refuse_the_whole_body_or_message_naming_the_key() {
+    let app = spawn_app();
+    let body = format!(
+        r#"{{"assignmentIds":["{}"],"assignmentIds":["{}"]}}"#,
+        sample::DELIVERED_1,
+        sample::DELIVERED_2
+    );
+    // main answered 200 and reprocessed only the second list.
+    let (status, _, reply) = app.post_ids(&body).res();
+    assert_eq!(status, 400, "{reply}");
+    assert_eq!(reply["error"]["code"], "duplicate_key");
+    assert_eq!(reply["error"]["fields"][0]["field"], "$.assignmentIds");
+    assert!(app.graph_posts().is_empty());
+
+    let reply = app.queue_message(&body);
+    assert_eq!(reply.status, 200);
+    let dead = reply.output_messages("deadLetter");
+    assert_eq!(dead.len(), 1, "the whole message is dead-lettered");
+    assert!(dead[0]["reason"].as_str().unwrap().contains("duplicate key $.assignmentIds"));
+    assert_eq!(dead[0]["originalMessage"], body.as_str());
+    assert!(reply.output_messages("enqueue").is_empty());
+    assert!(app.graph_posts().is_empty());
+}
+
+#[test]
+fn the_invalid_field_count_is_the_true_one() {
+    let app = spawn_app();
+    let values: Vec<String> = (0..80).map(|i| format!("\"bad-{i}\"")).collect();
+    let (status, _, body) = app
+        .post_ids(&format!(r#"{{"assignmentIds":[{}]}}"#, values.join(",")))
+        .res();
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["fields"].as_array().unwrap().len(), 50);
+    assert_eq!(body["error"]["invalidFields"], 80);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("80 invalid fields (first 50 listed)"), "{message}");
+}
+
+fn call_with_content_type(content_type: Option<&str>) -> HttpCall {
+    let mut call = HttpCall::post_json("reprocess", &format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1));
+    call.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-type"));
+    if let Some(value) = content_type {
+        call.headers.push(("Content-Type".into(), value.into()));
+    }
+    call
+}
+
+#[test]
+fn bodies_not_declared_json_get_415_naming_what_to_send() {
+    let app = spawn_app();
+    for refused in ["text/plain", "application/xml", "application/x-www-form-urlencoded"] {
+        let (status, _, body) = app.invoke_http(&call_with_content_type(Some(refused))).res();
+        assert_eq!(status, 415, "{refused}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("application/json"));
+    }
+    assert!(app.graph_posts().is_empty());
+    for accepted in [Some("application/json; charset=utf-8"), Some("Application/JSON"), None] {
+        let (status, _, body) = app.invoke_http(&call_with_content_type(accepted)).res();
+        assert_eq!(status, 200, "{accepted:?}: {body}");
+    }
+    let mut alert = HttpCall::post_json("alert", "{}");
+    alert.headers = call_with_content_type(Some("text/xml")).headers;
+    assert_eq!(app.post_alert_call(&alert).res().0, 415);
+}
+
+#[test]
+fn query_values_repeated_by_the_host_are_refused() {
+    // The host joins ?dryRun=true&dryRun=false into "true,false": neither true nor false.
+    let app = spawn_app();
+    let body = format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1);
+    let call = TestApp::call_with_query("reprocess", &body, &[("dryRun", "true,false")]);
+    let (status, _, reply) = app.invoke_http(&call).res();
+    assert_eq!(status, 400, "{reply}");
+    assert!(app.graph_posts().is_empty());
+    let _ = json!(null);
+    let _: Option<Value> = None;
+}
