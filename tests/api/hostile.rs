@@ -81,6 +81,43 @@ fn query_values_repeated_by_the_host_are_refused() {
     let (status, _, reply) = app.invoke_http(&call).res();
     assert_eq!(status, 400, "{reply}");
     assert!(app.graph_posts().is_empty());
-    let _ = json!(null);
+}
+
+#[test]
+fn a_continuation_cannot_widen_its_listing() {
+    let app = spawn_app();
+    let base = app.emulator.graph_base_url();
+    // Right host and path, valid skip token, but the filter of every delivered assignment in the tenant.
+    let widened = format!(
+        "{base}/v1.0/identityGovernance/entitlementManagement/assignments?$filter=state%20eq%20%27delivered%27\
+         &$expand=target,accessPackage&$select=id,state,status&$skiptoken=RFNwdF64x2"
+    );
+    let message = json!({ "accessPackageIds": [sample::PACKAGE_BULK], "nextLink": widened });
+    let reply = app.queue_message(&message.to_string());
+    assert_eq!(reply.status, 200);
+    assert!(reply.output_messages("enqueue").is_empty(), "main listed and enqueued the tenant");
+    let dead = reply.output_messages("deadLetter");
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("$filter"), "{reason}");
+    assert!(app.emulator.state.graph_requests().is_empty(), "nothing was sent to Graph");
+    assert!(app.stdout_contains("listing dead-lettered"));
+}
+
+#[test]
+fn continuations_are_rebuilt_from_the_scope_and_logged_with_their_query() {
+    let app = spawn_app();
+    app.emulator.state.set_page_size(100);
+    let start = json!({ "accessPackageIds": [sample::PACKAGE_BULK] });
+    let reply = app.queue_message(&start.to_string());
+    let messages = reply.output_messages("enqueue");
+    let continuation = messages.iter().find(|m| m.get("nextLink").is_some()).unwrap();
+    let link = continuation["nextLink"].as_str().unwrap();
+    assert!(link.contains("$skiptoken="), "{link}");
+    let reply = app.queue_message(&continuation.to_string());
+    assert!(reply.output_messages("deadLetter").is_empty());
+    // Every Graph GET is logged with its query, so a widened filter could not go unseen.
+    assert!(app.stdout_contains("$skiptoken") || app.stdout_contains("%24skiptoken"));
+    assert!(app.stdout().lines().filter(|l| l.contains("\"Graph GET\"")).all(|l| l.contains("\"query\":\"")));
     let _: Option<Value> = None;
 }
