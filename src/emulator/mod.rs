@@ -65,6 +65,8 @@ pub struct EmulatorState {
     issued_tokens: Mutex<HashMap<String, (String, time::OffsetDateTime)>>,
     graph_log: Mutex<Vec<LoggedRequest>>,
     token_fetches: AtomicUsize,
+    /// When set, the token endpoint accepts connections and never answers (a hung identity endpoint).
+    token_hangs: std::sync::atomic::AtomicBool,
     base_url: Mutex<String>,
 }
 
@@ -86,6 +88,7 @@ impl EmulatorState {
             issued_tokens: Mutex::new(HashMap::new()),
             graph_log: Mutex::new(Vec::new()),
             token_fetches: AtomicUsize::new(0),
+            token_hangs: std::sync::atomic::AtomicBool::new(false),
             base_url: Mutex::new(String::new()),
         }
     }
@@ -96,6 +99,15 @@ impl EmulatorState {
 
     pub fn token_fetches(&self) -> usize {
         self.token_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes the token endpoint hang (accept, then never answer) or answer again.
+    pub fn set_token_hangs(&self, hangs: bool) {
+        self.token_hangs.store(hangs, Ordering::SeqCst);
+    }
+
+    pub fn token_hangs(&self) -> bool {
+        self.token_hangs.load(Ordering::SeqCst)
     }
 
     pub fn set_app_role_granted(&self, granted: bool) {

@@ -121,3 +121,18 @@ fn continuations_are_rebuilt_from_the_scope_and_logged_with_their_query() {
     assert!(app.stdout().lines().filter(|l| l.contains("\"Graph GET\"")).all(|l| l.contains("\"query\":\"")));
     let _: Option<Value> = None;
 }
+
+#[test]
+fn a_token_endpoint_that_never_answers_is_bounded_by_the_invocation_budget() {
+    let app = spawn_app_env(&[("HTTP_BUDGET_SECONDS", "5")]);
+    app.emulator.state.set_token_hangs(true);
+    let started = std::time::Instant::now();
+    let (status, headers, body) = app.post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1)).res();
+    let took = started.elapsed();
+    // Not a timing benchmark: the point is that the answer comes back instead of waiting on the token.
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    assert_eq!(status, 503, "{body}");
+    assert!(headers["Retry-After"].is_string());
+    assert_eq!(body["results"][0]["outcome"], "transient");
+    assert!(app.graph_posts().is_empty());
+}
