@@ -136,3 +136,25 @@ fn a_token_endpoint_that_never_answers_is_bounded_by_the_invocation_budget() {
     assert_eq!(body["results"][0]["outcome"], "transient");
     assert!(app.graph_posts().is_empty());
 }
+
+#[test]
+fn dead_letters_for_a_thousand_denied_ids_fit_the_queue_and_keep_every_id() {
+    let app = spawn_app();
+    app.emulator.state.set_app_role_granted(false);
+    let ids: Vec<String> = (0..1_000).map(|i| format!("b0b0b0b0-0000-4000-8000-{:012x}", i + 1)).collect();
+    let reply = app.queue_message(&json!({ "assignmentIds": ids }).to_string());
+    assert_eq!(reply.status, 200);
+    let texts = reply.queue_output("deadLetter").unwrap();
+    let mut seen = Vec::new();
+    for text in &texts {
+        // 64 KiB per queue message, base64-encoded by the host: 48 KiB of text.
+        assert!(text.len() <= 48 * 1024, "a dead letter of {} bytes cannot be written", text.len());
+        let record: Value = serde_json::from_str(text).unwrap();
+        assert!(record["reason"].as_str().unwrap().contains("EntitlementManagement.ReadWrite.All"));
+        seen.extend(record["assignmentIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()));
+    }
+    seen.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(seen, want, "every ID in exactly one record");
+}
