@@ -158,3 +158,87 @@ fn dead_letters_for_a_thousand_denied_ids_fit_the_queue_and_keep_every_id() {
     want.sort();
     assert_eq!(seen, want, "every ID in exactly one record");
 }
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Sends an HTTP-function envelope whose `Body` is `body_mib` MiB, piece by piece (the test never
+/// holds it), framed with Content-Length or chunked, and returns the handler's raw answer.
+fn send_huge_envelope(port: u16, body_mib: usize, chunked: bool) -> String {
+    use std::io::{Read, Write};
+    let head = br#"{"Data":{"req":{"Url":"https://localhost/api/reprocess","Method":"POST","Query":{},"Headers":{"Content-Type":["application/json"]},"Params":{},"Identities":[],"Body":""#;
+    let tail = br#""}},"Metadata":{}}"#;
+    let piece = vec![b'a'; 1 << 20];
+    let length = head.len() + body_mib * piece.len() + tail.len();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let framing = if chunked {
+        "Transfer-Encoding: chunked".to_owned()
+    } else {
+        format!("Content-Length: {length}")
+    };
+    write!(
+        stream,
+        "POST /{HTTP_FUNCTION} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json; charset=utf-8\r\n{framing}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut send = |bytes: &[u8]| {
+        if chunked {
+            write!(stream, "{:x}\r\n", bytes.len()).unwrap();
+            stream.write_all(bytes).unwrap();
+            stream.write_all(b"\r\n").unwrap();
+        } else {
+            stream.write_all(bytes).unwrap();
+        }
+    };
+    send(head);
+    for _ in 0..body_mib {
+        send(&piece);
+    }
+    send(tail);
+    if chunked {
+        stream.write_all(b"0\r\n\r\n").unwrap();
+    }
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn memory_stays_bounded_under_huge_envelopes() {
+    let app = spawn_app();
+    // One ordinary call first, so the baseline includes the Graph client and TLS roots.
+    assert_eq!(app.post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1)).res().0, 200);
+    let before = peak_rss_kib(app.handler.pid());
+    for (mib, chunked) in [(50, false), (300, true)] {
+        let answer = send_huge_envelope(app.handler.port, mib, chunked);
+        eprintln!("after a {mib} MiB body (chunked: {chunked}): peak RSS {} KiB", peak_rss_kib(app.handler.pid()));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(300)]);
+        // The caller gets a proper 413 naming the setting, through Outputs.res.
+        assert!(answer.contains(r#"\"statusCode\":\"413\""#) || answer.contains(r#""statusCode":"413""#), "{answer}");
+        assert!(answer.contains("MAX_BODY_BYTES"));
+    }
+    let after = peak_rss_kib(app.handler.pid());
+    eprintln!("handler peak RSS: {before} KiB after an ordinary call, {after} KiB after 50 MiB and 300 MiB envelopes");
+    assert!(after < 40 * 1024, "peak RSS {after} KiB is over the 40 MB the benchmark allows");
+}
+
+#[test]
+fn a_stalled_envelope_is_given_up_on() {
+    use std::io::{Read, Write};
+    let app = spawn_app();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", app.handler.port)).unwrap();
+    write!(
+        stream,
+        "POST /{HTTP_FUNCTION} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{{\"Data\":"
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    // Generous: the point is that a slow sender cannot hold the worker forever.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 500"), "{answer}");
+}
