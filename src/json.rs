@@ -43,7 +43,10 @@ pub fn parse_strict(text: &str, max_values: usize) -> Result<Value, StrictJsonEr
     .and_then(|value| de.end().map(|()| value));
     match result {
         Ok(value) => Ok(value),
-        Err(e) => Err(state.failure.into_inner().unwrap_or(StrictJsonError::Syntax(e.to_string()))),
+        Err(e) => Err(state
+            .failure
+            .into_inner()
+            .unwrap_or(StrictJsonError::Syntax(e.to_string()))),
     }
 }
 
@@ -217,6 +220,9 @@ mod tests {
         assert!(matches!(parse_strict("{", 10), Err(StrictJsonError::Syntax(_))));
         assert!(matches!(parse_strict("1 2", 10), Err(StrictJsonError::Syntax(_))));
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        assert!(matches!(parse_strict(&deep, 1_000_000), Err(StrictJsonError::Syntax(_))));
+        assert!(matches!(
+            parse_strict(&deep, 1_000_000),
+            Err(StrictJsonError::Syntax(_))
+        ));
     }
 }

@@ -2,8 +2,8 @@
 //! collect a [`Report`] in the order the caller gave the IDs. Targets go to Graph in groups of
 //! `GRAPH_BATCH_SIZE` (one `$batch` each); a group of one is a plain reprocess call.
 
-use crate::domain::{Report, Targets};
 use crate::domain::Target;
+use crate::domain::{Report, Targets};
 use crate::graph::GraphClient;
 use crate::graph::paths::{batch_url, reprocess_relative, reprocess_url};
 use futures_util::StreamExt;

@@ -122,7 +122,9 @@ fn invocation_id(request: &HttpRequest) -> String {
 enum EnvelopeRead {
     Whole(web::Bytes),
     /// Over the limit: the rest was read and discarded; `bytes` counts all of it.
-    TooLarge { bytes: usize },
+    TooLarge {
+        bytes: usize,
+    },
     Failed(String),
 }
 
@@ -185,8 +187,12 @@ async fn invoke(
             EnvelopeRead::TooLarge { bytes } => {
                 tracing::warn!(bytes, limit, "envelope over the limit; read and discarded");
                 return match functions::too_large(&function, bytes, &state.settings) {
-                    Some(reply) => HttpResponse::Ok().content_type("application/json").body(reply.to_json()),
-                    None => failure(&format!("the envelope of {bytes} bytes is over the limit of {limit} bytes")),
+                    Some(reply) => HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(reply.to_json()),
+                    None => failure(&format!(
+                        "the envelope of {bytes} bytes is over the limit of {limit} bytes"
+                    )),
                 };
             }
             EnvelopeRead::Failed(reason) => {

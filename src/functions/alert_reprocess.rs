@@ -13,8 +13,8 @@ use super::bindings::alert as b;
 use super::http::{check_body_size, check_content_type, error_body, query_flag};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
-use crate::json::{StrictJsonError, parse_strict, value_budget};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
+use crate::json::{StrictJsonError, parse_strict, value_budget};
 use crate::message::Plan;
 use crate::message::accepted::Accepted;
 use crate::state::AppState;
@@ -110,8 +110,9 @@ pub fn handle(
     let count = targets.len() + scopes.len();
     if count > settings.max_ids_per_call {
         let limit = settings.max_ids_per_call;
-        let message =
-            format!("{count} distinct IDs exceed the limit of {limit} per call (MAX_IDS_PER_CALL); nothing was enqueued");
+        let message = format!(
+            "{count} distinct IDs exceed the limit of {limit} per call (MAX_IDS_PER_CALL); nothing was enqueued"
+        );
         let extra = json!({ "limit": limit, "count": count, "setting": "MAX_IDS_PER_CALL" });
         let reply = HttpReply::json(413, error_body("too_many_ids", &message, extra));
         return refused(reply, &message, response);

@@ -12,8 +12,8 @@ use super::http::{check_body_size, check_content_type, error_body, query_flag};
 use crate::domain::{CorrelationId, Targets};
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
-use crate::message::accepted::{Accepted, Queued};
 use crate::json::StrictJsonError;
+use crate::message::accepted::{Accepted, Queued};
 use crate::message::{self, Plan, RequestError, parse_json_request};
 use crate::state::AppState;
 use serde_json::json;
@@ -163,7 +163,11 @@ fn request_error_reply(e: &RequestError) -> HttpReply {
         ),
         RequestError::Fields { errors, total } => HttpReply::json(
             400,
-            error_body("invalid_field", &message, json!({ "fields": errors, "invalidFields": total })),
+            error_body(
+                "invalid_field",
+                &message,
+                json!({ "fields": errors, "invalidFields": total }),
+            ),
         ),
         RequestError::DuplicateKey(StrictJsonError::DuplicateKey { path }) => HttpReply::json(
             400,

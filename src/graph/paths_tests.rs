@@ -144,9 +144,10 @@ fn continuations_keep_the_scopes_query_and_only_add_graphs_paging() {
     assert!(url.as_str().starts_with(first.as_str()) && url.as_str().ends_with("&$skiptoken=abc&$top=100"));
 
     let other_first = first_page_url(&base(), ApiVersion::V1, &other);
-    let widened_filter = first
-        .as_str()
-        .replace(&encode_query_value(&filter(ApiVersion::V1, &package)), "state%20eq%20%27delivered%27");
+    let widened_filter = first.as_str().replace(
+        &encode_query_value(&filter(ApiVersion::V1, &package)),
+        "state%20eq%20%27delivered%27",
+    );
     for (refused, why) in [
         (format!("{other_first}&$skiptoken=x"), "another package's filter"),
         (format!("{widened_filter}&$skiptoken=x"), "every delivered assignment"),

@@ -41,11 +41,8 @@ fn scalars_only<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Map
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
             let mut map = Map::new();
             while let Some(key) = access.next_key::<String>()? {
-                match access.next_value::<Scalar>()? {
-                    Scalar(Some(value)) => {
-                        map.insert(key, value);
-                    }
-                    Scalar(None) => {}
+                if let Scalar(Some(value)) = access.next_value::<Scalar>()? {
+                    map.insert(key, value);
                 }
             }
             Ok(map)

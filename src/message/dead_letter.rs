@@ -164,9 +164,9 @@ fn clip_error(e: &mut GraphError) {
 fn clip_result(r: &mut ItemResult) {
     r.graph_request_id = r.graph_request_id.as_deref().map(|id| clip(id, 64));
     match &mut r.outcome {
-        Outcome::NotFound { error: Some(e) } | Outcome::Rejected { error: e } | Outcome::PermissionDenied { error: e, .. } => {
-            clip_error(e)
-        }
+        Outcome::NotFound { error: Some(e) }
+        | Outcome::Rejected { error: e }
+        | Outcome::PermissionDenied { error: e, .. } => clip_error(e),
         Outcome::Transient { reason, .. } => *reason = clip(reason, MAX_TEXT),
         Outcome::NotFound { error: None } | Outcome::Accepted => {}
     }

@@ -52,9 +52,23 @@ fn a_thousand_denied_ids_with_long_errors_split_into_records_that_fit() {
             .iter()
             .map(|id| id.as_str().unwrap().to_owned())
             .collect();
-        let with_results: HashSet<&str> = v["results"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-        assert_eq!(with_results, listed.iter().map(String::as_str).collect(), "each record has its IDs' results");
-        assert!(v["results"][0]["error"]["message"].as_str().unwrap().contains("[truncated from"));
+        let with_results: HashSet<&str> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            with_results,
+            listed.iter().map(String::as_str).collect(),
+            "each record has its IDs' results"
+        );
+        assert!(
+            v["results"][0]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("[truncated from")
+        );
         assert_eq!(v["messageId"], "m-1");
         ids.extend(listed);
     }
@@ -76,7 +90,10 @@ fn an_original_too_large_to_carry_keeps_a_prefix_its_length_and_hash() {
     assert_eq!(v["originalMessageSha256"], crate::message::fit::sha256_hex(&original));
     let prefix = v["originalMessage"].as_str().unwrap();
     assert!(!prefix.is_empty() && original.starts_with(prefix));
-    assert!(texts[0].len() > MAX_MESSAGE_TEXT - 64, "the prefix uses the room there is");
+    assert!(
+        texts[0].len() > MAX_MESSAGE_TEXT - 64,
+        "the prefix uses the room there is"
+    );
 
     let small = DeadLetter::unusable("malformed".into(), Vec::new(), "x", source()).into_texts();
     let v: Value = serde_json::from_str(&small[0]).unwrap();

@@ -37,7 +37,10 @@ pub fn split_to_fit<T>(items: &[T], render: &dyn Fn(&[T]) -> String) -> Vec<Stri
 
 /// Lower-case hex SHA-256 of `text`'s UTF-8 bytes.
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The longest prefix of `text` (at a character boundary) for which `fits` holds, by bisection.

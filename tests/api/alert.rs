@@ -187,8 +187,16 @@ fn an_alert_that_cannot_be_read_in_full_is_refused_with_a_4xx_naming_the_limit()
     assert!(reply.output_messages("enqueue").is_empty());
 
     // More IDs than MAX_IDS_PER_CALL: 413, not 200 "nothing to do" (which the action group takes as done).
-    let ids = [sample::DELIVERED_1, sample::DELIVERED_2, sample::DELIVERED_3, sample::EXPIRED];
-    let entries = ids.iter().map(|id| json!({ "name": "assignmentId", "value": id })).collect();
+    let ids = [
+        sample::DELIVERED_1,
+        sample::DELIVERED_2,
+        sample::DELIVERED_3,
+        sample::EXPIRED,
+    ];
+    let entries = ids
+        .iter()
+        .map(|id| json!({ "name": "assignmentId", "value": id }))
+        .collect();
     let reply = app.post_alert(&dims(entries).to_string());
     let (status, _, body) = reply.res();
     assert_eq!(status, 413, "{body}");
@@ -205,7 +213,10 @@ fn an_alert_that_cannot_be_read_in_full_is_refused_with_a_4xx_naming_the_limit()
     let (status, _, body) = reply.res();
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "duplicate_key");
-    assert_eq!(body["error"]["fields"][0]["field"], "$.data.customProperties.assignmentId");
+    assert_eq!(
+        body["error"]["fields"][0]["field"],
+        "$.data.customProperties.assignmentId"
+    );
     assert!(reply.output_messages("enqueue").is_empty());
     assert!(app.emulator.state.graph_requests().is_empty());
 }

@@ -25,7 +25,12 @@ fn duplicate_keys_refuse_the_whole_body_or_message_naming_the_key() {
     assert_eq!(reply.status, 200);
     let dead = reply.output_messages("deadLetter");
     assert_eq!(dead.len(), 1, "the whole message is dead-lettered");
-    assert!(dead[0]["reason"].as_str().unwrap().contains("duplicate key $.assignmentIds"));
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key $.assignmentIds")
+    );
     assert_eq!(dead[0]["originalMessage"], body.as_str());
     assert!(reply.output_messages("enqueue").is_empty());
     assert!(app.graph_posts().is_empty());
@@ -95,12 +100,18 @@ fn a_continuation_cannot_widen_its_listing() {
     let message = json!({ "accessPackageIds": [sample::PACKAGE_BULK], "nextLink": widened });
     let reply = app.queue_message(&message.to_string());
     assert_eq!(reply.status, 200);
-    assert!(reply.output_messages("enqueue").is_empty(), "main listed and enqueued the tenant");
+    assert!(
+        reply.output_messages("enqueue").is_empty(),
+        "main listed and enqueued the tenant"
+    );
     let dead = reply.output_messages("deadLetter");
     assert_eq!(dead.len(), 1);
     let reason = dead[0]["reason"].as_str().unwrap();
     assert!(reason.contains("$filter"), "{reason}");
-    assert!(app.emulator.state.graph_requests().is_empty(), "nothing was sent to Graph");
+    assert!(
+        app.emulator.state.graph_requests().is_empty(),
+        "nothing was sent to Graph"
+    );
     assert!(app.stdout_contains("listing dead-lettered"));
 }
 
@@ -118,7 +129,12 @@ fn continuations_are_rebuilt_from_the_scope_and_logged_with_their_query() {
     assert!(reply.output_messages("deadLetter").is_empty());
     // Every Graph GET is logged with its query, so a widened filter could not go unseen.
     assert!(app.stdout_contains("$skiptoken") || app.stdout_contains("%24skiptoken"));
-    assert!(app.stdout().lines().filter(|l| l.contains("\"Graph GET\"")).all(|l| l.contains("\"query\":\"")));
+    assert!(
+        app.stdout()
+            .lines()
+            .filter(|l| l.contains("\"Graph GET\""))
+            .all(|l| l.contains("\"query\":\""))
+    );
     let _: Option<Value> = None;
 }
 
@@ -127,7 +143,9 @@ fn a_token_endpoint_that_never_answers_is_bounded_by_the_invocation_budget() {
     let app = spawn_app_env(&[("HTTP_BUDGET_SECONDS", "5")]);
     app.emulator.state.set_token_hangs(true);
     let started = std::time::Instant::now();
-    let (status, headers, body) = app.post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1)).res();
+    let (status, headers, body) = app
+        .post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1))
+        .res();
     let took = started.elapsed();
     // Not a timing benchmark: the point is that the answer comes back instead of waiting on the token.
     assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
@@ -141,17 +159,34 @@ fn a_token_endpoint_that_never_answers_is_bounded_by_the_invocation_budget() {
 fn dead_letters_for_a_thousand_denied_ids_fit_the_queue_and_keep_every_id() {
     let app = spawn_app();
     app.emulator.state.set_app_role_granted(false);
-    let ids: Vec<String> = (0..1_000).map(|i| format!("b0b0b0b0-0000-4000-8000-{:012x}", i + 1)).collect();
+    let ids: Vec<String> = (0..1_000)
+        .map(|i| format!("b0b0b0b0-0000-4000-8000-{:012x}", i + 1))
+        .collect();
     let reply = app.queue_message(&json!({ "assignmentIds": ids }).to_string());
     assert_eq!(reply.status, 200);
     let texts = reply.queue_output("deadLetter").unwrap();
     let mut seen = Vec::new();
     for text in &texts {
         // 64 KiB per queue message, base64-encoded by the host: 48 KiB of text.
-        assert!(text.len() <= 48 * 1024, "a dead letter of {} bytes cannot be written", text.len());
+        assert!(
+            text.len() <= 48 * 1024,
+            "a dead letter of {} bytes cannot be written",
+            text.len()
+        );
         let record: Value = serde_json::from_str(text).unwrap();
-        assert!(record["reason"].as_str().unwrap().contains("EntitlementManagement.ReadWrite.All"));
-        seen.extend(record["assignmentIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()));
+        assert!(
+            record["reason"]
+                .as_str()
+                .unwrap()
+                .contains("EntitlementManagement.ReadWrite.All")
+        );
+        seen.extend(
+            record["assignmentIds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned()),
+        );
     }
     seen.sort();
     let mut want = ids.clone();
@@ -210,19 +245,37 @@ fn send_huge_envelope(port: u16, body_mib: usize, chunked: bool) -> String {
 fn memory_stays_bounded_under_huge_envelopes() {
     let app = spawn_app();
     // One ordinary call first, so the baseline includes the Graph client and TLS roots.
-    assert_eq!(app.post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1)).res().0, 200);
+    assert_eq!(
+        app.post_ids(&format!(r#"{{"assignmentId":"{}"}}"#, sample::DELIVERED_1))
+            .res()
+            .0,
+        200
+    );
     let before = peak_rss_kib(app.handler.pid());
     for (mib, chunked) in [(50, false), (300, true)] {
         let answer = send_huge_envelope(app.handler.port, mib, chunked);
-        eprintln!("after a {mib} MiB body (chunked: {chunked}): peak RSS {} KiB", peak_rss_kib(app.handler.pid()));
-        assert!(answer.starts_with("HTTP/1.1 200"), "{}", &answer[..answer.len().min(300)]);
+        eprintln!(
+            "after a {mib} MiB body (chunked: {chunked}): peak RSS {} KiB",
+            peak_rss_kib(app.handler.pid())
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{}",
+            &answer[..answer.len().min(300)]
+        );
         // The caller gets a proper 413 naming the setting, through Outputs.res.
-        assert!(answer.contains(r#"\"statusCode\":\"413\""#) || answer.contains(r#""statusCode":"413""#), "{answer}");
+        assert!(
+            answer.contains(r#"\"statusCode\":\"413\""#) || answer.contains(r#""statusCode":"413""#),
+            "{answer}"
+        );
         assert!(answer.contains("MAX_BODY_BYTES"));
     }
     let after = peak_rss_kib(app.handler.pid());
     eprintln!("handler peak RSS: {before} KiB after an ordinary call, {after} KiB after 50 MiB and 300 MiB envelopes");
-    assert!(after < 40 * 1024, "peak RSS {after} KiB is over the 40 MB the benchmark allows");
+    assert!(
+        after < 40 * 1024,
+        "peak RSS {after} KiB is over the 40 MB the benchmark allows"
+    );
 }
 
 #[test]
@@ -239,6 +292,10 @@ fn a_stalled_envelope_is_given_up_on() {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     // Generous: the point is that a slow sender cannot hold the worker forever.
-    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 500"), "{answer}");
 }

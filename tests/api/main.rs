@@ -7,6 +7,7 @@ mod hostile;
 mod http;
 mod protocol;
 mod queue;
+mod sandbox;
 mod settings;
 mod targets;
 mod throughput;
