@@ -19,6 +19,8 @@ pub mod graph;
 pub mod host;
 pub mod json;
 pub mod message;
+#[cfg(test)]
+mod props;
 pub mod reprocess;
 #[cfg(feature = "emulator")]
 pub mod sandbox;
