@@ -1,7 +1,8 @@
 //! Builds the actix-web app the Functions host talks to: `GET /` for readiness and
 //! `POST /{function-folder}` for invocations, bound to 127.0.0.1 on `FUNCTIONS_CUSTOMHANDLER_PORT`
-//! (0 picks a free port, for tests). An invocation's envelope is parsed here and handed to
-//! `functions::dispatch`; its reply (or failure) goes back to the host from here.
+//! (0 picks a free port, for tests). An invocation's envelope is read here as a stream under
+//! [`envelope_limit`] and read timeouts (so memory and time stay bounded whatever arrives), parsed and
+//! handed to `functions::dispatch`; its reply (or failure) goes back to the host from here.
 
 use crate::config::Settings;
 use crate::domain::ids::is_log_safe_token;

@@ -8,6 +8,8 @@
 //! - IDs refused for lack of permission go to `<queue>-poison` so they can be re-driven once the app role
 //!   is granted;
 //! - a message naming access packages or users is expanded page by page (`queue_expand`);
+//! - every dead letter and re-enqueued message fits a queue message (`message::fit`): split over
+//!   several records rather than lost when too large;
 //! - the invocation succeeds (2xx) so the host deletes the original message. It fails (non-2xx, the host
 //!   retries the whole message) only when the envelope itself is unusable.
 

@@ -283,6 +283,9 @@ fn a_stalled_envelope_is_given_up_on() {
     use std::io::{Read, Write};
     let app = spawn_app();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", app.handler.port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(40)))
+        .unwrap();
     write!(
         stream,
         "POST /{HTTP_FUNCTION} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{{\"Data\":"
