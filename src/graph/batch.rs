@@ -75,7 +75,10 @@ impl GraphClient {
             }
 
             let mut retry: Vec<(usize, String, Option<Duration>)> = Vec::new();
-            match answer.unwrap_or_else(Round::from) {
+            let answer = answer.unwrap_or_else(Round::from);
+            // Graph refused the whole batch with a named wait: the app as a whole must wait.
+            let whole_batch_throttled = matches!(answer, Round::Whole(Attempt::Retry { wait: Some(_), .. }));
+            match answer {
                 Round::Whole(Attempt::Final(outcome)) => {
                     for &i in &pending {
                         results[i].outcome = outcome.clone();
@@ -102,8 +105,8 @@ impl GraphClient {
             }
             let named_wait = retry.iter().filter_map(|(_, _, w)| *w).max();
             let wait = named_wait.unwrap_or_else(|| backoff(round));
-            if named_wait.is_some() {
-                self.limiter().throttled(wait);
+            if whole_batch_throttled {
+                self.limiter().back_off(wait);
             }
             tracing::warn!(
                 retrying = pending.len(),

@@ -1,10 +1,11 @@
 //! One limiter per process, shared by every concurrent invocation:
 //! - a cap on in-flight Graph HTTP requests (`GRAPH_MAX_CONCURRENCY`);
-//! - a back-off gate: once Graph throttles in earnest (an episode, below) and answers 429 with
-//!   `Retry-After`, every caller waits instead of piling on; a stray 429 delays only its own request;
+//! - a back-off gate: when Graph refuses a whole `$batch` with 429 and `Retry-After`, every caller waits
+//!   instead of piling on; a 429 for one request delays only that request;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
 //!   sub-request). It starts at 50/s and doubles every second (slow start) until a throttling episode:
-//!   at least 3 answers of 429 that are also at least 10 % of the answers in the last two seconds. An episode
+//!   at least 10 answers of 429 that are also at least 10 % of the (at least 100) answers in the last two
+//!   seconds. An episode
 //!   sets the *ceiling* to the rate Graph accepted over that second (over a token-bucket limit, its
 //!   refill rate) and the pace to 95 % of it, cutting by at most a third per episode. Below 98 % of the
 //!   ceiling the pace climbs back fast (2 % of the pace per second); above it, it probes slowly (0.2 %
@@ -31,14 +32,27 @@ const SLOW_PROBE: f64 = 0.002;
 const NEAR_CEILING: f64 = 0.98;
 /// Share of the pace a 429 near the ceiling takes off.
 const TRIM: f64 = 0.005;
+/// A 429 near the ceiling trims the pace only while at least this share of the last two seconds'
+/// answers were 429s: a rare one is noise, a steady trickle means the pace is just over the limit.
+const TRIM_SHARE: f64 = 0.01;
+/// The ceiling an episode sets, as a share of the rate Graph accepted while throttling: that estimate
+/// runs a few percent high (batches of 20 answer at once, and the bucket's saved-up burst), and a ceiling
+/// above the limit would put the fast climb past it.
+const CEILING_TRUST: f64 = 0.97;
+/// Least time between two cuts: one burst of 429s is one signal, and the rate measured right after a
+/// cut (with the gate closed) is not the rate Graph accepts.
+const CUT_COOLDOWN: Duration = Duration::from_secs(3);
 /// Pace after an episode, as a share of the rate Graph accepted.
 const MARGIN: f64 = 0.95;
-const EPISODE_MIN_THROTTLED: u32 = 3;
+/// An episode needs this many 429s among at least [`EPISODE_MIN_ANSWERS`] answers in the window: over a
+/// few dozen answers, random 429s can look like 10 % (and a wrong episode early on would end slow start
+/// far below the limit).
+const EPISODE_MIN_THROTTLED: u32 = 10;
+const EPISODE_MIN_ANSWERS: u32 = 100;
 const EPISODE_MIN_SHARE: f64 = 0.10;
-/// The rate Graph accepts is measured over this window.
-const WINDOW: Duration = Duration::from_secs(1);
-/// The share of 429s is measured over a longer one: over ~200 answers, 4 % of random 429s almost never
-/// look like 10 % (over ~100 they sometimes do, and each false episode would cut the pace).
+/// The rate Graph accepts and the share of 429s are measured over this window: over ~200 answers, 4 % of
+/// random 429s almost never look like 10 % (over ~100 they sometimes do, and each false episode would
+/// cut the pace).
 const SHARE_WINDOW: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
@@ -59,13 +73,29 @@ struct Pacing {
 
 /// Answers counted over the two windows.
 struct Tally {
-    accepted_last_window: u32,
     accepted: u32,
     throttled: u32,
+    /// Accepted per second in the slots of the window that also saw a 429: while Graph throttles, its
+    /// bucket is empty and what it accepts is its refill rate. (A plain average would count the burst the
+    /// bucket saved up while the gate was closed.)
+    accepted_rate_while_throttled: Option<f64>,
 }
 
+/// How often a request waiting for its pacing slot looks again (the pace may have changed meanwhile).
+const RECHECK: Duration = Duration::from_millis(20);
+/// Slots the window is cut into to find where Graph throttled.
+const SLOT: Duration = Duration::from_millis(250);
+
 impl Pacing {
+    fn near_ceiling(&self) -> bool {
+        match (self.rate, self.ceiling) {
+            (Some(rate), Some(ceiling)) => !self.slow_start && rate >= NEAR_CEILING * ceiling,
+            _ => false,
+        }
+    }
+
     fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> Tally {
+        // Overshoot (slow start, an episode) counts as at the limit, so it never passes for noise.
         self.answers.push_back((now, accepted, throttled));
         while self
             .answers
@@ -74,17 +104,25 @@ impl Pacing {
         {
             self.answers.pop_front();
         }
+        let slots = (SHARE_WINDOW.as_millis() / SLOT.as_millis()) as usize + 1;
+        let mut per_slot = vec![(0u32, 0u32); slots];
         let mut tally = Tally {
-            accepted_last_window: 0,
             accepted: 0,
             throttled: 0,
+            accepted_rate_while_throttled: None,
         };
         for (at, a, t) in &self.answers {
             tally.accepted += a;
             tally.throttled += t;
-            if now.duration_since(*at) <= WINDOW {
-                tally.accepted_last_window += a;
-            }
+            let slot = ((now.duration_since(*at).as_millis() / SLOT.as_millis()) as usize).min(slots - 1);
+            per_slot[slot].0 += a;
+            per_slot[slot].1 += t;
+        }
+        let throttled_slots: Vec<u32> = per_slot.iter().filter(|(_, t)| *t > 0).map(|(a, _)| *a).collect();
+        if !throttled_slots.is_empty() {
+            let accepted: u32 = throttled_slots.iter().sum();
+            tally.accepted_rate_while_throttled =
+                Some(f64::from(accepted) / (throttled_slots.len() as f64 * SLOT.as_secs_f64()));
         }
         tally
     }
@@ -124,27 +162,24 @@ impl Limiter {
         loop {
             // The gate may have closed while we queued for a slot; honour it before sending.
             self.wait_for_gate(deadline).await?;
-            let start = {
+            let wake = {
                 let mut p = self.pacing.lock().expect("pacing lock");
-                match p.rate {
-                    None => Instant::now(),
-                    Some(rate) => {
-                        let start = p.next_slot.max(Instant::now());
-                        if start >= deadline {
-                            return None;
-                        }
-                        p.next_slot = start + Duration::from_secs_f64(f64::from(weight) / rate);
-                        start
-                    }
+                let Some(rate) = p.rate else {
+                    return Some(permit);
+                };
+                let now = Instant::now();
+                if p.next_slot <= now {
+                    p.next_slot = now + Duration::from_secs_f64(f64::from(weight) / rate);
+                    return Some(permit);
                 }
+                if p.next_slot >= deadline {
+                    return None;
+                }
+                // Reserve nothing ahead: a slot booked seconds ahead at an old pace would keep that pace
+                // after it changed (slow start would stay slow). Look again shortly instead.
+                p.next_slot.min(now + RECHECK)
             };
-            tokio::time::sleep_until(start).await;
-            // If a throttling episode closed the gate while we slept for our pacing slot, wait again and take
-            // a fresh slot at the cut pace rather than send into the throttle. A gate closed by a stray 429
-            // (no episode) does not send a request that already waited back to the end of the line.
-            if self.gate_open_at().is_none() || !self.in_episode() {
-                return Some(permit);
-            }
+            tokio::time::sleep_until(wake).await;
         }
     }
 
@@ -158,28 +193,16 @@ impl Limiter {
         Some(())
     }
 
-    /// Graph answered 429 with `Retry-After: wait`. In a throttling episode (the app's budget is spent:
-    /// many 429s at once) every invocation waits; a stray 429 among accepted answers holds back only the
-    /// request that got it (its caller waits `wait` before retrying it), so noise cannot stall the process.
-    pub fn throttled(&self, wait: Duration) {
-        if self.in_episode() {
-            self.back_off(wait);
-        }
-    }
-
-    /// Close the gate for everyone for `wait` (never shortening it).
+    /// Graph refused a whole `$batch` with 429 and `Retry-After: wait`: close the gate for everyone for
+    /// `wait` (never shortening it). A 429 for one request (or sub-request) holds back only that request
+    /// (its caller waits `wait` before retrying it); the pace, not a gate, keeps the rest under the limit,
+    /// so a stray 429 cannot stall the process and no burst builds up behind a closed gate.
     pub fn back_off(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut gate = self.gate.lock().expect("gate lock");
         if gate.is_none_or(|at| at < until) {
             *gate = Some(until);
         }
-    }
-
-    /// Whether a throttling episode began in the last two seconds.
-    fn in_episode(&self) -> bool {
-        let p = self.pacing.lock().expect("pacing lock");
-        p.last_cut.is_some_and(|at| at.elapsed() < 2 * WINDOW)
     }
 
     /// When the gate opens, if it is closed now.
@@ -216,23 +239,29 @@ impl Limiter {
         let now = Instant::now();
         let mut p = self.pacing.lock().expect("pacing lock");
         let tally = p.record(now, 0, 1);
-        let (accepted, throttled) = (tally.accepted_last_window, tally.throttled);
+        let throttled = tally.throttled;
         let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
-        let episode = throttled >= EPISODE_MIN_THROTTLED && share >= EPISODE_MIN_SHARE;
-        if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < WINDOW) {
-            // A 429 at the ceiling says the pace is just over the limit: trim it. Below, it is noise.
-            if let (Some(rate), Some(ceiling)) = (p.rate, p.ceiling) {
-                if !p.slow_start && rate >= NEAR_CEILING * ceiling {
+        let episode = throttled >= EPISODE_MIN_THROTTLED
+            && tally.accepted + throttled >= EPISODE_MIN_ANSWERS
+            && share >= EPISODE_MIN_SHARE;
+        if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < CUT_COOLDOWN) {
+            // A steady trickle of 429s at the ceiling says the pace is just over the limit: trim it.
+            // Below the ceiling, or one now and then, they are noise.
+            if p.near_ceiling() && share >= TRIM_SHARE {
+                if let Some(rate) = p.rate {
                     p.rate = Some((rate * (1.0 - TRIM)).max(MIN_RATE));
                 }
             }
             return;
         }
+        let accepted = tally
+            .accepted_rate_while_throttled
+            .unwrap_or(f64::from(tally.accepted) / SHARE_WINDOW.as_secs_f64());
         p.last_cut = Some(now);
         // Graph's rate is what it accepted over the last second. (Answers keep arriving while the gate is
         // closed, so dividing by open time alone would overstate it; the bounded cut below keeps a second
         // with a long closed gate from collapsing the pace instead.)
-        let accepted_rate = f64::from(accepted) / WINDOW.as_secs_f64();
+        let accepted_rate = accepted;
         let rate = p.rate.unwrap_or(accepted_rate);
         // Leaving slow start, the last second also drained the bucket's burst and so overstates the limit:
         // take half the pace that overran it (as TCP does), unless Graph accepted even less. Afterwards one
@@ -244,13 +273,13 @@ impl Limiter {
             accepted_rate.clamp(0.75 * rate, rate)
         };
         let new_rate = MARGIN * base;
-        p.ceiling = Some(base.max(MIN_RATE));
+        p.ceiling = Some((CEILING_TRUST * base).max(MIN_RATE));
         p.slow_start = false;
-        // Everyone waiting re-reserves at the new pace once the gate opens; old slots no longer count.
-        p.next_slot = now;
         p.rate = Some(new_rate.max(MIN_RATE));
         tracing::info!(
             rate_per_second = p.rate.unwrap_or_default() as u64,
+            accepted_per_second = accepted as u64,
+            throttled_in_window = throttled,
             "Graph throttled: pacing requests"
         );
     }
@@ -259,6 +288,11 @@ impl Limiter {
     /// does not overrun a small bucket in one burst; `None` while unpaced.
     pub fn max_burst(&self) -> Option<usize> {
         self.rate().map(|rate| ((rate * 0.5) as usize).max(1))
+    }
+
+    /// The highest rate Graph is known to sustain, once an episode taught it.
+    pub fn ceiling(&self) -> Option<f64> {
+        self.pacing.lock().expect("pacing lock").ceiling
     }
 
     /// Current pace in requests per second, if pacing has started.
@@ -297,47 +331,44 @@ mod tests {
     async fn learns_the_accepted_rate_then_paces() {
         let limiter = Limiter::new(100);
         assert_eq!(limiter.rate(), Some(START_RATE));
-        limiter.record_accepted(60);
-        limiter.record_accepted(40);
-        assert_eq!(limiter.rate(), Some(150.0), "slow start: +1/s per accepted request");
+        accept_for_two_seconds(&limiter).await;
+        assert_eq!(limiter.rate(), Some(250.0), "slow start: +1/s per accepted request");
         for _ in 0..3 {
             limiter.record_throttled();
         }
         assert_eq!(
             limiter.rate(),
-            Some(150.0),
-            "3 of 103 answers is under 10 %: noise, not an episode"
+            Some(250.0),
+            "3 of 203 answers is under 10 %: noise, not an episode"
         );
-        for _ in 0..10 {
+        for _ in 0..27 {
             limiter.record_throttled();
         }
         assert_eq!(
             limiter.rate(),
-            Some(0.95 * 75.0),
-            "leaving slow start: 95 % of half the pace that overran"
+            Some(0.95 * 100.0),
+            "leaving slow start: 95 % of what Graph accepted while throttling, under half the pace"
         );
-        // 18 requests at 71.25/s take over 200 ms of schedule each.
+        // 18 requests at 95/s take over 180 ms of schedule each.
         let start = Instant::now();
         let deadline = start + Duration::from_secs(10);
         for _ in 0..3 {
             drop(limiter.acquire(deadline, 18).await);
         }
-        assert!(Instant::now() - start >= Duration::from_millis(400));
-        tokio::time::advance(Duration::from_secs(2)).await;
-        limiter.record_accepted(50);
-        assert_eq!(
-            limiter.rate(),
-            Some(0.95 * 75.0 + 1.0),
-            "below the ceiling: +2 % per second"
-        );
-        for _ in 0..10 {
+        assert!(Instant::now() - start >= Duration::from_millis(350));
+        tokio::time::advance(Duration::from_secs(4)).await;
+        limiter.record_accepted(80);
+        assert_eq!(limiter.rate(), Some(96.6), "below the ceiling: +2 % per second");
+        tokio::time::advance(SLOT).await;
+        limiter.record_accepted(10);
+        for _ in 0..12 {
             limiter.record_throttled();
         }
+        // The first 429s only trim (0.5 % each); the tenth makes an episode, which cuts by at most
+        // 28.75 % although Graph accepted just 40/s while throttling.
         let rate = limiter.rate().unwrap();
-        assert!(
-            (rate - 0.95 * 0.75 * 72.25).abs() < 1e-9,
-            "one episode cuts by at most 28.75 %: {rate}"
-        );
+        let most = 0.95 * 0.75 * 96.62;
+        assert!(rate <= most + 1e-9 && rate >= 0.94 * most, "{rate}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -356,28 +387,54 @@ mod tests {
         assert!(limiter.rate().unwrap() >= learned, "{:?} < {learned}", limiter.rate());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_trickle_of_429s_at_the_ceiling_trims_the_pace_without_an_episode() {
+    /// 100 answers a second for two seconds, in quarter-second slots.
+    async fn accept_for_two_seconds(limiter: &Limiter) {
+        for _ in 0..8 {
+            tokio::time::advance(SLOT).await;
+            limiter.record_accepted(25);
+        }
+    }
+
+    /// Leaves slow start with a pace of 95/s and a ceiling of 97/s (Graph accepted 100/s).
+    async fn learned() -> Limiter {
         let limiter = Limiter::new(100);
-        limiter.record_accepted(100);
-        for _ in 0..20 {
+        accept_for_two_seconds(&limiter).await;
+        for _ in 0..30 {
             limiter.record_throttled();
         }
-        tokio::time::advance(Duration::from_secs(2)).await;
-        // Climb to the ceiling (75/s) unthrottled.
-        while limiter.rate().unwrap() < 75.0 {
+        assert_eq!((limiter.rate(), limiter.ceiling()), (Some(95.0), Some(97.0)));
+        limiter
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickle_of_429s_at_the_ceiling_trims_the_pace_without_an_episode() {
+        let limiter = learned().await;
+        tokio::time::advance(Duration::from_secs(4)).await;
+        while limiter.rate().unwrap() < 100.0 {
             tokio::time::advance(Duration::from_millis(100)).await;
-            limiter.record_accepted(7);
+            limiter.record_accepted(10);
         }
         let at_ceiling = limiter.rate().unwrap();
-        tokio::time::advance(Duration::from_secs(2)).await;
-        limiter.record_accepted(70);
-        limiter.record_throttled();
+        // 10 of ~210 answers in two seconds: no episode, but far more 429s than below the ceiling (none).
+        for _ in 0..10 {
+            limiter.record_throttled();
+        }
         let trimmed = limiter.rate().unwrap();
-        assert!(trimmed < at_ceiling + 70.0 * SLOW_PROBE, "{trimmed}");
-        assert!(
-            trimmed > 0.99 * at_ceiling,
-            "one 429 trims 0.5 %, it does not cut: {trimmed}"
-        );
+        assert!(trimmed < at_ceiling, "{trimmed}");
+        assert!(trimmed > 0.97 * at_ceiling, "a 429 trims 0.5 %, it does not cut: {trimmed}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn noise_as_common_below_the_ceiling_as_at_it_does_not_hold_the_pace_down() {
+        let limiter = learned().await;
+        for _ in 0..600 {
+            tokio::time::advance(Duration::from_millis(100)).await;
+            // 4 % of answers are 429s at every pace: Graph's stray ones, not its limit.
+            limiter.record_accepted(24);
+            limiter.record_throttled();
+        }
+        let (rate, ceiling) = (limiter.rate().unwrap(), limiter.ceiling().unwrap());
+        assert!(ceiling >= 97.0, "noise never lowers the ceiling: {ceiling}");
+        assert!(rate >= 0.96 * ceiling, "nor holds the pace under it: {rate} of {ceiling}");
     }
 }

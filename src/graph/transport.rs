@@ -316,11 +316,8 @@ impl Transport {
                     (retry_reason(answer.status, &answer.body), answer.retry_after)
                 }
             };
+            // Graph named a wait for this request: it waits it out; the pace keeps the others under the limit.
             let wait = named_wait.unwrap_or_else(|| backoff(exchange.attempts));
-            if named_wait.is_some() {
-                // Graph named a wait: this request waits it out; the limiter decides whether everyone does.
-                self.limiter.throttled(wait);
-            }
             tracing::warn!(
                 path = request.url.path(),
                 attempt = exchange.attempts,

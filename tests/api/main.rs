@@ -10,4 +10,5 @@ mod queue;
 mod sandbox;
 mod settings;
 mod targets;
+mod pacing;
 mod throughput;
