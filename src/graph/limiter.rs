@@ -421,7 +421,10 @@ mod tests {
         }
         let trimmed = limiter.rate().unwrap();
         assert!(trimmed < at_ceiling, "{trimmed}");
-        assert!(trimmed > 0.97 * at_ceiling, "a 429 trims 0.5 %, it does not cut: {trimmed}");
+        assert!(
+            trimmed > 0.97 * at_ceiling,
+            "a 429 trims 0.5 %, it does not cut: {trimmed}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -435,6 +438,9 @@ mod tests {
         }
         let (rate, ceiling) = (limiter.rate().unwrap(), limiter.ceiling().unwrap());
         assert!(ceiling >= 97.0, "noise never lowers the ceiling: {ceiling}");
-        assert!(rate >= 0.96 * ceiling, "nor holds the pace under it: {rate} of {ceiling}");
+        assert!(
+            rate >= 0.96 * ceiling,
+            "nor holds the pace under it: {rate} of {ceiling}"
+        );
     }
 }

@@ -53,7 +53,10 @@ fn a_hung_request_is_abandoned_after_a_timeout_learned_from_graph_s_latency() {
     let (status, _, reply) = app.post_ids(&json!({ "assignmentIds": [ids[40]] }).to_string()).res();
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["results"][0]["outcome"], "accepted");
-    assert_eq!(reply["results"][0]["attempts"], 2, "the hung attempt was given up and retried");
+    assert_eq!(
+        reply["results"][0]["attempts"], 2,
+        "the hung attempt was given up and retried"
+    );
     // The timeout used is the floor (3 s), not the configured 60 s.
     assert!(
         app.stdout_contains("Graph did not answer within 3000 ms"),
