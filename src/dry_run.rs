@@ -74,7 +74,7 @@ async fn list_capped(
         if *budget == 0 {
             return (out, true, None);
         }
-        let page = match list::fetch_page(graph, &url, deadline).await {
+        let page = match list::fetch_page(graph, scope, &url, deadline).await {
             Ok(page) => page,
             Err(e) => return (out, false, Some(e)),
         };

@@ -39,7 +39,7 @@ pub async fn expand_one_page(
     deadline: Instant,
 ) -> Result<PageOutcome, ListError> {
     let url = list::page_url(graph, &scope, next_link)?;
-    let page = list::fetch_page(graph, &url, deadline).await?;
+    let page = list::fetch_page(graph, &scope, &url, deadline).await?;
     let targets = Targets::from_items(page.items.iter().map(|a| Target::Assignment(a.id)));
     Ok(PageOutcome {
         listed: targets.len(),

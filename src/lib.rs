@@ -17,7 +17,10 @@ pub mod fanout;
 pub mod functions;
 pub mod graph;
 pub mod host;
+pub mod json;
 pub mod message;
+#[cfg(test)]
+mod props;
 pub mod reprocess;
 #[cfg(feature = "emulator")]
 pub mod sandbox;

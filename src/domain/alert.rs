@@ -11,8 +11,9 @@
 //! Names are matched case-insensitively: `assignmentId`, `assignmentRequestId`, `accessPackageId`,
 //! `userId`, and AuditLogs' `TargetUserId`. Other names (e.g. `Computer`) are ignored; values that are
 //! not GUIDs are skipped with a reason (their text is not echoed). `monitorCondition: Resolved` and
-//! payloads of other alert types yield "nothing to do" — a webhook answered with an error is retried
-//! by the action group and helps no one.
+//! payloads of other alert types yield "nothing to do". A payload with more than [`MAX_PAIRS`]
+//! name/value pairs is refused as a whole ([`AlertVerdict::TooManyPairs`]) rather than read in part:
+//! every GUID under a target name is acted on, or none is.
 
 use super::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, UserId};
 use super::scope::Scope;
@@ -23,7 +24,8 @@ use serde_json::Value;
 /// The `schemaId` of the common alert schema.
 pub const COMMON_SCHEMA_ID: &str = "azureMonitorCommonAlertSchema";
 /// Name/value pairs read at most from one payload (an alert has a handful; this bounds hostile input).
-const MAX_PAIRS: usize = 2_000;
+/// A payload with more is refused as a whole: reading only the first ones would act on a subset.
+pub const MAX_PAIRS: usize = 2_000;
 
 /// A name/value that looked like a target but was not used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -37,6 +39,8 @@ pub struct Skipped {
 pub enum AlertVerdict {
     /// Nothing to enqueue (answer 200 with the reason).
     NothingToDo { reason: String, skipped: Vec<Skipped> },
+    /// Too large to act on in full: refused as a whole (answer 413; action groups do not retry a 4xx).
+    TooManyPairs { pairs: usize, limit: usize },
     Work {
         targets: Targets,
         scopes: Vec<Scope>,
@@ -94,15 +98,11 @@ pub fn parse_alert(payload: &Value) -> AlertVerdict {
     let context = &data["alertContext"];
     for criterion in context["condition"]["allOf"].as_array().into_iter().flatten() {
         for d in criterion["dimensions"].as_array().into_iter().flatten() {
-            if let Some(name) = d["name"].as_str() {
-                pairs.push(("dimension", name, &d["value"]));
-            }
+            pairs.push(("dimension", d["name"].as_str().unwrap_or(""), &d["value"]));
         }
     }
     for d in context["Dimensions"].as_array().into_iter().flatten() {
-        if let Some(name) = d["name"].as_str() {
-            pairs.push(("dimension", name, &d["value"]));
-        }
+        pairs.push(("dimension", d["name"].as_str().unwrap_or(""), &d["value"]));
     }
     for (source, object) in [
         ("customProperties", &data["customProperties"]),
@@ -113,10 +113,18 @@ pub fn parse_alert(payload: &Value) -> AlertVerdict {
         }
     }
 
+    // Every entry counts, named or not (unnamed ones are pushed with an empty name and ignored).
+    let total = pairs.len();
+    if total > MAX_PAIRS {
+        return AlertVerdict::TooManyPairs {
+            pairs: total,
+            limit: MAX_PAIRS,
+        };
+    }
     let mut items = Vec::new();
     let mut scopes = Vec::new();
     let mut skipped = Vec::new();
-    for (source, name, value) in pairs.into_iter().take(MAX_PAIRS) {
+    for (source, name, value) in pairs {
         let Some(kind) = kind_of(name) else { continue };
         let skip = |reason: String| Skipped {
             source,

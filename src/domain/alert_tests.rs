@@ -27,7 +27,7 @@ fn fired_with(context: &str, signal: &str, service: &str) -> Value {
 fn reason(v: &AlertVerdict) -> &str {
     match v {
         AlertVerdict::NothingToDo { reason, .. } => reason,
-        AlertVerdict::Work { .. } => panic!("expected nothing to do, got {v:?}"),
+        other => panic!("expected nothing to do, got {other:?}"),
     }
 }
 
@@ -109,4 +109,23 @@ fn only_invalid_values_is_nothing_to_do_with_the_reasons() {
         panic!()
     };
     assert!(skipped[0].reason.contains("nil GUID"));
+}
+
+#[test]
+fn too_many_pairs_refuse_the_whole_alert_whatever_their_order() {
+    // 2,000 other pairs first used to push the IDs past the read cap: some were enqueued, silently.
+    let mut alert = fired_with(LOG_V2, "Log", "Log Alerts V2");
+    let mut dims: Vec<Value> = (0..MAX_PAIRS)
+        .map(|i| json!({ "name": format!("Column{i}"), "value": "x" }))
+        .collect();
+    dims.push(json!({ "name": "assignmentId", "value": A }));
+    alert["data"]["alertContext"]["condition"]["allOf"][0]["dimensions"] = Value::Array(dims);
+    assert!(matches!(
+        parse_alert(&alert),
+        AlertVerdict::TooManyPairs { pairs, limit: MAX_PAIRS } if pairs > MAX_PAIRS
+    ));
+    // Unnamed entries count too, so they cannot be used to hide the size.
+    let unnamed: Vec<Value> = (0..=MAX_PAIRS).map(|_| json!({ "value": A })).collect();
+    alert["data"]["alertContext"]["condition"]["allOf"][0]["dimensions"] = Value::Array(unnamed);
+    assert!(matches!(parse_alert(&alert), AlertVerdict::TooManyPairs { .. }));
 }

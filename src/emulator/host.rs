@@ -165,15 +165,21 @@ fn identities(key_name: Option<&str>) -> Value {
 /// The body the host POSTs to `/{function}` for an HTTP-triggered call (`HttpRequestExtensions.GetRequestAsJObject`
 /// for `Data.req`; `HttpTriggerAttributeBindingProvider.GetBindingData` for `Metadata`).
 pub fn http_envelope(function: &str, binding: &str, call: &HttpCall) -> String {
+    // ASP.NET's query and header collections are case-insensitive and keep every value of a repeated
+    // key: `Data.req` joins them with "," (`GetQueryCollectionAsDictionary`), while binding data keeps
+    // the last query value (`GetQueryParameterDictionary`) and joins header values.
+    let query_values = group_ci(&call.query);
     let mut query = Map::new();
-    for (k, v) in &call.query {
-        query.insert(k.clone(), Value::String(v.clone()));
+    let mut last_query = Map::new();
+    for (k, values) in &query_values {
+        query.insert(k.clone(), Value::String(values.join(",")));
+        last_query.insert(k.clone(), Value::String(values.last().cloned().unwrap_or_default()));
     }
     let mut headers = Map::new();
     let mut joined_headers = Map::new();
-    for (k, v) in &call.headers {
-        headers.insert(k.clone(), json!([v]));
-        joined_headers.insert(k.clone(), Value::String(v.clone()));
+    for (k, values) in group_ci(&call.headers) {
+        headers.insert(k.clone(), json!(values));
+        joined_headers.insert(k, Value::String(values.join(",")));
     }
     let mut req = Map::new();
     req.insert("Url".into(), Value::String(call.url.clone()));
@@ -190,14 +196,14 @@ pub fn http_envelope(function: &str, binding: &str, call: &HttpCall) -> String {
     if let Some(body) = call.body.as_ref().filter(|b| !b.is_empty()) {
         apply_json_properties(&mut metadata, body);
     }
-    for (k, v) in &call.query {
+    for (k, values) in &query_values {
         if !k.eq_ignore_ascii_case("code") {
-            metadata.insert(k.clone(), host_string(v));
+            metadata.insert(k.clone(), host_string(values.last().map_or("", String::as_str)));
         }
     }
     let has = |m: &Map<String, Value>, key: &str| m.keys().any(|k| k.eq_ignore_ascii_case(key));
     if !has(&metadata, "Query") {
-        metadata.insert("Query".into(), Value::Object(query));
+        metadata.insert("Query".into(), Value::Object(last_query));
     }
     if !has(&metadata, "Headers") {
         metadata.insert("Headers".into(), Value::Object(joined_headers));
@@ -206,4 +212,59 @@ pub fn http_envelope(function: &str, binding: &str, call: &HttpCall) -> String {
     let mut data = Map::new();
     data.insert(binding.into(), Value::Object(req));
     json!({ "Data": data, "Metadata": metadata }).to_string()
+}
+
+/// Values per key, keys compared case-insensitively and spelled as first seen, in first-seen order.
+fn group_ci(pairs: &[(String, String)]) -> Vec<(String, Vec<String>)> {
+    let mut grouped: Vec<(String, Vec<String>)> = Vec::new();
+    for (k, v) in pairs {
+        match grouped.iter_mut().find(|(key, _)| key.eq_ignore_ascii_case(k)) {
+            Some((_, values)) => values.push(v.clone()),
+            None => grouped.push((k.clone(), vec![v.clone()])),
+        }
+    }
+    grouped
+}
+
+/// Standard base64 with padding: how the host hands over octet-stream and multipart bodies.
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_query_keys_are_joined_in_data_and_last_wins_in_metadata() {
+        let mut call = HttpCall::post_json("reprocess", "{}");
+        call.query = vec![("dryRun".into(), "true".into()), ("DRYRUN".into(), "false".into())];
+        let envelope: Value = serde_json::from_str(&http_envelope("f", "req", &call)).unwrap();
+        assert_eq!(envelope["Data"]["req"]["Query"], json!({ "dryRun": "true,false" }));
+        assert_eq!(envelope["Metadata"]["Query"], json!({ "dryRun": "false" }));
+        assert_eq!(envelope["Metadata"]["dryRun"], "\"false\"");
+    }
+
+    #[test]
+    fn base64_matches_the_standard_alphabet() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
 }

@@ -73,6 +73,8 @@ pub struct EmulatorState {
     tokens_issued: AtomicUsize,
     graph_log: Mutex<Vec<LoggedRequest>>,
     token_fetches: AtomicUsize,
+    /// When set, the token endpoint accepts connections and never answers (a hung identity endpoint).
+    token_hangs: std::sync::atomic::AtomicBool,
     base_url: Mutex<String>,
 }
 
@@ -95,6 +97,7 @@ impl EmulatorState {
             tokens_issued: AtomicUsize::new(0),
             graph_log: Mutex::new(Vec::new()),
             token_fetches: AtomicUsize::new(0),
+            token_hangs: std::sync::atomic::AtomicBool::new(false),
             base_url: Mutex::new(String::new()),
         }
     }
@@ -105,6 +108,15 @@ impl EmulatorState {
 
     pub fn token_fetches(&self) -> usize {
         self.token_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes the token endpoint hang (accept, then never answer) or answer again.
+    pub fn set_token_hangs(&self, hangs: bool) {
+        self.token_hangs.store(hangs, Ordering::SeqCst);
+    }
+
+    pub fn token_hangs(&self) -> bool {
+        self.token_hangs.load(Ordering::SeqCst)
     }
 
     pub fn set_app_role_granted(&self, granted: bool) {

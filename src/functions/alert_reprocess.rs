@@ -2,14 +2,19 @@
 //! the common alert schema). Action groups wait only briefly for an answer, so this function never
 //! calls Graph: it reads the targets from the alert (`domain::alert`), enqueues them exactly like a
 //! fan-out HTTP call (expansion messages for packages/users, chunks of 20 for IDs) and answers 202.
-//! Resolved notifications and other alert shapes get 200 "nothing to do" with the reason, never an
-//! error (an error only makes the action group retry). `?dryRun=true` shows what would be enqueued.
+//! Resolved notifications and other alert shapes get 200 "nothing to do" with the reason. An alert this
+//! function cannot act on *in full* (duplicate keys, more than `domain::alert::MAX_PAIRS` pairs, more
+//! than `MAX_IDS_PER_CALL` IDs) is refused as a whole with a 4xx naming the limit: action groups retry
+//! only 408, 429, 503, 504 and transport errors (azure-monitor-docs `alerts/action-groups.md`), so the
+//! refusal is logged in the action group's history instead of being retried, and nothing is half done.
+//! `?dryRun=true` shows what would be enqueued.
 
 use super::bindings::alert as b;
-use super::http::{check_body_size, error_body, query_flag};
+use super::http::{check_body_size, check_content_type, error_body, query_flag};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
+use crate::json::{StrictJsonError, parse_strict, value_budget};
 use crate::message::Plan;
 use crate::message::accepted::Accepted;
 use crate::state::AppState;
@@ -24,6 +29,33 @@ fn nothing_to_do(reason: &str, skipped: Value, invocation_id: &str, response: &m
     )
 }
 
+fn refused(reply: HttpReply, reason: &str, response: &mut InvokeResponse) -> HttpReply {
+    tracing::warn!(status = reply.status, reason, "alert refused as a whole");
+    response.log(format!("alert refused ({}): {reason}", reply.status));
+    reply
+}
+
+fn json_error_reply(e: &StrictJsonError) -> HttpReply {
+    let message = format!("the alert is refused as a whole: {e}");
+    match e {
+        StrictJsonError::DuplicateKey { path } => HttpReply::json(
+            400,
+            error_body(
+                "duplicate_key",
+                &message,
+                json!({ "fields": [{ "field": path, "reason": "duplicate key" }] }),
+            ),
+        ),
+        StrictJsonError::TooManyValues { limit } => {
+            HttpReply::json(413, error_body("too_many_values", &message, json!({ "limit": limit })))
+        }
+        StrictJsonError::Syntax(_) => HttpReply::json(
+            400,
+            error_body("invalid_json", &format!("the body is not JSON: {e}"), json!({})),
+        ),
+    }
+}
+
 pub fn handle(
     state: &AppState,
     request: &HttpTrigger,
@@ -35,6 +67,9 @@ pub fn handle(
         Ok(flag) => flag,
         Err(reply) => return reply,
     };
+    if let Err(reply) = check_content_type(request) {
+        return reply;
+    }
     let Some(body) = request.body.as_deref().filter(|b| !b.trim().is_empty()) else {
         return HttpReply::json(
             400,
@@ -48,18 +83,22 @@ pub fn handle(
     if let Err(reply) = check_body_size(body, settings.max_body_bytes) {
         return reply;
     }
-    let payload: Value = match serde_json::from_str(body) {
+    let payload: Value = match parse_strict(body, value_budget(settings.max_ids_per_call)) {
         Ok(payload) => payload,
-        Err(e) => {
-            return HttpReply::json(
-                400,
-                error_body("invalid_json", &format!("the body is not JSON: {e}"), json!({})),
-            );
-        }
+        Err(e) => return refused(json_error_reply(&e), &e.to_string(), response),
     };
     let (targets, scopes, skipped, alert_rule) = match parse_alert(&payload) {
         AlertVerdict::NothingToDo { reason, skipped } => {
             return nothing_to_do(&reason, json!(skipped), invocation_id, response);
+        }
+        AlertVerdict::TooManyPairs { pairs, limit } => {
+            let message = format!(
+                "the alert carries {pairs} name/value pairs (dimensions and custom properties); at most {limit} are read, \
+                 and reading only some could miss IDs, so nothing was enqueued"
+            );
+            let extra = json!({ "limit": limit, "count": pairs });
+            let reply = HttpReply::json(413, error_body("too_many_pairs", &message, extra));
+            return refused(reply, &message, response);
         }
         AlertVerdict::Work {
             targets,
@@ -70,11 +109,13 @@ pub fn handle(
     };
     let count = targets.len() + scopes.len();
     if count > settings.max_ids_per_call {
-        let reason = format!(
-            "{count} distinct IDs exceed the limit of {} per call (MAX_IDS_PER_CALL)",
-            settings.max_ids_per_call
+        let limit = settings.max_ids_per_call;
+        let message = format!(
+            "{count} distinct IDs exceed the limit of {limit} per call (MAX_IDS_PER_CALL); nothing was enqueued"
         );
-        return nothing_to_do(&reason, json!(skipped), invocation_id, response);
+        let extra = json!({ "limit": limit, "count": count, "setting": "MAX_IDS_PER_CALL" });
+        let reply = HttpReply::json(413, error_body("too_many_ids", &message, extra));
+        return refused(reply, &message, response);
     }
     let correlation_id = CorrelationId::new_random();
     let plan = Plan::new(&targets, &scopes, &correlation_id);

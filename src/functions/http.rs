@@ -36,6 +36,33 @@ pub fn query_flag(request: &HttpTrigger, name: &str) -> Result<bool, HttpReply> 
     }
 }
 
+/// The body must be declared JSON: `application/json` (any parameters, e.g. `; charset=utf-8`), `text/json`
+/// or `application/<something>+json`, or no Content-Type at all (curl without `-H`, some scripts). The host
+/// passes `text/plain`, XML and form bodies through as text, so without this check they would be read
+/// as JSON anyway; octet-stream and multipart bodies even arrive base64-encoded. 415 names what to send.
+pub fn check_content_type(request: &HttpTrigger) -> Result<(), HttpReply> {
+    let Some(value) = request.header("Content-Type") else {
+        return Ok(());
+    };
+    let media_type = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let json = media_type.is_empty()
+        || media_type == "application/json"
+        || media_type == "text/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"));
+    if json {
+        return Ok(());
+    }
+    let shown: String = media_type.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+    Err(HttpReply::json(
+        415,
+        error_body(
+            "unsupported_media_type",
+            &format!("the body is declared as {shown:?}; send JSON with Content-Type: application/json"),
+            json!({ "expected": "application/json" }),
+        ),
+    ))
+}
+
 /// 413 naming the limit and its setting when an HTTP body is over `MAX_BODY_BYTES`.
 pub fn check_body_size(body: &str, max_body_bytes: usize) -> Result<(), HttpReply> {
     if body.len() <= max_body_bytes {

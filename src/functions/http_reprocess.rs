@@ -8,10 +8,11 @@
 //! `?dryRun=true` reads instead and reprocesses nothing (`crate::dry_run`).
 
 use super::bindings::http as b;
-use super::http::{check_body_size, error_body, query_flag};
+use super::http::{check_body_size, check_content_type, error_body, query_flag};
 use crate::domain::{CorrelationId, Targets};
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
+use crate::json::StrictJsonError;
 use crate::message::accepted::{Accepted, Queued};
 use crate::message::{self, Plan, RequestError, parse_json_request};
 use crate::state::AppState;
@@ -25,16 +26,8 @@ pub async fn handle(
     response: &mut InvokeResponse,
 ) -> HttpReply {
     let settings = &state.settings;
-    let content_type = request.header("Content-Type").unwrap_or("").to_ascii_lowercase();
-    if content_type.starts_with("application/octet-stream") || content_type.starts_with("multipart/") {
-        return HttpReply::json(
-            415,
-            error_body(
-                "unsupported_media_type",
-                "send the body as JSON with Content-Type: application/json",
-                json!({}),
-            ),
-        );
+    if let Err(reply) = check_content_type(request) {
+        return reply;
     }
     let Some(body) = request.body.as_deref().filter(|b| !b.trim().is_empty()) else {
         return HttpReply::json(
@@ -168,10 +161,24 @@ fn request_error_reply(e: &RequestError) -> HttpReply {
                 json!({ "limit": limit, "count": count, "setting": setting }),
             ),
         ),
-        RequestError::Fields(errors) => {
-            HttpReply::json(400, error_body("invalid_field", &message, json!({ "fields": errors })))
-        }
-        RequestError::Json(_) | RequestError::NotAnObject(_) => {
+        RequestError::Fields { errors, total } => HttpReply::json(
+            400,
+            error_body(
+                "invalid_field",
+                &message,
+                json!({ "fields": errors, "invalidFields": total }),
+            ),
+        ),
+        RequestError::DuplicateKey(StrictJsonError::DuplicateKey { path }) => HttpReply::json(
+            400,
+            error_body(
+                "duplicate_key",
+                &message,
+                json!({ "fields": [{ "field": path, "reason": "duplicate key" }] }),
+            ),
+        ),
+        RequestError::TooManyValues(_) => HttpReply::json(413, error_body("too_many_values", &message, json!({}))),
+        RequestError::Json(_) | RequestError::NotAnObject(_) | RequestError::DuplicateKey(_) => {
             HttpReply::json(400, error_body("invalid_json", &message, json!({})))
         }
         RequestError::Empty | RequestError::NoTargets => {

@@ -9,7 +9,8 @@ pub mod http_reprocess;
 mod queue_expand;
 pub mod queue_reprocess;
 
-use crate::host::{Envelope, EnvelopeError, InvokeResponse};
+use crate::config::Settings;
+use crate::host::{Envelope, EnvelopeError, HttpReply, InvokeResponse};
 use crate::state::AppState;
 use bindings::{HTTP_REQUEST, HTTP_RESPONSE};
 
@@ -38,4 +39,27 @@ pub async fn dispatch(
         }
         _ => None,
     }
+}
+
+/// The reply for an envelope too large to read (`startup` counted and discarded it): for an HTTP
+/// function the caller gets a proper 413 naming `MAX_BODY_BYTES` (a non-2xx to the host would become a
+/// bare 500); a queue function has no such reply (`None`: the invocation fails, the host retries and
+/// poisons the message) — and never needs one, since queue messages are at most 64 KiB.
+pub fn too_large(function: &str, envelope_bytes: usize, settings: &Settings) -> Option<InvokeResponse> {
+    if function != bindings::http::FUNCTION && function != bindings::alert::FUNCTION {
+        return None;
+    }
+    let limit = settings.max_body_bytes;
+    let message = format!(
+        "the request is too large: its invocation envelope was {envelope_bytes} bytes, so the body is over the limit of {limit} bytes (MAX_BODY_BYTES)"
+    );
+    let body = http::error_body(
+        "body_too_large",
+        &message,
+        serde_json::json!({ "limit": limit, "setting": "MAX_BODY_BYTES" }),
+    );
+    let mut response = InvokeResponse::default();
+    response.log(message);
+    response.http(HTTP_RESPONSE, HttpReply::json(413, body));
+    Some(response)
 }

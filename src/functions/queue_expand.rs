@@ -81,7 +81,7 @@ pub(super) async fn handle(
             let attempt = request.attempt + 1;
             let retry = ReprocessRequest::expansion(scope, next_link, correlation_id)
                 .requeued(attempt, e.retry_after_seconds());
-            response.enqueue(b::ENQUEUE, [retry.to_text()]);
+            response.enqueue(b::ENQUEUE, retry.to_texts());
             tracing::warn!(scope = scope.id(), attempt, error = %e, "listing failed; re-enqueued");
             response.log(format!(
                 "listing {} failed ({e}); re-enqueued as attempt {attempt}",
@@ -94,7 +94,7 @@ pub(super) async fn handle(
             let mut work = ReprocessRequest::expansion(scope, next_link, correlation_id);
             work.attempt = request.attempt;
             let record = DeadLetter::work(reason, work, Vec::new(), source);
-            response.enqueue(b::DEAD_LETTER, [record.to_text()]);
+            response.enqueue(b::DEAD_LETTER, record.into_texts());
             response.log(format!("listing dead-lettered: {e}"));
         }
     }

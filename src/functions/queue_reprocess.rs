@@ -8,6 +8,8 @@
 //! - IDs refused for lack of permission go to `<queue>-poison` so they can be re-driven once the app role
 //!   is granted;
 //! - a message naming access packages or users is expanded page by page (`queue_expand`);
+//! - every dead letter and re-enqueued message fits a queue message (`message::fit`): split over
+//!   several records rather than lost when too large;
 //! - the invocation succeeds (2xx) so the host deletes the original message. It fails (non-2xx, the host
 //!   retries the whole message) only when the envelope itself is unusable.
 
@@ -48,7 +50,7 @@ pub async fn handle(
                 &trigger.text,
                 source(),
             );
-            response.enqueue(b::DEAD_LETTER, [record.to_text()]);
+            response.enqueue(b::DEAD_LETTER, record.into_texts());
             response.log(format!(
                 "malformed message dead-lettered to {}-poison: {e}",
                 settings.queue_name
@@ -60,7 +62,7 @@ pub async fn handle(
     if request.dry_run {
         let reason = "dryRun is only for HTTP calls: nobody reads a queue message's answer".to_owned();
         let record = DeadLetter::unusable(reason, Vec::new(), &trigger.text, source());
-        response.enqueue(b::DEAD_LETTER, [record.to_text()]);
+        response.enqueue(b::DEAD_LETTER, record.into_texts());
         response.log("dry-run message dead-lettered: dry runs are HTTP only");
         return Ok(response);
     }
@@ -96,7 +98,7 @@ pub async fn handle(
             results_for(&report, &denied),
             source(),
         );
-        response.enqueue(b::DEAD_LETTER, [record.to_text()]);
+        response.enqueue(b::DEAD_LETTER, record.into_texts());
         response.log(format!("{} IDs dead-lettered: permission denied", denied.len()));
     }
 
@@ -109,14 +111,14 @@ pub async fn handle(
     if next_attempt >= settings.queue_max_attempts {
         let reason = format!("still transient after {next_attempt} attempts (QUEUE_MAX_ATTEMPTS)");
         let record = DeadLetter::work(reason, remainder, results_for(&report, &transient), source());
-        response.enqueue(b::DEAD_LETTER, [record.to_text()]);
+        response.enqueue(b::DEAD_LETTER, record.into_texts());
         response.log(format!(
             "{} IDs dead-lettered after {next_attempt} attempts",
             transient.len()
         ));
     } else {
         let retry = remainder.requeued(next_attempt, report.max_retry_after());
-        response.enqueue(b::ENQUEUE, [retry.to_text()]);
+        response.enqueue(b::ENQUEUE, retry.to_texts());
         response.log(format!(
             "{} transient IDs re-enqueued as attempt {next_attempt}, not before {}",
             transient.len(),

@@ -4,7 +4,7 @@
 //! origin and collection are checked); requests go through the `transport` like every other call.
 
 use super::GraphClient;
-use super::paths::{NextLinkError, checked_next_link, first_page_url, item_url};
+use super::paths::{NextLinkError, continuation_url, first_page_url, item_url};
 use super::status::{StatusClass, graph_error_or_text};
 use super::transport::{Call, GaveUp, GraphRequest, SendError};
 use crate::config::ApiVersion;
@@ -76,27 +76,28 @@ impl ListedAssignment {
 pub struct Page {
     /// Delivered assignments on this page, in Graph's order, without duplicates.
     pub items: Vec<ListedAssignment>,
-    /// Checked continuation, if Graph sent one.
+    /// Graph's continuation, checked against the scope and rebuilt ([`continuation_url`]).
     pub next_link: Option<Url>,
     /// Entries dropped: not delivered (a filter Graph should already have applied) or without a GUID `id`.
     pub dropped: usize,
 }
 
 /// Fetches and parses one page, retrying throttling and transient failures like the reprocess calls.
-/// The first page of `scope`, or the page at `next_link` once it passed [`checked_next_link`].
+/// The first page of `scope`, or its continuation at `next_link` as [`continuation_url`] rebuilt it.
 pub fn page_url(client: &GraphClient, scope: &Scope, next_link: Option<&str>) -> Result<Url, ListError> {
     match next_link {
-        Some(link) => Ok(checked_next_link(client.base_url(), client.api_version(), link)?),
+        Some(link) => Ok(continuation_url(client.base_url(), client.api_version(), scope, link)?),
         None => Ok(first_page_url(client.base_url(), client.api_version(), scope)),
     }
 }
 
-pub async fn fetch_page(client: &GraphClient, url: &Url, deadline: Instant) -> Result<Page, ListError> {
+/// `scope` is what `url` lists: Graph's `nextLink` must continue that listing and nothing wider.
+pub async fn fetch_page(client: &GraphClient, scope: &Scope, url: &Url, deadline: Instant) -> Result<Page, ListError> {
     let (status, body) = get_json(client, url, deadline).await?;
     if status == 404 {
         return Err(error_from(404, &body));
     }
-    parse_page(client.base_url(), client.api_version(), &body)
+    parse_page(client.base_url(), client.api_version(), scope, &body)
 }
 
 /// Reads one assignment or request for a dry run: `Ok(None)` when Graph says 404.
@@ -152,7 +153,7 @@ fn subject(value: &Value) -> Value {
     )
 }
 
-pub fn parse_page(base: &Url, version: ApiVersion, body: &[u8]) -> Result<Page, ListError> {
+pub fn parse_page(base: &Url, version: ApiVersion, scope: &Scope, body: &[u8]) -> Result<Page, ListError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| ListError::BadBody(e.to_string()))?;
     let entries = value
         .get("value")
@@ -187,7 +188,7 @@ pub fn parse_page(base: &Url, version: ApiVersion, body: &[u8]) -> Result<Page, 
     }
     page.next_link = match value.get("@odata.nextLink") {
         None | Some(Value::Null) => None,
-        Some(Value::String(link)) => Some(checked_next_link(base, version, link)?),
+        Some(Value::String(link)) => Some(continuation_url(base, version, scope, link)?),
         Some(_) => return Err(ListError::BadBody("`@odata.nextLink` is not a string".into())),
     };
     Ok(page)

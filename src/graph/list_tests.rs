@@ -9,6 +9,16 @@ fn base() -> Url {
     Url::parse("https://graph.microsoft.com").unwrap()
 }
 
+fn scope() -> Scope {
+    Scope::AccessPackage(crate::domain::AccessPackageId::parse(P).unwrap())
+}
+
+/// Graph's nextLink for the package's listing: every query option as sent, plus a skip token.
+fn next_link(extra: &str) -> String {
+    let first = super::super::paths::first_page_url(&base(), ApiVersion::V1, &scope());
+    format!("{first}&$skiptoken=x{extra}")
+}
+
 #[test]
 fn pages_keep_delivered_guids_once_and_check_the_next_link() {
     let body = serde_json::json!({
@@ -20,9 +30,9 @@ fn pages_keep_delivered_guids_once_and_check_the_next_link() {
             { "id": "1c7d3a9f-5d2b-4b54-8b66-8a1e2a7b3c21", "state": "expired" },
             { "id": "../users", "state": "delivered" }
         ],
-        "@odata.nextLink": "https://graph.microsoft.com/v1.0/identityGovernance/entitlementManagement/assignments?$skiptoken=x"
+        "@odata.nextLink": next_link("")
     });
-    let page = parse_page(&base(), ApiVersion::V1, body.to_string().as_bytes()).unwrap();
+    let page = parse_page(&base(), ApiVersion::V1, &scope(), body.to_string().as_bytes()).unwrap();
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.dropped, 2);
     assert_eq!(
@@ -33,14 +43,20 @@ fn pages_keep_delivered_guids_once_and_check_the_next_link() {
         page.items[0].target,
         Some(serde_json::json!({ "objectId": U, "displayName": "Adele" }))
     );
-    assert!(page.next_link.is_some());
+    assert_eq!(page.next_link.unwrap().as_str(), next_link(""));
+    // A link from Graph that widens the listing is refused like one from a message.
+    let wider = serde_json::json!({ "value": [], "@odata.nextLink": next_link("&$search=x") });
+    assert!(matches!(
+        parse_page(&base(), ApiVersion::V1, &scope(), wider.to_string().as_bytes()),
+        Err(ListError::BadNextLink(_))
+    ));
     let foreign = serde_json::json!({ "value": [], "@odata.nextLink": "https://evil.example/x" });
     assert!(matches!(
-        parse_page(&base(), ApiVersion::V1, foreign.to_string().as_bytes()),
+        parse_page(&base(), ApiVersion::V1, &scope(), foreign.to_string().as_bytes()),
         Err(ListError::ForeignNextLink(_))
     ));
     assert!(matches!(
-        parse_page(&base(), ApiVersion::V1, b"{}"),
+        parse_page(&base(), ApiVersion::V1, &scope(), b"{}"),
         Err(ListError::BadBody(_))
     ));
 }

@@ -1,6 +1,7 @@
 //! The one place a Graph URL is built. Only GUID newtypes are interpolated, and every query value is
 //! percent-encoded here, so nothing a caller typed can add a path segment, a query or a fragment; a
-//! `nextLink` from a message is only accepted back after [`checked_next_link`].
+//! `nextLink` from a message or from Graph is only followed after [`continuation_url`] checked it against
+//! the scope it continues and rebuilt it from that scope's own query plus Graph's paging tokens.
 //!
 //! Graph facts (microsoft-graph-docs-contrib, `api-reference/{v1.0,beta}/api/`):
 //! - reprocess, v1.0: `entitlementManagement/assignments/{id}/reprocess` and
@@ -12,11 +13,19 @@
 //! - listing, v1.0 `GET …/assignments` with `state eq 'delivered'`, `accessPackage/id eq '…'`,
 //!   `target/objectId eq '…'` (`entitlementmanagement-list-assignments.md`); beta `…/accessPackageAssignments`
 //!   with `assignmentState eq 'Delivered'`, `target/objectid`; both document `$expand=target,accessPackage`;
-//! - `@odata.nextLink` is a full URL carrying every query option plus `$skiptoken` (`concepts/paging.md`).
+//! - `@odata.nextLink` is a full URL carrying every query option plus `$skiptoken` (or `$skip`); `$top`
+//!   limits the page size (`concepts/paging.md`).
 
 use crate::config::ApiVersion;
 use crate::domain::{Scope, Target};
+use std::collections::HashSet;
 use url::Url;
+
+/// Query options Graph adds to a `nextLink` to move through the same result set: they page, they never
+/// widen it (`concepts/paging.md`).
+const PAGING_OPTIONS: &[&str] = &["$skiptoken", "$skip", "$top"];
+/// Longest paging value kept; Graph's skip tokens are opaque but far shorter.
+const MAX_PAGING_VALUE: usize = 4_096;
 
 const EM: &str = "identityGovernance/entitlementManagement";
 
@@ -164,6 +173,67 @@ pub fn checked_next_link(base: &Url, version: ApiVersion, link: &str) -> Result<
         return Err(NextLinkError::Malformed("it has a fragment".into()));
     }
     Ok(url)
+}
+
+/// The continuation of `scope`'s listing at `link`: on the Graph origin and collection
+/// ([`checked_next_link`]), with exactly the first page's `$filter`, `$expand` and `$select` (decoded,
+/// in any order) and nothing else but Graph's paging options. Anything more could widen the listing
+/// (another `$filter` lists other packages' assignments), so it is refused. The URL returned is
+/// rebuilt from the scope's first page plus those paging options: only Graph's tokens are carried over.
+pub fn continuation_url(base: &Url, version: ApiVersion, scope: &Scope, link: &str) -> Result<Url, NextLinkError> {
+    let url = checked_next_link(base, version, link)?;
+    let first = first_page_url(base, version, scope);
+    let expected: Vec<(String, String)> = first.query_pairs().into_owned().collect();
+    let refuse = |why: String| Err(NextLinkError::Malformed(why));
+    let mut seen: HashSet<&str> = HashSet::new();
+    let mut paging: Vec<(&'static str, String)> = Vec::new();
+    for (key, value) in url.query_pairs() {
+        if let Some((name, want)) = expected.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key)) {
+            if !seen.insert(name.as_str()) {
+                return refuse(format!("it repeats {name}"));
+            }
+            if value != want.as_str() {
+                return refuse(format!(
+                    "its {name} {:?} is not this listing's {want:?}",
+                    shorten(&value)
+                ));
+            }
+        } else if let Some(name) = PAGING_OPTIONS.iter().find(|p| p.eq_ignore_ascii_case(&key)) {
+            if paging.iter().any(|(p, _)| p == name) {
+                return refuse(format!("it repeats {name}"));
+            }
+            let numeric = *name != "$skiptoken";
+            if value.is_empty()
+                || value.len() > MAX_PAGING_VALUE
+                || (numeric && !value.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return refuse(format!("its {name} is not a paging value Graph would send"));
+            }
+            paging.push((name, value.into_owned()));
+        } else {
+            return refuse(format!(
+                "it adds the query option {:?}, which this listing does not use",
+                shorten(&key)
+            ));
+        }
+    }
+    if let Some((missing, _)) = expected.iter().find(|(k, _)| !seen.contains(k.as_str())) {
+        return refuse(format!("it drops {missing}"));
+    }
+    if !paging.iter().any(|(p, _)| *p == "$skiptoken" || *p == "$skip") {
+        return refuse("it carries no $skiptoken or $skip, so it would list the first page again".into());
+    }
+    let mut options: Vec<(&str, &str)> = expected.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    options.extend(paging.iter().map(|(k, v)| (*k, v.as_str())));
+    Ok(with_query(base, &assignments_path(version), &options))
+}
+
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().filter(|c| !c.is_control()).take(120).collect();
+    if s.chars().count() > 120 {
+        out.push('…');
+    }
+    out
 }
 
 #[cfg(test)]

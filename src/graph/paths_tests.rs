@@ -126,3 +126,44 @@ fn reprocess_and_batch_paths_per_version() {
         "https://graph.microsoft.us/beta/$batch"
     );
 }
+
+#[test]
+fn continuations_keep_the_scopes_query_and_only_add_graphs_paging() {
+    let package = Scope::AccessPackage(AccessPackageId::parse(P).unwrap());
+    let other = Scope::AccessPackage(AccessPackageId::parse("1c7d3a9f-5d2b-4b54-8b66-8a1e2a7b3c21").unwrap());
+    let first = first_page_url(&base(), ApiVersion::V1, &package);
+    let link = format!("{first}&$skiptoken=RFNwdF64x2");
+    let url = continuation_url(&base(), ApiVersion::V1, &package, &link).unwrap();
+    assert_eq!(url.as_str(), link, "rebuilt to the same URL");
+    // Graph may encode differently and order options otherwise: compared decoded, in any order.
+    let path = "https://graph.microsoft.com/v1.0/identityGovernance/entitlementManagement/assignments";
+    let reordered = format!(
+        "{path}?%24skiptoken=abc&$select=id,state,status&$expand=target%2CaccessPackage&$filter=state+eq+'delivered'+and+accessPackage/id+eq+'{P}'&$top=100"
+    );
+    let url = continuation_url(&base(), ApiVersion::V1, &package, &reordered).unwrap();
+    assert!(url.as_str().starts_with(first.as_str()) && url.as_str().ends_with("&$skiptoken=abc&$top=100"));
+
+    let other_first = first_page_url(&base(), ApiVersion::V1, &other);
+    let widened_filter = first.as_str().replace(
+        &encode_query_value(&filter(ApiVersion::V1, &package)),
+        "state%20eq%20%27delivered%27",
+    );
+    for (refused, why) in [
+        (format!("{other_first}&$skiptoken=x"), "another package's filter"),
+        (format!("{widened_filter}&$skiptoken=x"), "every delivered assignment"),
+        (format!("{first}&$skiptoken=x&$search=%22a%22"), "an added option"),
+        (format!("{first}&$skiptoken=x&$filter=x"), "a repeated option"),
+        (format!("{first}&$skiptoken=x&$skiptoken=y"), "a repeated token"),
+        (format!("{first}&$skip=1e3"), "a non-numeric $skip"),
+        (first.to_string(), "no paging token"),
+        (format!("{path}?$skiptoken=x"), "dropped options"),
+    ] {
+        assert!(
+            matches!(
+                continuation_url(&base(), ApiVersion::V1, &package, &refused),
+                Err(NextLinkError::Malformed(_))
+            ),
+            "{why}: {refused}"
+        );
+    }
+}

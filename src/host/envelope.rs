@@ -22,8 +22,81 @@ pub enum EnvelopeError {
 pub struct Envelope {
     #[serde(rename = "Data", alias = "data", default)]
     pub data: Map<String, Value>,
-    #[serde(rename = "Metadata", alias = "metadata", default)]
+    /// Only scalar entries: the host copies a JSON body's or message's object properties here as
+    /// nested objects (`Utility.ApplyBindingData`), which nothing reads, so they are skipped unbuilt.
+    #[serde(rename = "Metadata", alias = "metadata", default, deserialize_with = "scalars_only")]
     pub metadata: Map<String, Value>,
+}
+
+fn scalars_only<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Map<String, Value>, D::Error> {
+    struct Scalars;
+    impl<'de> serde::de::Visitor<'de> for Scalars {
+        type Value = Map<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the Metadata object")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Map::new())
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
+            let mut map = Map::new();
+            while let Some(key) = access.next_key::<String>()? {
+                if let Scalar(Some(value)) = access.next_value::<Scalar>()? {
+                    map.insert(key, value);
+                }
+            }
+            Ok(map)
+        }
+    }
+    deserializer.deserialize_any(Scalars)
+}
+
+/// A metadata value: strings, numbers and booleans are kept; objects and arrays are skipped.
+struct Scalar(Option<Value>);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a metadata value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::Bool(v))))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v.into())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v.into())))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar(serde_json::Number::from_f64(v).map(Value::Number)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::String(v.to_owned()))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Scalar, E> {
+                Ok(Scalar(Some(Value::String(v))))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Scalar(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 impl Envelope {

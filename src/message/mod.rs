@@ -5,6 +5,7 @@
 //! - [`Plan`]: the messages an HTTP call, an alert or a multi-scope message hands to the queue.
 //! - [`DeadLetter`]: the record a message or ID becomes on `<queue>-poison`.
 //! - [`accepted`]: the 202 bodies that tell a caller what was enqueued.
+//! - [`fit`]: every text written fits one queue message (48 KiB before base64), split or clipped if not.
 //!
 //! Field names avoid the host's queue metadata keys (`Id`, `DequeueCount`, `InsertionTime`, …): the host
 //! copies a JSON message's top-level properties over those keys (`Utility.ApplyBindingData`). Messages
@@ -13,10 +14,11 @@
 
 pub mod accepted;
 mod dead_letter;
+pub mod fit;
 mod parse;
 
 pub use dead_letter::{DeadLetter, DeadLetterSource};
-pub use parse::{FieldError, RequestError, parse_json_request, parse_queue_message};
+pub use parse::{FieldError, MAX_LISTED_FIELD_ERRORS, RequestError, parse_json_request, parse_queue_message};
 
 use crate::domain::{CorrelationId, Scope, Target, TargetKind, Targets};
 use serde::ser::{Serialize, SerializeMap, Serializer};
@@ -122,6 +124,17 @@ impl ReprocessRequest {
     /// The message text, as it goes on the queue.
     pub fn to_text(&self) -> String {
         serde_json::to_string(self).expect("a message always serializes")
+    }
+
+    /// The message as texts that each fit a queue message: one text unless its IDs must be split
+    /// (every ID in exactly one text, the rest of the message repeated in each).
+    pub fn to_texts(&self) -> Vec<String> {
+        let targets = self.targets.items().to_vec();
+        fit::split_to_fit(&targets, &|part| {
+            let mut message = self.clone();
+            message.targets = Targets::from_items(part.iter().copied());
+            message.to_text()
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use super::ReprocessRequest;
 use super::field::{self, KNOWN_FIELDS};
 use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
 use crate::domain::{Scope, Target, Targets};
+use crate::json::{StrictJsonError, parse_strict, value_budget};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -19,16 +20,23 @@ pub struct FieldError {
     pub reason: String,
 }
 
+/// Field errors listed in one answer or dead letter; the count always says how many there were.
+pub const MAX_LISTED_FIELD_ERRORS: usize = 50;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
     #[error("the body is empty; send a JSON object such as {{\"assignmentIds\":[\"...\"]}}")]
     Empty,
     #[error("the body is not valid JSON: {0}")]
     Json(String),
+    #[error("refused as a whole: {0}")]
+    DuplicateKey(StrictJsonError),
+    #[error("refused as a whole: {0}")]
+    TooManyValues(StrictJsonError),
     #[error("the body must be a JSON object, got {0}")]
     NotAnObject(&'static str),
-    #[error("{} invalid field(s): {}", .0.len(), .0.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect::<Vec<_>>().join("; "))]
-    Fields(Vec<FieldError>),
+    #[error("{}", fields_message(.errors, *.total))]
+    Fields { errors: Vec<FieldError>, total: usize },
     #[error(
         "no IDs given: set assignmentIds, assignmentRequestIds, accessPackageIds or userIds (or the singular forms)"
     )]
@@ -41,11 +49,39 @@ pub enum RequestError {
     },
 }
 
+fn fields_message(errors: &[FieldError], total: usize) -> String {
+    let listed = if total > errors.len() {
+        format!(" (first {} listed)", errors.len())
+    } else {
+        String::new()
+    };
+    let noun = if total == 1 { "field" } else { "fields" };
+    let each: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.field, e.reason)).collect();
+    format!("{total} invalid {noun}{listed}: {}", each.join("; "))
+}
+
 impl RequestError {
+    /// Every refused field, capped at [`MAX_LISTED_FIELD_ERRORS`] (the count is in the message).
+    pub fn fields(mut errors: Vec<FieldError>) -> Self {
+        let total = errors.len();
+        errors.truncate(MAX_LISTED_FIELD_ERRORS);
+        RequestError::Fields { errors, total }
+    }
+
     pub fn field_errors(&self) -> &[FieldError] {
         match self {
-            RequestError::Fields(errors) => errors,
+            RequestError::Fields { errors, .. } => errors,
             _ => &[],
+        }
+    }
+}
+
+impl From<StrictJsonError> for RequestError {
+    fn from(e: StrictJsonError) -> Self {
+        match e {
+            StrictJsonError::DuplicateKey { .. } => RequestError::DuplicateKey(e),
+            StrictJsonError::TooManyValues { .. } => RequestError::TooManyValues(e),
+            StrictJsonError::Syntax(text) => RequestError::Json(text),
         }
     }
 }
@@ -66,7 +102,8 @@ pub fn parse_json_request(text: &str, max_ids: usize) -> Result<ReprocessRequest
     if text.trim().is_empty() {
         return Err(RequestError::Empty);
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| RequestError::Json(e.to_string()))?;
+    // Strict: a repeated key refuses the whole text instead of keeping only its last value.
+    let value = parse_strict(text, value_budget(max_ids))?;
     match value {
         Value::Object(map) => parse_object(&map, max_ids),
         other => Err(RequestError::NotAnObject(json_kind(&other))),
@@ -88,7 +125,7 @@ pub fn parse_queue_message(text: &str, max_ids: usize) -> Result<ReprocessReques
         return Err(RequestError::Empty);
     }
     let id = AssignmentId::parse(&bare).map_err(|e| {
-        RequestError::Fields(vec![FieldError {
+        RequestError::fields(vec![FieldError {
             field: "message".into(),
             reason: format!("a bare message is an assignment ID and {e}"),
         }])
@@ -207,8 +244,7 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
     };
 
     if !errors.is_empty() {
-        errors.truncate(50);
-        return Err(RequestError::Fields(errors));
+        return Err(RequestError::fields(errors));
     }
     let targets = Targets::from_items(items);
     let mut seen = HashSet::new();
@@ -217,7 +253,7 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         return Err(RequestError::NoTargets);
     }
     if next_link.is_some() && !(targets.is_empty() && scopes.len() == 1) {
-        return Err(RequestError::Fields(vec![FieldError {
+        return Err(RequestError::fields(vec![FieldError {
             field: field::NEXT_LINK.into(),
             reason: "only allowed with exactly one access package or user and no other IDs".into(),
         }]));

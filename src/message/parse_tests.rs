@@ -1,6 +1,7 @@
 //! Unit tests of request parsing (kept apart so `targets.rs` stays readable).
 
 use super::*;
+use crate::message::MAX_LISTED_FIELD_ERRORS;
 
 const A: &str = "0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10";
 const B: &str = "5f1e0e3c-2d7b-4f7e-8a0e-3c6b9d1e2f40";
@@ -76,5 +77,27 @@ fn scopes_dry_run_and_next_link() {
     assert_eq!(
         parse_json_request(&two, 10).unwrap_err().field_errors()[0].field,
         "nextLink"
+    );
+}
+
+#[test]
+fn duplicate_keys_refuse_the_whole_text() {
+    // serde_json's Value would keep only B and reprocess a subset.
+    let body = format!(r#"{{"assignmentIds":["{A}"],"assignmentIds":["{B}"]}}"#);
+    let err = parse_json_request(&body, 10).unwrap_err();
+    assert!(matches!(err, RequestError::DuplicateKey(_)), "{err:?}");
+    assert!(err.to_string().contains("$.assignmentIds"), "{err}");
+    let err = parse_queue_message(&body, 10).unwrap_err();
+    assert!(matches!(err, RequestError::DuplicateKey(_)), "{err:?}");
+}
+
+#[test]
+fn counts_every_invalid_field_and_lists_fifty() {
+    let values: Vec<String> = (0..80).map(|i| format!("\"bad-{i}\"")).collect();
+    let err = parse_json_request(&format!(r#"{{"assignmentIds":[{}]}}"#, values.join(",")), 1000).unwrap_err();
+    assert_eq!(err.field_errors().len(), MAX_LISTED_FIELD_ERRORS);
+    assert!(
+        err.to_string().starts_with("80 invalid fields (first 50 listed): "),
+        "{err}"
     );
 }

@@ -165,3 +165,58 @@ fn alert_dry_run_shows_the_messages_and_enqueues_nothing() {
     assert!(reply.output_messages("enqueue").is_empty());
     assert!(app.emulator.state.graph_requests().is_empty());
 }
+
+#[test]
+fn an_alert_that_cannot_be_read_in_full_is_refused_with_a_4xx_naming_the_limit() {
+    let app = spawn_app_env(&[("MAX_IDS_PER_CALL", "3")]);
+    let dims = |entries: Vec<Value>| {
+        let mut alert = fired_with("log_alerts_v2_context.json", "Log Alerts V2");
+        alert["data"]["alertContext"]["condition"]["allOf"][0]["dimensions"] = Value::Array(entries);
+        alert
+    };
+    // ~2,000 other pairs before the IDs: refused, nothing enqueued (main enqueued a subset).
+    let mut entries: Vec<Value> = (0..2_000)
+        .map(|i| json!({ "name": format!("Column{i}"), "value": "x" }))
+        .collect();
+    entries.push(json!({ "name": "assignmentId", "value": sample::DELIVERED_1 }));
+    let reply = app.post_alert(&dims(entries).to_string());
+    let (status, _, body) = reply.res();
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["code"], "too_many_pairs");
+    assert_eq!(body["error"]["limit"], 2_000);
+    assert!(reply.output_messages("enqueue").is_empty());
+
+    // More IDs than MAX_IDS_PER_CALL: 413, not 200 "nothing to do" (which the action group takes as done).
+    let ids = [
+        sample::DELIVERED_1,
+        sample::DELIVERED_2,
+        sample::DELIVERED_3,
+        sample::EXPIRED,
+    ];
+    let entries = ids
+        .iter()
+        .map(|id| json!({ "name": "assignmentId", "value": id }))
+        .collect();
+    let reply = app.post_alert(&dims(entries).to_string());
+    let (status, _, body) = reply.res();
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["setting"], "MAX_IDS_PER_CALL");
+    assert!(reply.output_messages("enqueue").is_empty());
+
+    // A repeated key hides values: refused as a whole, naming the key.
+    let text = format!(
+        r#"{{"schemaId":"azureMonitorCommonAlertSchema","data":{{"essentials":{{"monitorCondition":"Fired"}},"customProperties":{{"assignmentId":"{}","assignmentId":"{}"}}}}}}"#,
+        sample::DELIVERED_1,
+        sample::DELIVERED_2
+    );
+    let reply = app.post_alert(&text);
+    let (status, _, body) = reply.res();
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "duplicate_key");
+    assert_eq!(
+        body["error"]["fields"][0]["field"],
+        "$.data.customProperties.assignmentId"
+    );
+    assert!(reply.output_messages("enqueue").is_empty());
+    assert!(app.emulator.state.graph_requests().is_empty());
+}

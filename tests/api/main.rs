@@ -3,10 +3,12 @@
 
 mod alert;
 mod helpers;
+mod hostile;
 mod http;
 mod pacing;
 mod protocol;
 mod queue;
+mod sandbox;
 mod settings;
 mod targets;
 mod throughput;

@@ -9,11 +9,19 @@
 //! - HTTP functions' `enqueue` outputs go to the same in-memory queue, so a package fan-out runs to the
 //!   end (page by page, then chunks of 20 IDs);
 //! - `GET /queue/reprocess-requests-poison` and `GET /tenant` show what happened.
+//!
+//! The emulated host is as strict as the real one, so the sandbox teaches what production does: the
+//! caller's headers (Content-Type included) pass through unchanged, a body sent without Content-Length
+//! (chunked) is dropped, repeated query keys arrive joined with "," (`?dryRun=true&dryRun=false` is
+//! `"true,false"`, which the handler refuses), and the handler — not the sandbox — answers oversized
+//! bodies. It stops on SIGINT or SIGTERM.
+
+mod demo;
 
 use crate::config::Settings;
 use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
 use crate::emulator::host_client::{ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, QUEUE_FUNCTION};
-use crate::emulator::{Emulator, EmulatorState, Fault, sample};
+use crate::emulator::{Emulator, EmulatorState, sample};
 use crate::startup::Application;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
@@ -30,20 +38,75 @@ struct Shim {
     emulator: Emulator,
 }
 
-fn flag(args: &[String], name: &str, default: u16) -> anyhow::Result<u16> {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .with_context(|| format!("{name} needs a value"))?
+pub const USAGE: &str = "usage: reprocess-handler sandbox [--port <port>] [--handler-port <port>]\n\
+    --port          the emulated Functions host (default 7071)\n\
+    --handler-port  the handler itself (default 7072)\n\
+    -h, --help      this text";
+
+/// Largest request the emulated front end takes: the Functions host's default request body limit
+/// (`FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`, 100 MB). Smaller bodies reach the handler, which answers them.
+const FRONT_END_BODY_LIMIT: usize = 104_857_600;
+
+struct Options {
+    host_port: u16,
+    handler_port: u16,
+}
+
+/// `None` for `--help`; unknown flags and stray arguments are errors, so a typo never starts a sandbox.
+fn parse_args(args: &[String]) -> anyhow::Result<Option<Options>> {
+    let mut options = Options {
+        host_port: 7071,
+        handler_port: 7072,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let port = match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--port" => &mut options.host_port,
+            "--handler-port" => &mut options.handler_port,
+            other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
+        };
+        *port = args
+            .next()
+            .with_context(|| format!("{arg} needs a value\n{USAGE}"))?
             .parse()
-            .with_context(|| format!("{name} must be a port number")),
-        None => Ok(default),
+            .with_context(|| format!("{arg} must be a port number\n{USAGE}"))?;
+    }
+    Ok(Some(options))
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (`kill`, container stop), whichever comes first.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let host_port = flag(args, "--port", 7071)?;
-    let handler_port = flag(args, "--handler-port", 7072)?;
+    let Some(Options {
+        host_port,
+        handler_port,
+    }) = parse_args(args)?
+    else {
+        println!("{USAGE}");
+        return Ok(());
+    };
     let emulator_listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("binding the emulated tenant")?;
     let emulator_url = format!("http://{}", emulator_listener.local_addr()?);
     let state = EmulatorState::new(sample::tenant());
@@ -84,6 +147,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let host = HttpServer::new(move || {
             App::new()
                 .app_data(shim_data.clone())
+                .app_data(web::PayloadConfig::new(FRONT_END_BODY_LIMIT))
                 .route("/api/reprocess", web::post().to(http_call))
                 .route("/api/alert", web::post().to(alert_call))
                 .route("/queue/reprocess-requests", web::post().to(enqueue))
@@ -91,6 +155,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .route("/tenant", web::get().to(tenant))
         })
         .workers(1)
+        .disable_signals()
         .bind(("127.0.0.1", host_port))
         .with_context(|| format!("binding the emulated Functions host on 127.0.0.1:{host_port} (use --port)"))?
         .run();
@@ -98,106 +163,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         actix_web::rt::spawn(host);
         let handler_task = actix_web::rt::spawn(app.run_until_stopped());
         tokio::time::sleep(Duration::from_millis(100)).await;
-        demo(&shim, host_port).await;
-        println!("\nsandbox: serving until Ctrl-C. Try your own payloads:\n");
-        print_curl_lines(host_port);
-        let _ = tokio::signal::ctrl_c().await;
+        demo::run(&shim, host_port).await;
+        println!("\nsandbox: serving until Ctrl-C or SIGTERM. Try your own payloads:\n");
+        demo::print_curl_lines(host_port);
+        stop_signal().await;
+        println!("sandbox: stopping");
         handle.stop(true).await;
         handler_task.abort();
         Ok(())
     })
-}
-
-async fn demo(shim: &Shim, port: u16) {
-    println!(
-        "sandbox: emulated tenant at {} (Graph + managed-identity endpoint)",
-        shim.emulator.base_url
-    );
-    println!(
-        "sandbox: handler at {}, emulated Functions host at http://127.0.0.1:{port}\n",
-        shim.handler
-    );
-    // One throttled answer so the demo shows a Retry-After being honoured.
-    shim.emulator
-        .state
-        .faults
-        .script(sample::DELIVERED_2, [Fault::throttled(1)]);
-    let body = json!({
-        "assignmentIds": [sample::DELIVERED_1, sample::DELIVERED_2, sample::EXPIRED, sample::UNKNOWN],
-        "assignmentRequestIds": [sample::REQUEST_FAILED],
-    })
-    .to_string();
-    println!("sandbox: 1) HTTP trigger  POST /api/reprocess {body}");
-    let HttpOutcome {
-        status, body: reply, ..
-    } = invoke_http(shim, HTTP_FUNCTION, "reprocess", "", &body).await;
-    println!("   -> HTTP {status}");
-    for r in reply["results"].as_array().into_iter().flatten() {
-        let detail = r["error"]["message"].as_str().or(r["reason"].as_str()).unwrap_or("");
-        println!(
-            "      {:<18} {}  {:<17} graph {} after {} attempt(s)  {}",
-            r["kind"].as_str().unwrap_or(""),
-            r["id"].as_str().unwrap_or(""),
-            r["outcome"].as_str().unwrap_or(""),
-            r["httpStatus"],
-            r["attempts"],
-            detail
-        );
-    }
-    println!("      summary: {}", reply["summary"]);
-
-    let message = json!({ "assignmentIds": [sample::DELIVERED_3] }).to_string();
-    println!("\nsandbox: 2) queue trigger  message {message}");
-    run_queue_message(shim, &message, 1).await;
-    println!("\nsandbox: 3) queue trigger  malformed message \"not-a-guid\"");
-    run_queue_message(shim, "not-a-guid", 1).await;
-    if let Some(dead) = shim.poison.lock().expect("poison lock").last() {
-        println!("   -> dead-lettered to reprocess-requests-poison: {}", dead["reason"]);
-    }
-
-    let body = json!({ "accessPackageIds": [sample::PACKAGE_BULK] }).to_string();
-    println!(
-        "\nsandbox: 4) package fan-out  POST /api/reprocess {body}  ({} delivered + {} other assignments)",
-        sample::BULK_DELIVERED,
-        sample::BULK_OTHER
-    );
-    let outcome = invoke_http(shim, HTTP_FUNCTION, "reprocess", "", &body).await;
-    println!(
-        "   -> HTTP {} {}",
-        outcome.status,
-        json!({ "correlationId": outcome.body["correlationId"], "enqueued": outcome.body["enqueued"] })
-    );
-    for message in outcome.enqueued {
-        run_queue_message(shim, &message, 1).await;
-    }
-    let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
-    let done = (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
-        .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
-        .count();
-    let lists = shim.emulator.state.graph_requests_with("GET").len();
-    println!("   -> {done} assignments of the package reprocessed once each, after {lists} list pages");
-}
-
-fn print_curl_lines(port: u16) {
-    println!(
-        "  curl -s localhost:{port}/api/reprocess -H 'Content-Type: application/json' \\\n    -d '{{\"assignmentIds\":[\"{}\",\"{}\"]}}'",
-        sample::DELIVERED_1,
-        sample::EXPIRED
-    );
-    println!(
-        "  curl -s localhost:{port}/queue/reprocess-requests -d '{}'",
-        sample::DELIVERED_2
-    );
-    println!(
-        "  curl -s localhost:{port}/api/reprocess -H 'Content-Type: application/json' \\\n    -d '{{\"accessPackageIds\":[\"{}\"]}}'",
-        sample::PACKAGE_BULK
-    );
-    println!(
-        "  curl -s 'localhost:{port}/api/reprocess?dryRun=true' -H 'Content-Type: application/json' \\\n    -d '{{\"userIds\":[\"{}\"]}}'",
-        sample::USER_ADELE
-    );
-    println!("  curl -s localhost:{port}/queue/reprocess-requests-poison");
-    println!("  curl -s localhost:{port}/tenant");
 }
 
 fn host_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -234,16 +208,8 @@ struct HttpOutcome {
     enqueued: Vec<String>,
 }
 
-async fn invoke_http(shim: &Shim, function: &str, route: &str, query: &str, body: &str) -> HttpOutcome {
-    let mut call = HttpCall::post_json(route, body);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        call.query.push((k.to_owned(), v.to_owned()));
-    }
-    if !query.is_empty() {
-        call.url = format!("{}?{query}", call.url);
-    }
-    let envelope = http_envelope(function, "req", &call);
+async fn invoke_http(shim: &Shim, function: &str, call: &HttpCall) -> HttpOutcome {
+    let envelope = http_envelope(function, "req", call);
     match invoke(shim, function, envelope).await {
         Ok(reply) => {
             let res = &reply["Outputs"]["res"];
@@ -350,17 +316,65 @@ async fn queue_worker(shim: Arc<Shim>, mut rx: mpsc::UnboundedReceiver<(String, 
     }
 }
 
-async fn http_call(request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, HTTP_FUNCTION, "reprocess", request.query_string(), &body).await
+async fn http_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>) -> HttpResponse {
+    forward(&shim, HTTP_FUNCTION, &caller_request(&request, &body)).await
 }
 
-async fn alert_call(request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, ALERT_FUNCTION, "alert", request.query_string(), &body).await
+async fn alert_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>) -> HttpResponse {
+    forward(&shim, ALERT_FUNCTION, &caller_request(&request, &body)).await
+}
+
+/// The caller's request as the host's front end hands it over (`GetRequestAsJObject`): every header
+/// as sent, the query decoded with repeats kept, and the body only with a `Content-Length` (the host
+/// drops chunked bodies), base64 for octet-stream and multipart, else UTF-8 text (BOM removed).
+fn caller_request(request: &HttpRequest, body: &[u8]) -> HttpCall {
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_ascii_lowercase())
+    };
+    let has_length = header("content-length").is_some_and(|v| v.trim().parse::<u64>().is_ok_and(|n| n > 0));
+    let binary = header("content-type")
+        .is_some_and(|t| t.starts_with("application/octet-stream") || t.starts_with("multipart/"));
+    let body = has_length.then(|| {
+        if binary {
+            crate::emulator::host::base64(body)
+        } else {
+            let text = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
+            String::from_utf8_lossy(text).into_owned()
+        }
+    });
+    let query = url::form_urlencoded::parse(request.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let meta = QueueMessageMeta::now(1);
+    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    HttpCall {
+        url: format!("http://localhost{path_and_query}"),
+        method: request.method().as_str().to_owned(),
+        query,
+        headers,
+        body,
+        function_key_name: Some("default".into()),
+        utc_now: meta.utc_now,
+        rand_guid: meta.rand_guid,
+    }
 }
 
 /// Runs an HTTP function, hands its `enqueue` outputs to the in-memory queue, returns `res`.
-async fn forward(shim: &Shim, function: &str, route: &str, query: &str, body: &str) -> HttpResponse {
-    let outcome = invoke_http(shim, function, route, query, body).await;
+async fn forward(shim: &Shim, function: &str, call: &HttpCall) -> HttpResponse {
+    let outcome = invoke_http(shim, function, call).await;
     for message in outcome.enqueued {
         let _ = shim.queue.send((message, 1));
     }

@@ -1,0 +1,143 @@
+//! `reprocess-handler sandbox`: as strict as the real host, so it teaches what production does; its
+//! command line refuses what it does not know and it stops on SIGTERM.
+
+use crate::helpers::binary;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            child.stderr.take().unwrap().read_to_string(&mut out).unwrap();
+            return (status.code(), out);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, "still running after 20 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn help_prints_usage_without_starting_and_unknown_flags_are_errors() {
+    let (code, out) = run_to_end(&["sandbox", "--help"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("usage: reprocess-handler sandbox"), "{out}");
+    assert!(!out.contains("emulated tenant at"), "it started: {out}");
+    let port = free_port().to_string();
+    let (code, out) = run_to_end(&["sandbox", "--port", &port, "--verbose"]);
+    assert!(matches!(code, Some(c) if c != 0), "{code:?} {out}");
+    assert!(out.contains("unknown argument \"--verbose\""), "{out}");
+}
+
+/// One raw request to the sandbox's emulated host: status line and body.
+fn request(port: u16, head: &str, body: &[u8]) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw.lines().next().unwrap_or("").to_owned();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn post(port: u16, path: &str, content_type: &str, body: &str) -> (String, String) {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    request(port, &head, body.as_bytes())
+}
+
+#[test]
+fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
+    let (host, handler) = (free_port(), free_port());
+    let mut child = Command::new(binary())
+        .args([
+            "sandbox",
+            "--port",
+            &host.to_string(),
+            "--handler-port",
+            &handler.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = Instant::now();
+    loop {
+        let line = lines.next().expect("the sandbox ended early").unwrap();
+        if line.contains("serving until") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the sandbox did not come up"
+        );
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let one = r#"{"assignmentIds":["0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10"]}"#;
+
+    // Repeated query keys reach the handler joined, as the host passes them: refused, not last-wins.
+    let (status, body) = post(host, "/api/reprocess?dryRun=true&dryRun=false", "application/json", one);
+    assert!(status.contains(" 400 "), "{status} {body}");
+    // The caller's Content-Type passes through: text/plain is not silently treated as JSON.
+    let (status, body) = post(host, "/api/reprocess", "text/plain", one);
+    assert!(status.contains(" 415 "), "{status} {body}");
+    // A chunked body is dropped, as the host drops it.
+    let chunked = format!("{:x}\r\n{one}\r\n0\r\n\r\n", one.len());
+    let head = "POST /api/reprocess HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    let (status, body) = request(host, head, chunked.as_bytes());
+    assert!(
+        status.contains(" 400 ") && body.contains("empty_body"),
+        "{status} {body}"
+    );
+    // Bodies over 256 KiB reach the handler, which answers them (no plain-text 413 of the sandbox's own).
+    let big = format!(r#"{{"assignmentIds":["{}"]}}"#, "a".repeat(300 * 1024));
+    let (status, body) = post(host, "/api/reprocess", "application/json", &big);
+    assert!(
+        status.contains(" 400 ") && body.contains("invalid_field"),
+        "{status} {}",
+        &body[..body.len().min(200)]
+    );
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopping = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if stopping.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("the sandbox kept running after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
