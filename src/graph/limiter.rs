@@ -3,17 +3,19 @@
 //! - a back-off gate: when Graph refuses a whole `$batch` with 429 and `Retry-After`, every caller waits
 //!   instead of piling on; a 429 for one request delays only that request;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
-//!   sub-request). It starts at 50/s and doubles every second (slow start) until a throttling episode:
-//!   at least 10 answers of 429 that are also at least 10 % of the answers in the last two seconds. An
-//!   episode
-//!   sets the *ceiling* to the rate Graph accepted over that second (over a token-bucket limit, its
-//!   refill rate) and the pace to 95 % of it, cutting by at most a third per episode. Below 98 % of the
-//!   ceiling the pace climbs back fast (2 % of the pace per second); above it, it probes slowly (0.2 %
-//!   per second) and each 429 there trims it by 0.5 %, so it settles a hair above the limit with a
-//!   trickle of 429s instead of swinging between episodes. A 429 below the ceiling is noise (Graph's
-//!   stray 429s, or faults injected at random): it costs its own request a retry and nothing else, so
-//!   noise cannot grind throughput down. Several instances sharing one budget each learn their share
-//!   the same way: the trickle of 429s above the limit reaches each in proportion to its pace.
+//!   sub-request), from nothing but Graph's answers:
+//!   - slow start at 50/s, doubling every second, until a throttling episode: at least 10 answers of 429
+//!     that are also at least 10 % of the answers since the last cut (two seconds at most);
+//!   - an episode sets the *ceiling* to 97 % of the rate Graph accepted in the quarter-seconds it
+//!     throttled (a token bucket's refill rate) and the pace to 95 % of that rate, cutting at most
+//!     28.75 % unless most answers were 429s, and at most once per 3 s (1 s after leaving slow start);
+//!   - below 98 % of the ceiling the pace climbs 2 % a second; above it 0.2 % a second while Graph still
+//!     sends 429s (2 % when it sends none: the limit is not there), and while at least 1 % of the answers
+//!     are 429s each 429 trims it 0.5 %, so it settles just above the limit with a trickle of 429s;
+//!   - a 429 below the ceiling, or a rare one, is noise (Graph's stray 429s, faults injected at random): it
+//!     costs its own request a retry and nothing else, so noise cannot grind throughput down;
+//!   - several instances sharing one budget learn their shares the same way: the 429s above the limit
+//!     reach each in proportion to its pace.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
