@@ -10,7 +10,7 @@
 //! `?dryRun=true` shows what would be enqueued.
 
 use super::bindings::alert as b;
-use super::http::{check_body_size, check_content_type, error_body, query_flag};
+use super::http::{error_body, json_body, query_flag};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -67,22 +67,14 @@ pub fn handle(
         Ok(flag) => flag,
         Err(reply) => return reply,
     };
-    if let Err(reply) = check_content_type(request) {
-        return reply;
-    }
-    let Some(body) = request.body.as_deref().filter(|b| !b.trim().is_empty()) else {
-        return HttpReply::json(
-            400,
-            error_body(
-                "empty_body",
-                "no alert payload: point an action group webhook (common alert schema) here",
-                json!({}),
-            ),
-        );
+    let body = match json_body(
+        request,
+        "no alert payload: point an action group webhook (common alert schema) here",
+        settings.max_body_bytes,
+    ) {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
-    if let Err(reply) = check_body_size(body, settings.max_body_bytes) {
-        return reply;
-    }
     let payload: Value = match parse_strict(body, value_budget(settings.max_ids_per_call)) {
         Ok(payload) => payload,
         Err(e) => return refused(json_error_reply(&e), &e.to_string(), response),

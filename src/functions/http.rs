@@ -40,7 +40,7 @@ pub fn query_flag(request: &HttpTrigger, name: &str) -> Result<bool, HttpReply> 
 /// or `application/<something>+json`, or no Content-Type at all (curl without `-H`, some scripts). The host
 /// passes `text/plain`, XML and form bodies through as text, so without this check they would be read
 /// as JSON anyway; octet-stream and multipart bodies even arrive base64-encoded. 415 names what to send.
-pub fn check_content_type(request: &HttpTrigger) -> Result<(), HttpReply> {
+fn check_content_type(request: &HttpTrigger) -> Result<(), HttpReply> {
     let Some(value) = request.header("Content-Type") else {
         return Ok(());
     };
@@ -63,8 +63,23 @@ pub fn check_content_type(request: &HttpTrigger) -> Result<(), HttpReply> {
     ))
 }
 
+/// The request's JSON body as text, or the reply that refuses it: 415 for a body not declared as JSON,
+/// 400 (`empty_body`, with `empty_message` saying what to send) for none, 413 over `MAX_BODY_BYTES`.
+pub fn json_body<'a>(
+    request: &'a HttpTrigger,
+    empty_message: &str,
+    max_body_bytes: usize,
+) -> Result<&'a str, HttpReply> {
+    check_content_type(request)?;
+    let Some(body) = request.body.as_deref().filter(|b| !b.trim().is_empty()) else {
+        return Err(HttpReply::json(400, error_body("empty_body", empty_message, json!({}))));
+    };
+    check_body_size(body, max_body_bytes)?;
+    Ok(body)
+}
+
 /// 413 naming the limit and its setting when an HTTP body is over `MAX_BODY_BYTES`.
-pub fn check_body_size(body: &str, max_body_bytes: usize) -> Result<(), HttpReply> {
+fn check_body_size(body: &str, max_body_bytes: usize) -> Result<(), HttpReply> {
     if body.len() <= max_body_bytes {
         return Ok(());
     }

@@ -8,7 +8,7 @@
 //! `?dryRun=true` reads instead and reprocesses nothing (`crate::dry_run`).
 
 use super::bindings::http as b;
-use super::http::{check_body_size, check_content_type, error_body, query_flag};
+use super::http::{error_body, json_body, query_flag};
 use crate::domain::{CorrelationId, Targets};
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -26,23 +26,15 @@ pub async fn handle(
     response: &mut InvokeResponse,
 ) -> HttpReply {
     let settings = &state.settings;
-    if let Err(reply) = check_content_type(request) {
-        return reply;
-    }
-    let Some(body) = request.body.as_deref().filter(|b| !b.trim().is_empty()) else {
-        return HttpReply::json(
-            400,
-            error_body(
-                "empty_body",
-                "the request has no body. Send {\"assignmentIds\":[\"...\"]} with a Content-Length header \
+    let body = match json_body(
+        request,
+        "the request has no body. Send {\"assignmentIds\":[\"...\"]} with a Content-Length header \
                  (the Functions host drops bodies sent with Transfer-Encoding: chunked)",
-                json!({}),
-            ),
-        );
+        settings.max_body_bytes,
+    ) {
+        Ok(body) => body,
+        Err(reply) => return reply,
     };
-    if let Err(reply) = check_body_size(body, settings.max_body_bytes) {
-        return reply;
-    }
     let parsed = match parse_json_request(body, settings.max_ids_per_call) {
         Ok(parsed) => parsed,
         Err(e) => {
