@@ -4,13 +4,13 @@
 //!   instead of piling on; a 429 for one request delays only that request;
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
 //!   sub-request), from nothing but Graph's answers:
-//!   - slow start at 50/s, growing 1.5 × a second, until a throttling episode: at least 10 answers of 429
+//!   - slow start at 50/s, doubling every second, until a throttling episode: at least 10 answers of 429
 //!     that are also at least 10 % of the answers since the last cut (two seconds at most);
-//!   - an episode sets the *ceiling* to 99 % of the rate Graph accepted in the quarter-seconds it
+//!   - an episode sets the *ceiling* to 97 % of the rate Graph accepted in the quarter-seconds it
 //!     throttled (a token bucket's refill rate) and the pace to 95 % of that rate, cutting at most
 //!     28.75 % unless most answers were 429s, and at most once per 3 s (1 s after leaving slow start);
 //!   - below 98 % of the ceiling the pace climbs 2 % a second; above it 0.2 % a second while Graph still
-//!     sends 429s (2 % when it has sent none for 5 s: the limit is not there), and while at least 0.5 % of the answers
+//!     sends 429s (2 % when it sends none: the limit is not there), and while at least 1 % of the answers
 //!     are 429s each 429 trims it 0.5 %, so it settles just above the limit with a trickle of 429s;
 //!   - a 429 below the ceiling, or a rare one, is noise (Graph's stray 429s, faults injected at random): it
 //!     costs its own request a retry and nothing else, so noise cannot grind throughput down;
@@ -26,11 +26,6 @@ use tokio::time::Instant;
 /// Lowest pace: a sample of a few requests says little about the limit, so never start or cut below it.
 const MIN_RATE: f64 = 10.0;
 const START_RATE: f64 = 50.0;
-/// Slow start grows the pace by half of each accepted request, so × 1.5 a second: doubling would overrun
-/// the limit by up to the whole limit in the second before the first 429s are counted.
-const SLOW_START_STEP: f64 = 0.5;
-/// No 429 for this long means the limit is not where the pace is: climb fast even above the ceiling.
-const QUIET: Duration = Duration::from_secs(5);
 /// Pace growth per accepted request, below and near the ceiling (a pace of r accepted requests per
 /// second grows by r × step per second).
 const FAST_PROBE: f64 = 0.02;
@@ -41,11 +36,11 @@ const NEAR_CEILING: f64 = 0.98;
 const TRIM: f64 = 0.005;
 /// A 429 near the ceiling trims the pace only while at least this share of the last two seconds'
 /// answers were 429s: a rare one is noise, a steady trickle means the pace is just over the limit.
-const TRIM_SHARE: f64 = 0.005;
+const TRIM_SHARE: f64 = 0.01;
 /// The ceiling an episode sets, as a share of the rate Graph accepted while throttling: that estimate
 /// runs a few percent high (batches of 20 answer at once, and the bucket's saved-up burst), and a ceiling
 /// above the limit would put the fast climb past it.
-const CEILING_TRUST: f64 = 0.99;
+const CEILING_TRUST: f64 = 0.97;
 /// Least time between two cuts: one burst of 429s is one signal. Leaving slow start the estimate is
 /// rough (the bucket's burst was still being spent), so the next cut may follow sooner.
 const CUT_COOLDOWN: Duration = Duration::from_secs(3);
@@ -76,7 +71,6 @@ struct Pacing {
     /// Virtual schedule: when the next request may start.
     next_slot: Instant,
     last_cut: Option<Instant>,
-    last_throttled: Option<Instant>,
     cuts: u32,
     /// `(when, accepted, throttled)` answers in the last [`SHARE_WINDOW`], to learn the rate Graph
     /// sustains and how much of it is throttled.
@@ -163,7 +157,6 @@ impl Limiter {
                 ceiling: None,
                 next_slot: Instant::now(),
                 last_cut: None,
-                last_throttled: None,
                 cuts: 0,
                 answers: VecDeque::new(),
             }),
@@ -242,9 +235,9 @@ impl Limiter {
         };
         // Slow probing only while Graph shows its limit (429s since the last cut); with none, the limit
         // is not here (another instance has stopped sharing it, say), so climb fast.
-        let quiet = p.last_throttled.is_none_or(|at| at.elapsed() >= QUIET);
+        let quiet = p.answers.iter().all(|(_, _, t)| *t == 0);
         let step = match ceiling {
-            _ if p.slow_start => SLOW_START_STEP,
+            _ if p.slow_start => 1.0,
             Some(c) if rate < NEAR_CEILING * c || quiet => FAST_PROBE,
             _ => SLOW_PROBE,
         };
@@ -261,7 +254,6 @@ impl Limiter {
         let now = Instant::now();
         let mut p = self.pacing.lock().expect("pacing lock");
         let tally = p.record(now, 0, 1);
-        p.last_throttled = Some(now);
         let throttled = tally.throttled;
         let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
         let episode = throttled >= EPISODE_MIN_THROTTLED
@@ -294,7 +286,7 @@ impl Limiter {
         // hung requests, say) cannot collapse the pace.
         // When most answers are 429s the limit is plain, whatever the window: take it as measured.
         let base = if p.slow_start || share >= DEEP_CUT_SHARE {
-            accepted_rate.min(rate / 1.5)
+            accepted_rate.min(rate / 2.0)
         } else {
             accepted_rate.clamp(0.75 * rate, rate)
         };
@@ -358,13 +350,13 @@ mod tests {
         let limiter = Limiter::new(100);
         assert_eq!(limiter.rate(), Some(START_RATE));
         accept_for_two_seconds(&limiter).await;
-        assert_eq!(limiter.rate(), Some(150.0), "slow start: +0.5/s per accepted request");
+        assert_eq!(limiter.rate(), Some(250.0), "slow start: +1/s per accepted request");
         for _ in 0..3 {
             limiter.record_throttled();
         }
         assert_eq!(
             limiter.rate(),
-            Some(150.0),
+            Some(250.0),
             "3 of 203 answers is under 10 %: noise, not an episode"
         );
         for _ in 0..27 {
@@ -373,7 +365,7 @@ mod tests {
         assert_eq!(
             limiter.rate(),
             Some(0.95 * 100.0),
-            "leaving slow start: 95 % of what Graph accepted while throttling, under 2/3 of the pace"
+            "leaving slow start: 95 % of what Graph accepted while throttling, under half the pace"
         );
         // 18 requests at 95/s take over 180 ms of schedule each.
         let start = Instant::now();
@@ -393,7 +385,7 @@ mod tests {
         // The first 429s only trim (0.5 % each); the tenth makes an episode, which cuts by at most
         // 28.75 % although Graph accepted just 40/s while throttling.
         let rate = limiter.rate().unwrap();
-        let most = 0.95 * 0.75 * 96.8;
+        let most = 0.95 * 0.75 * 96.62;
         assert!(rate <= most + 1e-9 && rate >= 0.94 * most, "{rate}");
     }
 
@@ -421,14 +413,14 @@ mod tests {
         }
     }
 
-    /// Leaves slow start with a pace of 95/s and a ceiling of 99/s (Graph accepted 100/s).
+    /// Leaves slow start with a pace of 95/s and a ceiling of 97/s (Graph accepted 100/s).
     async fn learned() -> Limiter {
         let limiter = Limiter::new(100);
         accept_for_two_seconds(&limiter).await;
         for _ in 0..30 {
             limiter.record_throttled();
         }
-        assert_eq!((limiter.rate(), limiter.ceiling()), (Some(95.0), Some(99.0)));
+        assert_eq!((limiter.rate(), limiter.ceiling()), (Some(95.0), Some(97.0)));
         limiter
     }
 
@@ -463,7 +455,7 @@ mod tests {
             limiter.record_throttled();
         }
         let (rate, ceiling) = (limiter.rate().unwrap(), limiter.ceiling().unwrap());
-        assert!(ceiling >= 99.0, "noise never lowers the ceiling: {ceiling}");
+        assert!(ceiling >= 97.0, "noise never lowers the ceiling: {ceiling}");
         assert!(
             rate >= 0.96 * ceiling,
             "nor holds the pace under it: {rate} of {ceiling}"
