@@ -47,38 +47,38 @@ pub fn draw(outcome: &Outcome, path: &Path) -> Result<(), Box<dyn std::error::Er
         .max_light_lines(0)
         .draw()?;
 
+    let per_second = |tallies: &[reprocess_handler::emulator::series::Tally],
+                      pick: fn(&reprocess_handler::emulator::series::Tally) -> usize|
+     -> Vec<(f64, f64)> {
+        tallies
+            .iter()
+            .enumerate()
+            .map(|(s, t)| (s as f64, pick(t) as f64))
+            .collect()
+    };
     for (index, tallies) in outcome.per_instance.iter().enumerate() {
         let color = INSTANCE_COLORS[index % INSTANCE_COLORS.len()];
-        chart
-            .draw_series(LineSeries::new(
-                tallies.iter().enumerate().map(|(s, t)| (s as f64, t.accepted as f64)),
-                color.stroke_width(1),
-            ))?
-            .label(format!("instance {} accepted", index + 1))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1)));
+        let label = format!("instance {} accepted", index + 1);
+        line(
+            &mut chart,
+            per_second(tallies, |t| t.accepted),
+            color.stroke_width(1),
+            label,
+        )?;
     }
-    chart
-        .draw_series(LineSeries::new(
-            outcome
-                .series
-                .iter()
-                .enumerate()
-                .map(|(s, t)| (s as f64, t.accepted as f64)),
-            BLUE.stroke_width(2),
-        ))?
-        .label("accepted (answered non-429)")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(
-            outcome
-                .series
-                .iter()
-                .enumerate()
-                .map(|(s, t)| (s as f64, t.throttled as f64)),
-            RED.stroke_width(2),
-        ))?
-        .label("429")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+    let label = "accepted (answered non-429)".to_owned();
+    line(
+        &mut chart,
+        per_second(&outcome.series, |t| t.accepted),
+        BLUE.stroke_width(2),
+        label,
+    )?;
+    line(
+        &mut chart,
+        per_second(&outcome.series, |t| t.throttled),
+        RED.stroke_width(2),
+        "429".to_owned(),
+    )?;
     chart
         .draw_series(DashedLineSeries::new(
             [(0.0, RATE), (seconds.max(bound) + 1.0, RATE)],
@@ -104,5 +104,25 @@ pub fn draw(outcome: &Outcome, path: &Path) -> Result<(), Box<dyn std::error::Er
         .border_style(BLACK.mix(0.4))
         .draw()?;
     root.present()?;
+    Ok(())
+}
+
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One per-second line with its legend entry.
+fn line(
+    chart: &mut Chart<'_, '_>,
+    points: Vec<(f64, f64)>,
+    style: ShapeStyle,
+    label: String,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .draw_series(LineSeries::new(points, style))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     Ok(())
 }
