@@ -221,3 +221,15 @@ impl TestApp {
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/fixtures/host/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture exists")
 }
+
+/// A tenant with `count` delivered assignments of the `series` (IDs from `generated_id`), and those IDs.
+pub fn delivered_tenant(series: u32, count: usize) -> (EmulatorState, Vec<String>) {
+    let mut tenant = reprocess_handler::emulator::Tenant::default();
+    tenant.add_generated_delivered(series, count, sample::PACKAGE_SALES, sample::USER_ADELE);
+    (
+        EmulatorState::new(tenant),
+        (0..count)
+            .map(|i| reprocess_handler::emulator::tenant::generated_id(series, i))
+            .collect(),
+    )
+}

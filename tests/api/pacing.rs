@@ -3,20 +3,14 @@
 //! what happened (answers, outcomes, the timeout the handler used), never how long it took.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::tenant::generated_id;
-use reprocess_handler::emulator::{EmulatorState, Fault, Tenant, sample};
+use reprocess_handler::emulator::{EmulatorState, Fault};
 use serde_json::json;
 use std::time::Duration;
 
 const SERIES: u32 = 0xbe10;
 
 fn tenant(count: usize) -> (EmulatorState, Vec<String>) {
-    let mut tenant = Tenant::default();
-    tenant.add_generated_delivered(SERIES, count, sample::PACKAGE_SALES, sample::USER_ADELE);
-    (
-        EmulatorState::new(tenant),
-        (0..count).map(|i| generated_id(SERIES, i)).collect(),
-    )
+    delivered_tenant(SERIES, count)
 }
 
 #[test]

@@ -4,8 +4,7 @@
 use crate::helpers::*;
 use reprocess_handler::emulator::faults::transient_mix;
 use reprocess_handler::emulator::host_client::QueueDrain;
-use reprocess_handler::emulator::tenant::generated_id;
-use reprocess_handler::emulator::{EmulatorState, Fault, Tenant, sample};
+use reprocess_handler::emulator::{EmulatorState, Fault};
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,12 +12,7 @@ use std::time::Duration;
 const SERIES: u32 = 0xbe0c;
 
 fn big_tenant(count: usize) -> (EmulatorState, Vec<String>) {
-    let mut tenant = Tenant::default();
-    tenant.add_generated_delivered(SERIES, count, sample::PACKAGE_SALES, sample::USER_ADELE);
-    (
-        EmulatorState::new(tenant),
-        (0..count).map(|i| generated_id(SERIES, i)).collect(),
-    )
+    delivered_tenant(SERIES, count)
 }
 
 fn counts(app: &TestApp, ids: &[String]) -> Vec<u32> {
