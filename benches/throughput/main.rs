@@ -10,6 +10,7 @@
 //!
 //! - `BENCH_SCENARIOS=clean,multi` runs only those scenarios (default: all).
 //! - `BENCH_IDS=2000` sets the number of IDs (default 10,000).
+//! - `BENCH_SECONDS=1` prints the accepted and throttled series per second instead of per 10 s.
 //!
 //! Only a full run (all scenarios, 10,000 IDs) writes `BENCHMARKS.md` and `docs/bench/<scenario>.svg`;
 //! other runs print the same report and put their charts under the target directory.
@@ -77,11 +78,17 @@ impl Settings {
 }
 
 fn print_series(label: &str, series: &[Tally]) {
-    let coarse = coarsen(series, 10);
+    // `BENCH_SECONDS=1` prints every second, to see where pacing loses time.
+    let width = if std::env::var_os("BENCH_SECONDS").is_some() {
+        1
+    } else {
+        10
+    };
+    let coarse = coarsen(series, width);
     let accepted: Vec<String> = coarse.iter().map(|t| t.accepted.to_string()).collect();
     let throttled: Vec<String> = coarse.iter().map(|t| t.throttled.to_string()).collect();
-    println!("  {label} accepted per 10 s: {}", accepted.join(" "));
-    println!("  {label} 429s     per 10 s: {}", throttled.join(" "));
+    println!("  {label} accepted per {width} s: {}", accepted.join(" "));
+    println!("  {label} 429s     per {width} s: {}", throttled.join(" "));
 }
 
 fn main() {

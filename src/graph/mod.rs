@@ -7,6 +7,7 @@ pub mod client;
 pub mod credential;
 pub mod latency;
 pub mod limiter;
+
 pub mod list;
 pub mod paths;
 pub mod retry;

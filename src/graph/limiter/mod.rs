@@ -1,0 +1,146 @@
+//! One limiter per process, shared by every concurrent invocation:
+//! - a cap on in-flight Graph HTTP requests (`GRAPH_MAX_CONCURRENCY`);
+//! - a back-off gate: when Graph refuses a whole `$batch` with 429 and `Retry-After`, every caller waits
+//!   instead of piling on; a 429 for one request delays only that request;
+//! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
+//!   sub-request), from nothing but Graph's answers ([`pacing`]):
+//!   - slow start at 50/s, doubling every second, until a throttling episode: at least 10 answers of 429
+//!     that are also at least 10 % more of the answers since the last cut (two seconds at most) than the
+//!     known noise;
+//!   - an episode sets the *ceiling* to the rate Graph accepted in the quarter-seconds it throttled (a
+//!     token bucket's refill rate) and the pace to 97 % of it, cutting at most 28.75 % unless most answers
+//!     were 429s, and at most once per 3 s (1 s after leaving slow start);
+//!   - below 98 % of the ceiling the pace climbs 2 % a second, above it 0.2 % a second (0.5 % after 10 s
+//!     without a 429: the limit may have moved, as when another instance stops sharing it);
+//!   - 429s above the known noise (1 %, or 2.5 standard deviations of the noise) trim the pace by 0.5 %
+//!     each, so it settles at the limit;
+//!   - whether 429s are the limit or noise (Graph's stray 429s come at any pace) only a change of pace can
+//!     tell: when they rise above the known noise, the pace *dips* by 15 % for 2.5 s. If the 429s fall
+//!     away, the pace was over the limit by what fell away: the ceiling becomes that limit and the pace
+//!     restarts 1 % under it. If they stay, they are noise: the noise share is learned and the pace
+//!     restored, so noise cannot grind throughput down. At most one dip per 10 s;
+//!   - several instances sharing one budget learn their shares the same way: the 429s above the limit
+//!     reach each in proportion to its pace.
+//!
+//! [`sim`] runs this limiter against a simulated token bucket in paused time and tests what it provokes.
+
+mod pacing;
+#[cfg(test)]
+mod sim;
+
+use pacing::Pacing;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+/// How often a request waiting for its pacing slot looks again (the pace may have changed meanwhile).
+const RECHECK: Duration = Duration::from_millis(20);
+
+#[derive(Debug)]
+pub struct Limiter {
+    in_flight: Semaphore,
+    gate: Mutex<Option<Instant>>,
+    pacing: Mutex<Pacing>,
+}
+
+impl Limiter {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            in_flight: Semaphore::new(max_in_flight),
+            gate: Mutex::new(None),
+            pacing: Mutex::new(Pacing::new()),
+        }
+    }
+
+    /// Waits for the back-off gate, a free slot and pacing room for `weight` requests.
+    /// Returns `None` if that cannot happen before `deadline`.
+    pub async fn acquire(&self, deadline: Instant, weight: u32) -> Option<SemaphorePermit<'_>> {
+        self.wait_for_gate(deadline).await?;
+        let permit = tokio::time::timeout_at(deadline, self.in_flight.acquire())
+            .await
+            .ok()?
+            .ok()?;
+        loop {
+            // The gate may have closed while we queued for a slot; honour it before sending.
+            self.wait_for_gate(deadline).await?;
+            let wake = {
+                let mut p = self.pacing.lock().expect("pacing lock");
+                let Some(rate) = p.rate else {
+                    return Some(permit);
+                };
+                let now = Instant::now();
+                if p.next_slot <= now {
+                    p.next_slot = now + Duration::from_secs_f64(f64::from(weight) / rate);
+                    return Some(permit);
+                }
+                if p.next_slot >= deadline {
+                    return None;
+                }
+                // Reserve nothing ahead: a slot booked seconds ahead at an old pace would keep that pace
+                // after it changed (slow start would stay slow). Look again shortly instead.
+                p.next_slot.min(now + RECHECK)
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+
+    async fn wait_for_gate(&self, deadline: Instant) -> Option<()> {
+        while let Some(at) = self.gate_open_at() {
+            if at >= deadline {
+                return None;
+            }
+            tokio::time::sleep_until(at).await;
+        }
+        Some(())
+    }
+
+    /// Graph refused a whole `$batch` with 429 and `Retry-After: wait`: close the gate for everyone for
+    /// `wait` (never shortening it). A 429 for one request (or sub-request) holds back only that request
+    /// (its caller waits `wait` before retrying it); the pace, not a gate, keeps the rest under the limit,
+    /// so a stray 429 cannot stall the process and no burst builds up behind a closed gate.
+    pub fn back_off(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut gate = self.gate.lock().expect("gate lock");
+        if gate.is_none_or(|at| at < until) {
+            *gate = Some(until);
+        }
+    }
+
+    /// When the gate opens, if it is closed now.
+    pub fn gate_open_at(&self) -> Option<Instant> {
+        let gate = *self.gate.lock().expect("gate lock");
+        gate.filter(|at| *at > Instant::now())
+    }
+
+    /// `n` requests were accepted (not throttled): remember them and probe the pace upward.
+    pub fn record_accepted(&self, n: u32) {
+        if n > 0 {
+            self.pacing.lock().expect("pacing lock").on_accepted(Instant::now(), n);
+        }
+    }
+
+    /// Graph throttled a request: trim, dip or cut the pace (see the module docs).
+    pub fn record_throttled(&self) {
+        self.pacing.lock().expect("pacing lock").on_throttled(Instant::now());
+    }
+
+    /// Most requests worth sending at once under the current pace (half a second of it), so a `$batch`
+    /// does not overrun a small bucket in one burst; `None` while unpaced.
+    pub fn max_burst(&self) -> Option<usize> {
+        self.rate().map(|rate| ((rate * 0.5) as usize).max(1))
+    }
+
+    /// The highest rate Graph is known to sustain, once an episode taught it.
+    pub fn ceiling(&self) -> Option<f64> {
+        self.pacing.lock().expect("pacing lock").ceiling
+    }
+
+    /// Current pace in requests per second, if pacing has started.
+    pub fn rate(&self) -> Option<f64> {
+        self.pacing.lock().expect("pacing lock").rate
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! The pace: how many requests a second this process sends Graph, learned from nothing but Graph's
+//! answers (see the module docs of [`super`]).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Lowest pace: a sample of a few requests says little about the limit, so never start or cut below it.
+pub(super) const MIN_RATE: f64 = 10.0;
+pub(super) const START_RATE: f64 = 50.0;
+/// Pace growth per accepted request, below and near the ceiling (a pace of r accepted requests per
+/// second grows by r × step per second).
+const FAST_PROBE: f64 = 0.02;
+const SLOW_PROBE: f64 = 0.002;
+/// Where slow probing starts, as a share of the ceiling.
+const NEAR_CEILING: f64 = 0.98;
+/// Share of the pace a 429 above the noise takes off.
+const TRIM: f64 = 0.005;
+/// A 429 trims the pace only while the share of 429s in the last two seconds' answers is at least this
+/// much above the known noise: a rare one is noise, a steady trickle means the pace is just over the limit.
+const TRIM_SHARE: f64 = 0.01;
+/// Least time between two cuts: one burst of 429s is one signal. Leaving slow start the estimate is
+/// rough (the bucket's burst was still being spent), so the next cut may follow sooner.
+const CUT_COOLDOWN: Duration = Duration::from_secs(3);
+const FIRST_CUT_COOLDOWN: Duration = Duration::from_secs(1);
+/// Pace after an episode, as a share of the rate Graph accepted.
+const MARGIN: f64 = 0.97;
+/// An episode needs this many 429s among at least [`EPISODE_MIN_ANSWERS`] answers in the window: over a
+/// few dozen answers, random 429s can look like 10 % (and a wrong episode early on would end slow start
+/// far below the limit).
+const EPISODE_MIN_THROTTLED: u32 = 10;
+const EPISODE_MIN_ANSWERS: u32 = 20;
+/// Share of 429s beyond which an episode cuts to what Graph accepted however deep that is.
+const DEEP_CUT_SHARE: f64 = 0.5;
+const EPISODE_MIN_SHARE: f64 = 0.10;
+/// The rate Graph accepts and the share of 429s are measured over this window: over ~200 answers, 4 % of
+/// random 429s almost never look like 10 % (over ~100 they sometimes do, and each false episode would
+/// cut the pace).
+const SHARE_WINDOW: Duration = Duration::from_secs(2);
+
+/// A deliberate lowering of the pace, to tell Graph's limit from its noise: 429s that fall away when
+/// the pace falls were the limit; 429s that stay were noise (stray 429s come at any pace).
+#[derive(Debug, Clone, Copy)]
+struct Dip {
+    restore: f64,
+    share_before: f64,
+    /// The 429s of the first second after the dip started were sent (or retried) at the old pace.
+    measure_from: Instant,
+    until: Instant,
+}
+
+/// How far a dip lowers the pace: below the limit, if the pace was less than an episode's worth over it.
+const DIP_DEPTH: f64 = 0.85;
+const DIP_SETTLE: Duration = Duration::from_secs(1);
+const DIP_LENGTH: Duration = Duration::from_millis(2500);
+/// Least time from the end of one dip to the start of the next.
+const DIP_INTERVAL: Duration = Duration::from_secs(10);
+/// After a dip found the limit, the pace restarts this far below it.
+const BELOW_LIMIT: f64 = 0.99;
+/// Above the ceiling the pace climbs faster only after this long without a 429: then the limit may have
+/// moved (another instance stopped sharing it). Sooner, and it would climb into the limit again after
+/// every trim.
+const QUIET: Duration = Duration::from_secs(10);
+/// The climb above the ceiling after [`QUIET`]: Graph's burst hides a pace over the limit until it is
+/// spent, and the faster the climb the further over the limit the pace is by then.
+const QUIET_PROBE: f64 = 0.005;
+
+#[derive(Debug)]
+pub(super) struct Pacing {
+    /// Requests per second.
+    pub(super) rate: Option<f64>,
+    /// Doubling every second until the first throttling episode.
+    slow_start: bool,
+    /// The highest rate Graph sustained: set at an episode, raised when the pace runs above it unthrottled.
+    pub(super) ceiling: Option<f64>,
+    /// Virtual schedule: when the next request may start.
+    pub(super) next_slot: Instant,
+    last_cut: Option<Instant>,
+    cuts: u32,
+    /// Share of answers that are 429s whatever the pace (Graph's stray ones), as the last dip found.
+    noise: f64,
+    last_throttled: Option<Instant>,
+    dip: Option<Dip>,
+    next_dip: Option<Instant>,
+    /// `(when, accepted, throttled)` answers in the last [`SHARE_WINDOW`], to learn the rate Graph
+    /// sustains and how much of it is throttled.
+    answers: VecDeque<(Instant, u32, u32)>,
+}
+
+/// Answers in the window since the last cut.
+struct Tally {
+    accepted: u32,
+    throttled: u32,
+    /// Accepted per second in the slots of the window that also saw a 429: while Graph throttles, its
+    /// bucket is empty and what it accepts is its refill rate. (A plain average would count the burst the
+    /// bucket saved up while the gate was closed.)
+    accepted_rate_while_throttled: Option<f64>,
+}
+
+/// Slots the window is cut into to find where Graph throttled.
+pub(super) const SLOT: Duration = Duration::from_millis(250);
+
+impl Pacing {
+    pub(super) fn new() -> Self {
+        Self {
+            rate: Some(START_RATE),
+            slow_start: true,
+            ceiling: None,
+            next_slot: Instant::now(),
+            last_cut: None,
+            cuts: 0,
+            noise: 0.0,
+            last_throttled: None,
+            dip: None,
+            next_dip: None,
+            answers: VecDeque::new(),
+        }
+    }
+
+    /// The least share of 429s over `answers` answers that says more than noise: one percent above the
+    /// noise, or two and a half standard deviations of it.
+    fn above_noise(&self, answers: u32) -> f64 {
+        let sd = (self.noise * (1.0 - self.noise) / f64::from(answers.max(1))).sqrt();
+        self.noise + TRIM_SHARE.max(2.5 * sd)
+    }
+
+    /// Answers (accepted, throttled) recorded in `[from, to]`.
+    fn count_between(&self, from: Instant, to: Instant) -> (u32, u32) {
+        self.answers
+            .iter()
+            .filter(|(at, _, _)| *at >= from && *at <= to)
+            .fold((0, 0), |(a, t), (_, x, y)| (a + x, t + y))
+    }
+
+    /// Starts or ends a dip (see [`Dip`]). Called with every answer.
+    fn steer(&mut self, now: Instant, tally: &Tally) {
+        let Some(rate) = self.rate else { return };
+        if let Some(dip) = self.dip {
+            if now < dip.until {
+                return;
+            }
+            self.dip = None;
+            self.next_dip = Some(now + DIP_INTERVAL);
+            let (accepted, throttled) = self.count_between(dip.measure_from, dip.until);
+            if accepted + throttled < EPISODE_MIN_ANSWERS {
+                self.rate = Some(dip.restore);
+                return;
+            }
+            let share = f64::from(throttled) / f64::from(accepted + throttled);
+            if share < dip.share_before / 2.0 {
+                // The 429s fell away with the pace: the pace was over the limit by what fell away.
+                let limit = (dip.restore * (1.0 - (dip.share_before - share))).max(MIN_RATE);
+                // What remained in the dip may still be the limit's (the bucket was empty as it began).
+                self.noise = self.noise.min(share);
+                self.ceiling = Some(limit);
+                self.rate = Some(BELOW_LIMIT * limit);
+                tracing::info!(limit_per_second = limit as u64, "Graph's limit found by a dip in pace");
+            } else {
+                self.noise = (share + dip.share_before) / 2.0;
+                self.rate = Some(dip.restore);
+                tracing::info!(stray_429_share = self.noise, "Graph's 429s are noise: pace restored");
+            }
+            return;
+        }
+        let answers = tally.accepted + tally.throttled;
+        let settled = self.last_cut.is_some_and(|cut| now.duration_since(cut) >= SHARE_WINDOW);
+        if self.slow_start || !settled || self.next_dip.is_some_and(|at| now < at) || answers < 50 {
+            return;
+        }
+        let share = f64::from(tally.throttled) / f64::from(answers);
+        if tally.throttled >= 3 && share >= self.above_noise(answers) {
+            self.dip = Some(Dip {
+                restore: rate,
+                share_before: share,
+                measure_from: now + DIP_SETTLE,
+                until: now + DIP_LENGTH,
+            });
+            self.rate = Some((DIP_DEPTH * rate).max(MIN_RATE));
+        }
+    }
+
+    fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> Tally {
+        self.answers.push_back((now, accepted, throttled));
+        while self
+            .answers
+            .front()
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > SHARE_WINDOW)
+        {
+            self.answers.pop_front();
+        }
+        let slots = (SHARE_WINDOW.as_millis() / SLOT.as_millis()) as usize + 1;
+        let mut per_slot = vec![(0u32, 0u32); slots];
+        let mut tally = Tally {
+            accepted: 0,
+            throttled: 0,
+            accepted_rate_while_throttled: None,
+        };
+        for (at, a, t) in &self.answers {
+            // Only answers since the pace last changed count: the ones before the last cut were sent at
+            // another pace (and slow start's last ones still spent the bucket's burst).
+            if self.last_cut.is_some_and(|cut| *at <= cut) {
+                continue;
+            }
+            tally.accepted += a;
+            tally.throttled += t;
+            let slot = ((now.duration_since(*at).as_millis() / SLOT.as_millis()) as usize).min(slots - 1);
+            per_slot[slot].0 += a;
+            per_slot[slot].1 += t;
+        }
+        let throttled_slots: Vec<u32> = per_slot.iter().filter(|(_, t)| *t > 0).map(|(a, _)| *a).collect();
+        if !throttled_slots.is_empty() {
+            let accepted: u32 = throttled_slots.iter().sum();
+            tally.accepted_rate_while_throttled =
+                Some(f64::from(accepted) / (throttled_slots.len() as f64 * SLOT.as_secs_f64()));
+        }
+        tally
+    }
+
+    /// `n` requests were accepted (not throttled): remember them and probe the pace upward.
+    pub(super) fn on_accepted(&mut self, now: Instant, n: u32) {
+        let p = self;
+        let tally = p.record(now, n, 0);
+        p.steer(now, &tally);
+        let (Some(rate), ceiling) = (p.rate, p.ceiling) else {
+            return;
+        };
+        if p.dip.is_some() {
+            return;
+        }
+        // Above the ceiling climb slowly, and a little faster once Graph has sent no 429 for a while (the
+        // limit may have moved: another instance has stopped sharing it, say).
+        let quiet = p.last_throttled.is_none_or(|at| now.duration_since(at) >= QUIET);
+        let step = match ceiling {
+            _ if p.slow_start => 1.0,
+            Some(c) if rate < NEAR_CEILING * c => FAST_PROBE,
+            _ if quiet => QUIET_PROBE,
+            _ => SLOW_PROBE,
+        };
+        let rate = rate + step * f64::from(n);
+        p.rate = Some(rate);
+        if ceiling.is_some_and(|c| rate > c) {
+            p.ceiling = Some(rate);
+        }
+    }
+
+    /// Graph throttled a request. If that makes a throttling episode (see the module docs), pace at the
+    /// rate Graph accepted over the last second — once per episode, as one burst of 429s is one signal.
+    pub(super) fn on_throttled(&mut self, now: Instant) {
+        let p = self;
+        let tally = p.record(now, 0, 1);
+        p.last_throttled = Some(now);
+        let throttled = tally.throttled;
+        let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
+        let episode = throttled >= EPISODE_MIN_THROTTLED
+            && tally.accepted + throttled >= EPISODE_MIN_ANSWERS
+            && share >= p.noise + EPISODE_MIN_SHARE;
+        if !episode {
+            p.steer(now, &tally);
+            if p.dip.is_some() {
+                return;
+            }
+        }
+        let cooldown = if p.cuts == 1 { FIRST_CUT_COOLDOWN } else { CUT_COOLDOWN };
+        if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < cooldown) {
+            // A steady trickle of 429s above the noise says the pace is just over the limit: trim it.
+            // One now and then is noise.
+            if !p.slow_start && share >= p.above_noise(tally.accepted + throttled) {
+                if let Some(rate) = p.rate {
+                    p.rate = Some((rate * (1.0 - TRIM)).max(MIN_RATE));
+                }
+            }
+            return;
+        }
+        let accepted = tally
+            .accepted_rate_while_throttled
+            .unwrap_or(f64::from(tally.accepted) / SHARE_WINDOW.as_secs_f64());
+        if let Some(dip) = p.dip.take() {
+            p.rate = Some(dip.restore);
+        }
+        p.last_cut = Some(now);
+        p.cuts += 1;
+        // Graph's rate is what it accepted over the last second. (Answers keep arriving while the gate is
+        // closed, so dividing by open time alone would overstate it; the bounded cut below keeps a second
+        // with a long closed gate from collapsing the pace instead.)
+        let accepted_rate = accepted;
+        let rate = p.rate.unwrap_or(accepted_rate);
+        // Leaving slow start, the last second also drained the bucket's burst and so overstates the limit:
+        // take half the pace that overran it (as TCP does), unless Graph accepted even less. Afterwards one
+        // episode cuts by 10 % to 32.5 % at most, so a window that saw little traffic (slots busy with
+        // hung requests, say) cannot collapse the pace.
+        // When most answers are 429s the limit is plain, whatever the window: take it as measured.
+        let base = if p.slow_start || share >= DEEP_CUT_SHARE {
+            accepted_rate.min(rate / 2.0)
+        } else {
+            accepted_rate.clamp(0.75 * rate, rate)
+        };
+        let new_rate = MARGIN * base;
+        p.ceiling = Some(base.max(MIN_RATE));
+        p.slow_start = false;
+        p.rate = Some(new_rate.max(MIN_RATE));
+        tracing::info!(
+            rate_per_second = p.rate.unwrap_or_default() as u64,
+            accepted_per_second = accepted as u64,
+            throttled_in_window = throttled,
+            "Graph throttled: pacing requests"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+use super::pacing::*;
+use super::*;
+
+#[tokio::test(start_paused = true)]
+async fn gate_holds_everyone_back() {
+    let limiter = Limiter::new(2);
+    limiter.back_off(Duration::from_secs(5));
+    let start = Instant::now();
+    let permit = limiter.acquire(start + Duration::from_secs(60), 1).await;
+    assert!(permit.is_some());
+    assert!(Instant::now() - start >= Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn gives_up_when_the_gate_outlasts_the_deadline() {
+    let limiter = Limiter::new(1);
+    limiter.back_off(Duration::from_secs(30));
+    assert!(
+        limiter
+            .acquire(Instant::now() + Duration::from_secs(10), 1)
+            .await
+            .is_none()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn learns_the_accepted_rate_then_paces() {
+    let limiter = Limiter::new(100);
+    assert_eq!(limiter.rate(), Some(START_RATE));
+    accept_for_two_seconds(&limiter).await;
+    assert_eq!(limiter.rate(), Some(250.0), "slow start: +1/s per accepted request");
+    for _ in 0..3 {
+        limiter.record_throttled();
+    }
+    assert_eq!(
+        limiter.rate(),
+        Some(250.0),
+        "3 of 203 answers is under 10 %: noise, not an episode"
+    );
+    for _ in 0..27 {
+        limiter.record_throttled();
+    }
+    assert_eq!(
+        (limiter.rate(), limiter.ceiling()),
+        (Some(0.97 * 100.0), Some(100.0)),
+        "leaving slow start: the ceiling is what Graph accepted while throttling (under half the pace), \
+         the pace 97 % of it"
+    );
+    // 18 requests at 97/s take over 180 ms of schedule each.
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(10);
+    for _ in 0..3 {
+        drop(limiter.acquire(deadline, 18).await);
+    }
+    assert!(Instant::now() - start >= Duration::from_millis(350));
+    tokio::time::advance(Duration::from_secs(4)).await;
+    limiter.record_accepted(80);
+    let climbed = limiter.rate().unwrap();
+    assert!(
+        (climbed - 98.6).abs() < 1e-9,
+        "below the ceiling: +2 % per second: {climbed}"
+    );
+    tokio::time::advance(SLOT).await;
+    limiter.record_accepted(10);
+    for _ in 0..12 {
+        limiter.record_throttled();
+    }
+    // The first 429s start a dip; the tenth makes an episode, which ends the dip and cuts from the pace
+    // before it by at most 25 % although Graph accepted just 40/s while throttling.
+    let rate = limiter.rate().unwrap();
+    let most = 0.97 * 0.75 * climbed;
+    assert!(rate <= most + 1e-9 && rate >= 0.97 * most, "{rate}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stray_429s_do_not_grind_the_pace_down() {
+    let limiter = Limiter::new(100);
+    limiter.record_accepted(100);
+    for _ in 0..20 {
+        limiter.record_throttled();
+    }
+    let learned = limiter.rate().unwrap();
+    for _ in 0..100 {
+        tokio::time::advance(Duration::from_millis(250)).await;
+        limiter.record_accepted(24);
+        limiter.record_throttled();
+    }
+    assert!(limiter.rate().unwrap() >= learned, "{:?} < {learned}", limiter.rate());
+}
+
+/// 100 answers a second for two seconds, in quarter-second slots.
+async fn accept_for_two_seconds(limiter: &Limiter) {
+    for _ in 0..8 {
+        tokio::time::advance(SLOT).await;
+        limiter.record_accepted(25);
+    }
+}
+
+/// Leaves slow start with a ceiling of 100/s (what Graph accepted) and a pace of 97/s.
+async fn learned() -> Limiter {
+    let limiter = Limiter::new(100);
+    accept_for_two_seconds(&limiter).await;
+    for _ in 0..30 {
+        limiter.record_throttled();
+    }
+    assert_eq!((limiter.rate(), limiter.ceiling()), (Some(97.0), Some(100.0)));
+    limiter
+}
+
+/// `accepted` answers and `throttled` 429s every 100 ms for `seconds`.
+async fn answer_for(limiter: &Limiter, seconds: u32, accepted: u32, throttled: u32) {
+    for _ in 0..seconds * 10 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        limiter.record_accepted(accepted);
+        for _ in 0..throttled {
+            limiter.record_throttled();
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trickle_of_429s_that_a_dip_makes_vanish_was_the_limit() {
+    let limiter = learned().await;
+    tokio::time::advance(Duration::from_secs(4)).await;
+    while limiter.rate().unwrap() < 104.0 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        limiter.record_accepted(10);
+    }
+    let over = limiter.rate().unwrap();
+    // 5 % of the answers are 429s: not an episode (10 %), but more than the noise known so far (none).
+    answer_for(&limiter, 1, 19, 1).await;
+    let dipped = limiter.rate().unwrap();
+    assert!(
+        dipped <= 0.86 * over,
+        "a dip lowers the pace by 15 %: {dipped} of {over}"
+    );
+    // At the lower pace the 429s stop: they were the limit's.
+    answer_for(&limiter, 3, 9, 0).await;
+    let (rate, ceiling) = (limiter.rate().unwrap(), limiter.ceiling().unwrap());
+    assert!(
+        ceiling < over && ceiling > 0.9 * over,
+        "the limit is the pace less the 429s that fell away: {ceiling} of {over}"
+    );
+    assert!(
+        rate < ceiling && rate >= 0.98 * ceiling,
+        "the pace restarts just under it: {rate}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn noise_that_a_dip_leaves_in_place_is_learned_and_does_not_hold_the_pace_down() {
+    let limiter = learned().await;
+    answer_for(&limiter, 3, 10, 0).await;
+    let before = limiter.rate().unwrap();
+    // 4 % of answers are 429s at every pace: Graph's stray ones, not its limit.
+    answer_for(&limiter, 60, 24, 1).await;
+    let (rate, ceiling) = (limiter.rate().unwrap(), limiter.ceiling().unwrap());
+    assert!(
+        rate >= before,
+        "noise never lowers the pace for good: {rate} < {before}"
+    );
+    assert!(
+        rate >= 0.95 * ceiling,
+        "nor holds it under the ceiling: {rate} of {ceiling}"
+    );
+}
