@@ -57,13 +57,16 @@ impl Application {
         let building = state.clone();
         std::thread::Builder::new()
             .name("start-up".into())
-            .spawn(move || match Services::build(&building.settings) {
-                Ok(services) => building.services_built(services),
-                Err(e) => {
-                    // As fatal as a bad setting: the host restarts the handler, then stops after three tries.
-                    tracing::error!(error = %e, "start-up failed");
-                    eprintln!("reprocess-handler: start-up failed: {e}");
-                    std::process::exit(1);
+            .spawn(move || {
+                building.wait_until_services_wanted();
+                match Services::build(&building.settings) {
+                    Ok(services) => building.services_built(services),
+                    Err(e) => {
+                        // As fatal as a bad setting: the host restarts the handler, then stops after three tries.
+                        tracing::error!(error = %e, "start-up failed");
+                        eprintln!("reprocess-handler: start-up failed: {e}");
+                        std::process::exit(1);
+                    }
                 }
             })
             .map_err(|source| StartupError::Bind { port, source })?;
@@ -100,7 +103,9 @@ impl Application {
 }
 
 /// The host polls `GET /` every 25 ms until any HTTP answer (`DefaultHttpWorkerService.IsWorkerReady`).
-async fn ready() -> HttpResponse {
+/// Its first answer lets the Graph services be built (see [`AppState::want_services`]).
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    state.want_services();
     HttpResponse::Ok().json(json!({ "status": "ready" }))
 }
 

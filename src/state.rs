@@ -1,11 +1,13 @@
 //! What every invocation shares: the settings and the Graph services. Building the services loads the
-//! system's TLS roots (hundreds of files, milliseconds), so `startup` builds them on a thread of its own
-//! while the server already answers the host's readiness probe; invocations that arrive first wait.
+//! system's TLS roots (hundreds of files, milliseconds), so `startup` builds them on a thread of its own,
+//! once the host's first readiness probe (or invocation) has arrived, or 50 ms after start at the latest:
+//! the readiness answer does not share two cores with that work. Invocations that arrive first wait.
 
 use crate::config::Settings;
 use crate::graph::{GraphClient, Limiter, TokenProvider};
 use crate::reprocess::Reprocessor;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// What talks to Graph.
@@ -34,11 +36,16 @@ impl Services {
     }
 }
 
+/// Longest the services wait for the first readiness probe or invocation before they are built anyway.
+const BUILD_AT_THE_LATEST: Duration = Duration::from_millis(50);
+
 #[derive(Debug)]
 pub struct AppState {
     pub settings: Settings,
     services: OnceLock<Services>,
     services_ready: Notify,
+    /// Set by the first readiness probe or invocation: the services are wanted now.
+    wanted: (Mutex<bool>, Condvar),
 }
 
 impl AppState {
@@ -47,7 +54,28 @@ impl AppState {
             settings,
             services: OnceLock::new(),
             services_ready: Notify::new(),
+            wanted: (Mutex::new(false), Condvar::new()),
         }
+    }
+
+    /// Asks for the services to be built now (the host has seen the process ready, or sent work).
+    pub fn want_services(&self) {
+        let (wanted, changed) = &self.wanted;
+        let mut wanted = wanted.lock().expect("wanted lock");
+        if !*wanted {
+            *wanted = true;
+            changed.notify_all();
+        }
+    }
+
+    /// Blocks the start-up thread until the services are wanted, or [`BUILD_AT_THE_LATEST`]: on two
+    /// cores, loading the TLS roots beside the first readiness answer would delay that answer.
+    pub fn wait_until_services_wanted(&self) {
+        let (wanted, changed) = &self.wanted;
+        let guard = wanted.lock().expect("wanted lock");
+        let _ = changed
+            .wait_timeout_while(guard, BUILD_AT_THE_LATEST, |wanted| !*wanted)
+            .expect("wanted lock");
     }
 
     /// Hands over the built services and wakes every invocation waiting for them.
@@ -58,6 +86,7 @@ impl AppState {
 
     /// The Graph services, waiting for start-up to finish building them.
     pub async fn services(&self) -> &Services {
+        self.want_services();
         loop {
             if let Some(services) = self.services.get() {
                 return services;

@@ -148,9 +148,10 @@ fn table(out: &mut String, rows: &[Row]) {
 fn describe(o: &Outcome) -> String {
     let mut text = match (o.scenario.instances, o.scenario.faults) {
         (1, false) => "One handler process, no faults.".to_owned(),
-        (1, true) => "One handler process. 12 % of sub-requests answer 429 (`Retry-After: 1`), 503 or 504; \
-                      4 % of `$batch` requests hang (60 s; the client gives up after 5 s); 4 % of HTTP requests \
-                      are reset at the TCP level (RST)."
+        (1, true) => "One handler process. 12 % of sub-requests fail, 3 % each: 429 (`Retry-After: 1`), 503, \
+                      504, and 504 after Graph did the work (so its retry reprocesses the ID twice); 4 % of \
+                      `$batch` requests hang (60 s; the client gives up after its learned timeout, 3 s to the \
+                      5 s setting); 4 % of HTTP requests are reset at the TCP level (RST)."
             .to_owned(),
         (n, _) => format!(
             "{n} handler processes, each behind its own emulated host (its own {HOST_CONCURRENCY} queue \

@@ -29,7 +29,8 @@ pub struct Scenario {
     pub title: &'static str,
     /// Handler processes, each behind its own emulated host, draining one queue.
     pub instances: usize,
-    /// The fault mix: 12 % of sub-requests 429/503/504, 4 % of batches hang, 4 % of requests reset.
+    /// The fault mix: 12 % of sub-requests 429/503/504 (3 % each, and 3 % a 504 after Graph did the
+    /// work), 4 % of batches hang, 4 % of requests reset.
     pub faults: bool,
     /// Wall time ≤ this × the fault-free bound.
     pub max_ratio: f64,
@@ -162,7 +163,11 @@ pub fn run(scenario: Scenario, ids: usize) -> Outcome {
         .with_throttle(RATE, BURST);
     if scenario.faults {
         // 20 % in all: 12 % of sub-requests get 429/503/504, 4 % of `$batch` requests hang, 4 % are reset.
-        state.faults.set_random(0.12, transient_mix());
+        // A quarter of the sub-request faults are 504s after Graph did the work (its answer lost on the
+        // way back): the only faults whose retry reprocesses an ID twice.
+        let mut mix = transient_mix();
+        mix.push(Fault::ExecutedThen(504));
+        state.faults.set_random(0.12, mix);
         state
             .faults
             .set_random_batches(0.04, vec![Fault::Hang(Duration::from_secs(60))]);

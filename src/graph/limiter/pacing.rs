@@ -55,11 +55,13 @@ const DIP_SETTLE: Duration = Duration::from_secs(1);
 const DIP_LENGTH: Duration = Duration::from_millis(2500);
 /// Least time from the end of one dip to the start of the next.
 const DIP_INTERVAL: Duration = Duration::from_secs(10);
+/// After a dip found only noise, the ceiling goes this far above the pace (the fast climb resumes).
+const NOISE_HEADROOM: f64 = 1.08;
 /// After a dip found the limit, the pace restarts this far below it.
 const BELOW_LIMIT: f64 = 0.99;
-/// Above the ceiling the pace climbs faster only after this long without a 429: then the limit may have
-/// moved (another instance stopped sharing it). Sooner, and it would climb into the limit again after
-/// every trim.
+/// Above the ceiling the pace climbs faster only after this long without a sign of the limit (429s above
+/// the noise): then the limit may have moved (another instance stopped sharing it), or was never there.
+/// Sooner, and it would climb into the limit again after every trim.
 const QUIET: Duration = Duration::from_secs(10);
 /// The climb above the ceiling after [`QUIET`]: Graph's burst hides a pace over the limit until it is
 /// spent, and the faster the climb the further over the limit the pace is by then.
@@ -79,7 +81,8 @@ pub(super) struct Pacing {
     cuts: u32,
     /// Share of answers that are 429s whatever the pace (Graph's stray ones), as the last dip found.
     noise: f64,
-    last_throttled: Option<Instant>,
+    /// The last 429 that came with more 429s than the noise: a sign of the limit.
+    last_limit_sign: Option<Instant>,
     dip: Option<Dip>,
     next_dip: Option<Instant>,
     /// `(when, accepted, throttled)` answers in the last [`SHARE_WINDOW`], to learn the rate Graph
@@ -110,7 +113,7 @@ impl Pacing {
             last_cut: None,
             cuts: 0,
             noise: 0.0,
-            last_throttled: None,
+            last_limit_sign: None,
             dip: None,
             next_dip: None,
             answers: VecDeque::new(),
@@ -158,6 +161,8 @@ impl Pacing {
             } else {
                 self.noise = (share + dip.share_before) / 2.0;
                 self.rate = Some(dip.restore);
+                // The limit is above this pace, by how much is unknown: climb fast again for a while.
+                self.ceiling = Some(dip.restore * NOISE_HEADROOM);
                 tracing::info!(stray_429_share = self.noise, "Graph's 429s are noise: pace restored");
             }
             return;
@@ -229,7 +234,7 @@ impl Pacing {
         }
         // Above the ceiling climb slowly, and a little faster once Graph has sent no 429 for a while (the
         // limit may have moved: another instance has stopped sharing it, say).
-        let quiet = p.last_throttled.is_none_or(|at| now.duration_since(at) >= QUIET);
+        let quiet = p.last_limit_sign.is_none_or(|at| now.duration_since(at) >= QUIET);
         let step = match ceiling {
             _ if p.slow_start => 1.0,
             Some(c) if rate < NEAR_CEILING * c => FAST_PROBE,
@@ -248,12 +253,14 @@ impl Pacing {
     pub(super) fn on_throttled(&mut self, now: Instant) {
         let p = self;
         let tally = p.record(now, 0, 1);
-        p.last_throttled = Some(now);
         let throttled = tally.throttled;
         let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
         let episode = throttled >= EPISODE_MIN_THROTTLED
             && tally.accepted + throttled >= EPISODE_MIN_ANSWERS
             && share >= p.noise + EPISODE_MIN_SHARE;
+        if episode || share >= p.above_noise(tally.accepted + throttled) {
+            p.last_limit_sign = Some(now);
+        }
         if !episode {
             p.steer(now, &tally);
             if p.dip.is_some() {

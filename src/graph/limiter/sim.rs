@@ -17,6 +17,9 @@ pub struct Throttle {
     pub stray_429: f64,
     /// Share answered 503/504 at random (after taking a token).
     pub stray_5xx: f64,
+    /// Share of `$batch` requests that hang until the client gives up (3 s), or are reset at once.
+    pub hung_batches: f64,
+    pub reset_batches: f64,
 }
 
 struct Bucket {
@@ -96,6 +99,8 @@ impl Report {
 
 const LATENCY: Duration = Duration::from_millis(50);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The learned attempt timeout's floor: a hung batch is given up after this long.
+const HUNG: Duration = Duration::from_secs(3);
 const BATCH: usize = 20;
 
 /// `ids` IDs in messages of 20, `invocations` at once per instance, `instances` limiters sharing one
@@ -144,6 +149,16 @@ pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: 
                         let now = limiter.max_burst().unwrap_or(usize::MAX).min(pending);
                         let deadline = Instant::now() + Duration::from_secs(600);
                         let permit = limiter.acquire(deadline, now as u32).await.expect("slot");
+                        let roll = bucket.lock().unwrap().random();
+                        if roll < throttle.hung_batches + throttle.reset_batches {
+                            report.lock().unwrap().attempts += now as u64;
+                            if roll < throttle.hung_batches {
+                                tokio::time::sleep(HUNG).await;
+                            }
+                            drop(permit);
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
                         tokio::time::sleep(LATENCY).await;
                         drop(permit);
                         let mut retry = 0;
@@ -203,11 +218,15 @@ mod tests {
         burst: 100.0,
         stray_429: 0.0,
         stray_5xx: 0.0,
+        hung_batches: 0.0,
+        reset_batches: 0.0,
     };
-    /// The benchmark's fault mix as far as pacing sees it: 4 % stray 429s, 8 % 503/504.
+    /// The benchmark's fault mix: 3 % stray 429s, 9 % 503/504, 4 % of batches hung, 4 % reset.
     const NOISY: Throttle = Throttle {
-        stray_429: 0.04,
-        stray_5xx: 0.08,
+        stray_429: 0.03,
+        stray_5xx: 0.09,
+        hung_batches: 0.04,
+        reset_batches: 0.04,
         ..CLEAN
     };
 
