@@ -1,9 +1,14 @@
 //! The service: run every target through Graph with bounded concurrency before a deadline, and
 //! collect a [`Report`] in the order the caller gave the IDs. Targets go to Graph in groups of
 //! `GRAPH_BATCH_SIZE` (one `$batch` each); a group of one is a plain reprocess call.
+//!
+//! With a catalog scope (`ALLOWED_CATALOG_IDS` / `ALLOWED_ACCESS_PACKAGE_IDS`) each group is first read
+//! in one `$batch` of GETs (`graph::lookup`): IDs outside the scope end `out_of_scope`, IDs Graph could
+//! not place end with what Graph said (not found, denied, transient), and only the rest are reprocessed.
 
-use crate::domain::Target;
+use crate::domain::{AllowedScope, ItemResult, Outcome, Target};
 use crate::domain::{Report, Targets};
+use crate::graph::lookup::{Lookup, Subject};
 use crate::graph::GraphClient;
 use crate::graph::paths::{batch_url, reprocess_relative, reprocess_url};
 use futures_util::StreamExt;
@@ -14,13 +19,15 @@ use tokio::time::Instant;
 pub struct Reprocessor {
     graph: Arc<GraphClient>,
     per_invocation_concurrency: usize,
+    allowed: Option<Arc<AllowedScope>>,
 }
 
 impl Reprocessor {
-    pub fn new(graph: Arc<GraphClient>, per_invocation_concurrency: usize) -> Self {
+    pub fn new(graph: Arc<GraphClient>, per_invocation_concurrency: usize, allowed: Option<AllowedScope>) -> Self {
         Self {
             graph,
             per_invocation_concurrency: per_invocation_concurrency.max(1),
+            allowed: allowed.map(Arc::new),
         }
     }
 
@@ -30,13 +37,27 @@ impl Reprocessor {
         let mut results: Vec<_> = futures_util::stream::iter(groups.into_iter().enumerate())
             .map(|(index, group)| {
                 let graph = Arc::clone(&self.graph);
+                let allowed = self.allowed.clone();
                 async move {
-                    log_urls(&graph, &group);
-                    let results = if group.len() == 1 {
-                        vec![graph.reprocess(group[0], deadline).await]
-                    } else {
-                        graph.reprocess_batch(&group, deadline).await
+                    let (send, mut refused) = match &allowed {
+                        Some(allowed) => check_scope(&graph, allowed, &group, deadline).await,
+                        None => (group.clone(), Vec::new()),
                     };
+                    let mut results = match send.len() {
+                        0 => Vec::new(),
+                        1 => {
+                            log_urls(&graph, &send);
+                            vec![graph.reprocess(send[0], deadline).await]
+                        }
+                        _ => {
+                            log_urls(&graph, &send);
+                            graph.reprocess_batch(&send, deadline).await
+                        }
+                    };
+                    // Back in the caller's order.
+                    results.append(&mut refused);
+                    let position = |r: &ItemResult| group.iter().position(|t| Some(*t) == r.target);
+                    results.sort_by_key(position);
                     (index, results)
                 }
             })
@@ -46,6 +67,50 @@ impl Reprocessor {
         results.sort_by_key(|(index, _)| *index);
         Report::new(results.into_iter().flat_map(|(_, r)| r).collect())
     }
+}
+
+/// One `$batch` of GETs for the group: the targets in scope, and a final (or transient) result for
+/// every other one, which is never sent to reprocess.
+async fn check_scope(
+    graph: &GraphClient,
+    allowed: &AllowedScope,
+    group: &[Target],
+    deadline: Instant,
+) -> (Vec<Target>, Vec<ItemResult>) {
+    let subjects: Vec<Subject> = group.iter().map(|t| Subject::Target(*t)).collect();
+    let lookups = graph.lookup_batch(&subjects, deadline).await;
+    let mut send = Vec::new();
+    let mut refused = Vec::new();
+    for (target, read) in group.iter().zip(lookups) {
+        let outcome = match read.lookup {
+            Lookup::Found(membership) if allowed.allows(&membership) => {
+                send.push(*target);
+                continue;
+            }
+            Lookup::Found(membership) => Outcome::OutOfScope {
+                access_package_id: membership.access_package.map(|p| p.to_string()),
+                catalog_id: membership.catalog.map(|c| c.to_string()),
+            },
+            Lookup::Failed(outcome) => outcome,
+        };
+        tracing::info!(
+            id = target.id(),
+            outcome = outcome.label(),
+            http_status = read.http_status,
+            graph_request_id = read.graph_request_id.as_deref().unwrap_or(""),
+            "scope check: not reprocessed"
+        );
+        refused.push(ItemResult {
+            kind: target.kind(),
+            id: target.id().to_owned(),
+            outcome,
+            http_status: read.http_status,
+            graph_request_id: read.graph_request_id,
+            attempts: read.attempts,
+            target: Some(*target),
+        });
+    }
+    (send, refused)
 }
 
 /// Every Graph URL the handler sends to is logged in full (reprocess URLs carry no query and no secret),

@@ -29,7 +29,11 @@ impl Services {
         let tokens = TokenProvider::from_settings(settings)?;
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
-        let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
+        let reprocessor = Reprocessor::new(
+            Arc::clone(&graph),
+            settings.graph.max_concurrency,
+            settings.allowed.clone(),
+        );
         Ok(Self { reprocessor, graph })
     }
 }

@@ -8,6 +8,7 @@ pub mod credential;
 pub mod latency;
 pub mod limiter;
 pub mod list;
+pub mod lookup;
 pub mod paths;
 pub mod retry;
 mod status;
