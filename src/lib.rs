@@ -8,6 +8,8 @@
 //! (`host::response`). Packages and users go through `fanout` (listing, a page per invocation) and the
 //! queue; `dry_run` reads instead of reprocessing. `state` holds what invocations share.
 
+pub mod audit;
+pub mod catalog_scope;
 pub mod config;
 pub mod domain;
 pub mod dry_run;

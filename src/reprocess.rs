@@ -6,9 +6,9 @@
 //! in one `$batch` of GETs (`graph::lookup`): IDs outside the scope end `out_of_scope`, IDs Graph could
 //! not place end with what Graph said (not found, denied, transient), and only the rest are reprocessed.
 
-use crate::domain::{AllowedScope, ItemResult, Outcome, Target};
+use crate::catalog_scope::check_targets;
+use crate::domain::{AllowedScope, ItemResult, Target};
 use crate::domain::{Report, Targets};
-use crate::graph::lookup::{Lookup, Subject};
 use crate::graph::GraphClient;
 use crate::graph::paths::{batch_url, reprocess_relative, reprocess_url};
 use futures_util::StreamExt;
@@ -40,7 +40,7 @@ impl Reprocessor {
                 let allowed = self.allowed.clone();
                 async move {
                     let (send, mut refused) = match &allowed {
-                        Some(allowed) => check_scope(&graph, allowed, &group, deadline).await,
+                        Some(allowed) => check_targets(&graph, allowed, &group, deadline).await,
                         None => (group.clone(), Vec::new()),
                     };
                     let mut results = match send.len() {
@@ -67,50 +67,6 @@ impl Reprocessor {
         results.sort_by_key(|(index, _)| *index);
         Report::new(results.into_iter().flat_map(|(_, r)| r).collect())
     }
-}
-
-/// One `$batch` of GETs for the group: the targets in scope, and a final (or transient) result for
-/// every other one, which is never sent to reprocess.
-async fn check_scope(
-    graph: &GraphClient,
-    allowed: &AllowedScope,
-    group: &[Target],
-    deadline: Instant,
-) -> (Vec<Target>, Vec<ItemResult>) {
-    let subjects: Vec<Subject> = group.iter().map(|t| Subject::Target(*t)).collect();
-    let lookups = graph.lookup_batch(&subjects, deadline).await;
-    let mut send = Vec::new();
-    let mut refused = Vec::new();
-    for (target, read) in group.iter().zip(lookups) {
-        let outcome = match read.lookup {
-            Lookup::Found(membership) if allowed.allows(&membership) => {
-                send.push(*target);
-                continue;
-            }
-            Lookup::Found(membership) => Outcome::OutOfScope {
-                access_package_id: membership.access_package.map(|p| p.to_string()),
-                catalog_id: membership.catalog.map(|c| c.to_string()),
-            },
-            Lookup::Failed(outcome) => outcome,
-        };
-        tracing::info!(
-            id = target.id(),
-            outcome = outcome.label(),
-            http_status = read.http_status,
-            graph_request_id = read.graph_request_id.as_deref().unwrap_or(""),
-            "scope check: not reprocessed"
-        );
-        refused.push(ItemResult {
-            kind: target.kind(),
-            id: target.id().to_owned(),
-            outcome,
-            http_status: read.http_status,
-            graph_request_id: read.graph_request_id,
-            attempts: read.attempts,
-            target: Some(*target),
-        });
-    }
-    (send, refused)
 }
 
 /// Every Graph URL the handler sends to is logged in full (reprocess URLs carry no query and no secret),

@@ -2,6 +2,7 @@
 //! system's TLS roots (hundreds of files, milliseconds), so `startup` builds them on a thread of its own
 //! while the server already answers the host's readiness probe; invocations that arrive first wait.
 
+use crate::audit::Recorder;
 use crate::config::Settings;
 use crate::graph::{GraphClient, Limiter, TokenProvider};
 use crate::reprocess::Reprocessor;
@@ -14,6 +15,8 @@ pub struct Services {
     pub reprocessor: Reprocessor,
     /// For reads (listing, dry runs); shares the limiter and token cache with the reprocessor.
     pub graph: Arc<GraphClient>,
+    /// Audit records: the log, and the durable sink when one is configured.
+    pub recorder: Recorder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +37,12 @@ impl Services {
             settings.graph.max_concurrency,
             settings.allowed.clone(),
         );
-        Ok(Self { reprocessor, graph })
+        let recorder = Recorder::new(crate::audit::sink::from_settings(settings));
+        Ok(Self {
+            reprocessor,
+            graph,
+            recorder,
+        })
     }
 }
 

@@ -4,12 +4,14 @@
 
 pub mod alert;
 pub mod allowed;
+pub mod caller;
 pub mod ids;
 pub mod outcome;
 pub mod scope;
 pub mod targets;
 
 pub use allowed::{AllowedScope, Membership};
+pub use caller::Caller;
 pub use ids::{
     AccessPackageId, AssignmentId, AssignmentRequestId, CatalogId, CorrelationId, Guid, GuidError, UserId,
 };

@@ -32,6 +32,8 @@ use std::time::Duration;
 /// One request the emulated Graph received, as it arrived (path and query undecoded).
 #[derive(Debug, Clone)]
 pub struct LoggedRequest {
+    /// A `$batch` sub-request (logged as it is answered, before its batch's own entry).
+    pub batched: bool,
     pub method: String,
     pub path_and_query: String,
     pub client_request_id: Option<String>,

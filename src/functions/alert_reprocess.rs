@@ -10,7 +10,7 @@
 //! `?dryRun=true` shows what would be enqueued.
 
 use super::bindings::alert as b;
-use super::http::{error_body, json_body, query_flag};
+use super::http::{caller, error_body, json_body, query_flag};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -110,7 +110,12 @@ pub fn handle(
         return refused(reply, &message, response);
     }
     let correlation_id = CorrelationId::new_random();
-    let plan = Plan::new(&targets, &scopes, &correlation_id);
+    // Who asked travels with every message, so the queue function's audit records name the alert.
+    let mut origin = caller(request, "alert", b::FUNCTION, invocation_id);
+    origin.alert_rule.clone_from(&alert_rule);
+    origin.alert_id = payload["data"]["essentials"]["alertId"].as_str().map(str::to_owned);
+    let origin = origin.cleaned();
+    let plan = Plan::new(&targets, &scopes, &correlation_id).with_origin(Some(&origin));
     let body = Accepted::new(
         &plan,
         &targets,
