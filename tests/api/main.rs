@@ -9,6 +9,7 @@ mod pacing;
 mod protocol;
 mod queue;
 mod sandbox;
+mod scope;
 mod settings;
 mod targets;
 mod throughput;
