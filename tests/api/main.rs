@@ -2,6 +2,7 @@
 //! and drives it with envelopes as the Functions host sends them.
 
 mod alert;
+mod azurite;
 mod helpers;
 mod hostile;
 mod http;
@@ -10,5 +11,6 @@ mod protocol;
 mod queue;
 mod sandbox;
 mod settings;
+mod storage;
 mod targets;
 mod throughput;
