@@ -110,6 +110,8 @@ pub struct Settings {
     pub allowed: Option<AllowedScope>,
     /// `AUDIT_TABLE_NAME`: the Storage table audit records are written to.
     pub audit_table: String,
+    /// The app's storage account (the host's own `AzureWebJobsStorage` settings), if configured.
+    pub storage: Option<crate::storage::StorageSettings>,
 }
 
 impl Settings {
@@ -119,12 +121,13 @@ impl Settings {
 
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         // An empty app setting means "not set", as in the portal.
-        let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
+        let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+        let storage = crate::storage::StorageSettings::from_vars(&vars)?;
         let raw: RawSettings = envy::from_iter(vars).map_err(|e| ConfigError::Env(e.to_string()))?;
-        Self::validate(raw)
+        Self::validate(raw, storage)
     }
 
-    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+    fn validate(raw: RawSettings, storage: Option<crate::storage::StorageSettings>) -> Result<Self, ConfigError> {
         let base_url = parse_graph_base_url(raw.graph_base_url.as_deref().unwrap_or(KNOWN_GRAPH_ROOTS[0]))?;
         let api_version = match raw.graph_api_version.as_deref().map(str::trim) {
             None | Some("v1.0") | Some("v1") => ApiVersion::V1,
@@ -240,6 +243,7 @@ impl Settings {
             max_body_bytes,
             allowed: AllowedScope::new(catalogs, packages),
             audit_table,
+            storage,
         })
     }
 }

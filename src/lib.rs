@@ -28,4 +28,5 @@ pub mod reprocess;
 pub mod sandbox;
 pub mod startup;
 pub mod state;
+pub mod storage;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 //! and drives it with envelopes as the Functions host sends them.
 
 mod alert;
+mod azurite;
 mod helpers;
 mod hostile;
 mod http;
@@ -11,5 +12,6 @@ mod queue;
 mod sandbox;
 mod scope;
 mod settings;
+mod storage;
 mod targets;
 mod throughput;
