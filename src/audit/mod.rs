@@ -19,7 +19,6 @@ use crate::domain::{Caller, ItemResult, Outcome, Report, Scope, Target, TargetKi
 use serde::Serialize;
 use std::sync::Arc;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Bumped when a field changes meaning or goes away (adding a field keeps the version).
 pub const SCHEMA_VERSION: u32 = 1;
@@ -89,12 +88,19 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// UTC, always with milliseconds (`2026-12-02T05:30:12.345Z`), so records sort as text.
 fn now() -> String {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(now)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    let t = OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 fn text(value: &Option<String>) -> String {
@@ -314,5 +320,61 @@ impl Recorder {
                 .map(|r| AuditRecord::reprocess(invocation, r))
                 .collect(),
         );
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::AssignmentId;
+
+    pub(crate) fn record() -> AuditRecord {
+        AuditRecord::new(&Invocation::default(), "reprocess", "accepted")
+    }
+
+    #[test]
+    fn a_reprocess_record_names_the_caller_the_target_and_graphs_answer() {
+        let invocation = Invocation {
+            trigger: "queue",
+            function: "function-reprocess-queue",
+            invocation_id: "inv".into(),
+            correlation_id: Some("corr".into()),
+            caller: Caller {
+                trigger: Some("alert".into()),
+                alert_rule: Some("drift".into()),
+                ..Caller::default()
+            },
+            queue: Some(QueueMessage {
+                message_id: Some("m1".into()),
+                insertion_time: Some("2026-12-02T05:00:00+00:00".into()),
+                dequeue_count: Some(2),
+            }),
+        };
+        let id = AssignmentId::parse("0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10").unwrap();
+        let result = ItemResult {
+            kind: TargetKind::Assignment,
+            id: id.to_string(),
+            outcome: Outcome::OutOfScope {
+                access_package_id: Some("p".into()),
+                catalog_id: Some("c".into()),
+            },
+            http_status: Some(200),
+            graph_request_id: Some("rid".into()),
+            attempts: 1,
+            target: Some(Target::Assignment(id)),
+        };
+        let record = AuditRecord::reprocess(&invocation, &result);
+        assert_eq!(record.outcome, "out_of_scope");
+        assert_eq!(record.assignment_ids, id.to_string());
+        assert_eq!(record.origin_trigger, "alert");
+        assert_eq!(record.alert_rule, "drift");
+        assert_eq!(record.queue_message_id, "m1");
+        assert_eq!(record.queue_dequeue_count, 2);
+        assert_eq!(record.graph_request_id, "rid");
+        assert_eq!(record.detail, "access package p, catalog c");
+        assert!(record.time.ends_with('Z') && record.time.len() == "2026-12-02T05:30:12.345Z".len());
+        // Every field is always there, so the schema is the same for every record.
+        let fields = serde_json::to_value(&record).unwrap();
+        assert_eq!(fields.as_object().unwrap().len(), 32);
     }
 }
