@@ -63,7 +63,9 @@ pub async fn check_targets(
 pub enum PackageVerdict {
     InScope,
     /// Graph placed it in this catalog (or none), which the scope does not list.
-    OutOfScope { catalog: Option<CatalogId> },
+    OutOfScope {
+        catalog: Option<CatalogId>,
+    },
     /// Graph could not say (not found, denied, or transient: see the outcome).
     Unknown(Outcome),
 }

@@ -212,7 +212,11 @@ impl Settings {
             64 << 20,
         )? as usize;
 
-        let catalogs = guid_list("ALLOWED_CATALOG_IDS", raw.allowed_catalog_ids.as_deref(), CatalogId::parse)?;
+        let catalogs = guid_list(
+            "ALLOWED_CATALOG_IDS",
+            raw.allowed_catalog_ids.as_deref(),
+            CatalogId::parse,
+        )?;
         let packages = guid_list(
             "ALLOWED_ACCESS_PACKAGE_IDS",
             raw.allowed_access_package_ids.as_deref(),

@@ -9,8 +9,8 @@
 use crate::catalog_scope::keep_in_scope;
 use crate::domain::{AllowedScope, Scope, Target, TargetKind, Targets};
 use crate::graph::GraphClient;
-use crate::graph::lookup::membership_of;
 use crate::graph::list::{self, ListError, ListedAssignment};
+use crate::graph::lookup::membership_of;
 use crate::message::field;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -113,7 +113,8 @@ async fn describe(graph: &GraphClient, allowed: Option<&AllowedScope>, target: T
             }
             entry["wouldReprocess"] = json!(false);
             entry["outcome"] = json!("out_of_scope");
-            entry["reason"] = json!("outside this deployment's catalog scope (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS)");
+            entry["reason"] =
+                json!("outside this deployment's catalog scope (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS)");
         }
         Ok(None) => {
             entry["found"] = json!(false);

@@ -76,11 +76,7 @@ impl Caller {
 
 /// Control characters removed, trimmed, clipped to [`MAX_VALUE`] characters; `None` if nothing is left.
 pub fn clean(value: &str) -> Option<String> {
-    let text: String = value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_VALUE)
-        .collect();
+    let text: String = value.chars().filter(|c| !c.is_control()).take(MAX_VALUE).collect();
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }

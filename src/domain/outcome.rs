@@ -151,13 +151,7 @@ impl Report {
         let s = &self.summary;
         format!(
             "reprocess: {} IDs, {} accepted, {} not found, {} rejected, {} permission denied, {} out of scope, {} transient",
-            s.total,
-            s.accepted,
-            s.not_found,
-            s.rejected,
-            s.permission_denied,
-            s.out_of_scope,
-            s.transient
+            s.total, s.accepted, s.not_found, s.rejected, s.permission_denied, s.out_of_scope, s.transient
         )
     }
 }

@@ -228,7 +228,7 @@ fn read(state: &EmulatorState, ctx: &Ctx<'_>, path_and_query: &str) -> Answer {
     let [version, "identityGovernance", "entitlementManagement", collection, id] = segments.as_slice() else {
         return ctx.error(400, "BadRequest", &format!("Invalid request URL '{path}'."));
     };
-    match super::list::read_item(state, version, collection, id, query) {
+    match super::items::read_item(state, version, collection, id, query) {
         Ok(body) => Answer {
             status: 200,
             headers: vec![("Content-Type", "application/json".into())],

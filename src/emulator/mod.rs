@@ -13,6 +13,7 @@ mod graph;
 pub mod host;
 pub mod host_client;
 mod identity;
+mod items;
 mod list;
 mod queue;
 mod reset_proxy;

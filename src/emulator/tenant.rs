@@ -231,7 +231,11 @@ pub mod sample {
         t.add_user(USER_CARLOS, "Carlos Slattery", "carloss@contoso.example");
         t.name_package(PACKAGE_VISITORS, "Visitors");
         t.name_package(PACKAGE_PAYROLL, "Payroll");
-        t.add_catalog(CATALOG_GENERAL, "General", &[PACKAGE_SALES, PACKAGE_BULK, PACKAGE_VISITORS]);
+        t.add_catalog(
+            CATALOG_GENERAL,
+            "General",
+            &[PACKAGE_SALES, PACKAGE_BULK, PACKAGE_VISITORS],
+        );
         t.add_catalog(CATALOG_HR, "Human resources", &[PACKAGE_PAYROLL]);
         t.add_assignment(VISITORS_CARLOS, "delivered", PACKAGE_VISITORS, USER_CARLOS);
         t.add_assignment(PAYROLL_CARLOS, "delivered", PACKAGE_PAYROLL, USER_CARLOS);

@@ -12,13 +12,13 @@ use super::http::{caller, error_body, json_body, query_flag};
 use crate::audit::{AuditRecord, Invocation};
 use crate::catalog_scope::{PackageVerdict, check_packages};
 use crate::domain::{AccessPackageId, Caller, CorrelationId, Scope, Targets};
-use crate::state::Services;
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::StrictJsonError;
 use crate::message::accepted::{Accepted, Queued};
 use crate::message::{self, Plan, RequestError, parse_json_request};
 use crate::state::AppState;
+use crate::state::Services;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -236,7 +236,11 @@ async fn refuse_packages_out_of_scope(
     let message = format!(
         "{} access package(s) outside this deployment's catalog scope; nothing was enqueued: {}",
         refused.len(),
-        refused.iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>().join(", ")
+        refused
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     tracing::warn!(refused = refused.len(), "fan-out refused: access packages out of scope");
     response.log(message.clone());

@@ -4,13 +4,13 @@
 //! origin and collection are checked); requests go through the `transport` like every other call.
 
 use super::GraphClient;
+use super::lookup::membership_of;
 use super::paths::{NextLinkError, continuation_url, first_page_url, item_url};
 use super::status::{StatusClass, graph_error_or_text};
 use super::transport::{Call, GaveUp, GraphRequest, SendError};
 use crate::config::ApiVersion;
 use crate::domain::outcome::REQUIRED_APP_ROLE;
 use crate::domain::{AssignmentId, Guid, Membership, Scope, Target};
-use super::lookup::membership_of;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -43,7 +43,11 @@ pub struct LookupResult {
 /// `accessPackageId` properties; for a package, its own `id`.
 pub fn membership_of(subject_is_package: bool, body: &Value) -> Membership {
     let guid = |v: &Value| v.as_str().and_then(|s| Guid::parse(s).ok()).map(|g| g.to_string());
-    let package_value = if subject_is_package { body } else { &body["accessPackage"] };
+    let package_value = if subject_is_package {
+        body
+    } else {
+        &body["accessPackage"]
+    };
     let package = guid(&package_value["id"]).or_else(|| guid(&body["accessPackageId"]));
     let catalog = guid(&package_value["catalog"]["id"])
         .or_else(|| guid(&package_value["accessPackageCatalog"]["id"]))
@@ -137,7 +141,12 @@ impl GraphClient {
                 }
             }
             if !pending.is_empty() {
-                tracing::warn!(retrying = pending.len(), round, wait_ms = wait.as_millis() as u64, "scope check: transient Graph failures");
+                tracing::warn!(
+                    retrying = pending.len(),
+                    round,
+                    wait_ms = wait.as_millis() as u64,
+                    "scope check: transient Graph failures"
+                );
                 tokio::time::sleep(wait).await;
             }
         }
@@ -178,7 +187,10 @@ impl GraphClient {
         };
         let answer = self.transport().send_once(&request, deadline).await?;
         if answer.status != 200 {
-            return Ok(Err((answer.status, classify(answer.status, answer.retry_after, &answer.body))));
+            return Ok(Err((
+                answer.status,
+                classify(answer.status, answer.retry_after, &answer.body),
+            )));
         }
         let Ok(parsed) = serde_json::from_slice::<BatchResponse>(&answer.body) else {
             let reason = "Graph's batch answer was not the documented JSON".to_owned();

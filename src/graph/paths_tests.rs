@@ -102,7 +102,9 @@ fn scope_checks_read_the_package_and_its_catalog() {
     let assignment = Target::Assignment(AssignmentId::parse(U).unwrap());
     assert_eq!(
         membership_relative(ApiVersion::V1, &assignment),
-        format!("/identityGovernance/entitlementManagement/assignments/{U}?$expand=accessPackage%28%24expand%3Dcatalog%29")
+        format!(
+            "/identityGovernance/entitlementManagement/assignments/{U}?$expand=accessPackage%28%24expand%3Dcatalog%29"
+        )
     );
     assert_eq!(
         membership_relative(ApiVersion::Beta, &assignment),

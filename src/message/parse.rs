@@ -250,7 +250,10 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
             Err(e) => {
                 errors.push(FieldError {
                     field: field::ORIGIN.into(),
-                    reason: format!("must be an object of the documented string fields: {}", truncate(&e.to_string())),
+                    reason: format!(
+                        "must be an object of the documented string fields: {}",
+                        truncate(&e.to_string())
+                    ),
                 });
                 None
             }

@@ -18,7 +18,10 @@ const QUERY_CODE: &str = "SECRET-query-code-xyz";
 fn spawn_audited(extra: &[(&str, &str)]) -> (TestApp, TableName) {
     let table = TableName::parse(&format!("audit{}", fastrand::u32(..))).unwrap();
     let storage = azurite().connection_string();
-    let mut env = vec![("AzureWebJobsStorage", storage.as_str()), ("AUDIT_TABLE_NAME", table.as_str())];
+    let mut env = vec![
+        ("AzureWebJobsStorage", storage.as_str()),
+        ("AUDIT_TABLE_NAME", table.as_str()),
+    ];
     env.extend_from_slice(extra);
     (spawn_app_env(&env), table)
 }
@@ -41,7 +44,10 @@ fn table_client() -> TableClient {
 /// Today's entities in the audit table, waiting (up to 10 s) until there are `count` of them: the
 /// handler writes them in the background after answering.
 fn table_records(table: &TableName, count: usize) -> Vec<Entity> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let client = table_client();
     let today = time::OffsetDateTime::now_utc().date().to_string();
     let started = Instant::now();
@@ -122,11 +128,23 @@ fn an_http_reprocess_is_recorded_with_its_caller_and_graphs_answer_and_no_secret
     assert_eq!(stored.len(), 2, "one entity per record");
     for entity in &stored {
         let line = line_for(entity.str("assignment_ids").unwrap());
-        for field in ["outcome", "graph_request_id", "workflow_run_id", "principal_name", "invocation_id", "time"] {
+        for field in [
+            "outcome",
+            "graph_request_id",
+            "workflow_run_id",
+            "principal_name",
+            "invocation_id",
+            "time",
+        ] {
             assert_eq!(entity.properties[field], line[field], "{field}");
         }
         assert_eq!(entity.partition_key.as_str(), &line["time"].as_str().unwrap()[..10]);
-        assert!(entity.row_key.as_str().starts_with(&line["time"].as_str().unwrap()[11..]));
+        assert!(
+            entity
+                .row_key
+                .as_str()
+                .starts_with(&line["time"].as_str().unwrap()[11..])
+        );
     }
 
     let logs = format!("{}\n{}", app.stdout(), app.stderr());
@@ -138,7 +156,8 @@ fn an_http_reprocess_is_recorded_with_its_caller_and_graphs_answer_and_no_secret
 #[test]
 fn an_alert_is_named_in_the_records_of_the_queue_invocation_that_reprocesses() {
     let (app, table) = spawn_audited(&[]);
-    let alert_id = "/subscriptions/11111111-2222-4333-8444-555555555555/providers/Microsoft.AlertsManagement/alerts/9f8e7d6c";
+    let alert_id =
+        "/subscriptions/11111111-2222-4333-8444-555555555555/providers/Microsoft.AlertsManagement/alerts/9f8e7d6c";
     let alert = json!({ "schemaId": "azureMonitorCommonAlertSchema", "data": {
         "essentials": { "monitorCondition": "Fired", "alertRule": "assignment drift", "alertId": alert_id },
         "alertContext": { "condition": { "allOf": [{ "dimensions": [{ "name": "assignmentId", "value": sample::DELIVERED_2 }] }] } } } });
@@ -196,7 +215,11 @@ fn a_queue_message_and_a_fan_out_carry_who_asked_to_every_record() {
     let lines: Vec<Value> = audit_lines(&app).into_iter().skip(1).collect();
     let ids: Vec<&str> = lines.iter().map(|l| l["assignment_ids"].as_str().unwrap()).collect();
     assert_eq!(ids, [sample::DELIVERED_2], "Brian's one delivered assignment");
-    assert!(lines.iter().all(|l| l["workflow_run_id"] == "run-77" && l["origin_trigger"] == "http"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["workflow_run_id"] == "run-77" && l["origin_trigger"] == "http")
+    );
     assert_eq!(table_records(&table, 2).len(), 2);
 }
 
@@ -205,7 +228,8 @@ fn a_dry_run_is_one_record_and_reprocesses_nothing() {
     let (app, table) = spawn_audited(&[]);
     let body = json!({ "assignmentIds": [sample::DELIVERED_1], "userIds": [sample::USER_ADELE], "dryRun": true });
     let mut call = HttpCall::post_json("reprocess", &body.to_string());
-    call.headers.push(("x-ms-client-tracking-id".into(), "preview-1".into()));
+    call.headers
+        .push(("x-ms-client-tracking-id".into(), "preview-1".into()));
     let reply = app.invoke_http(&call);
     assert_eq!(reply.res().0, 200);
     let lines = audit_lines(&app);
@@ -224,14 +248,20 @@ fn a_dry_run_is_one_record_and_reprocesses_nothing() {
 fn a_scope_refusal_is_recorded_and_an_unreachable_table_never_fails_the_reprocess() {
     // Storage that does not answer: records still reach the log, the reprocess is unaffected.
     let dead = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;TableEndpoint=http://127.0.0.1:9/devstoreaccount1";
-    let app = spawn_app_env(&[("AzureWebJobsStorage", dead), ("ALLOWED_CATALOG_IDS", sample::CATALOG_GENERAL)]);
+    let app = spawn_app_env(&[
+        ("AzureWebJobsStorage", dead),
+        ("ALLOWED_CATALOG_IDS", sample::CATALOG_GENERAL),
+    ]);
     let (status, _, body) = app
         .post_ids(&json!({ "assignmentIds": [sample::DELIVERED_1, sample::PAYROLL_CARLOS] }).to_string())
         .res();
     assert_eq!(status, 200);
     assert_eq!(body["summary"]["accepted"], 1);
     let lines = audit_lines(&app);
-    let refused = lines.iter().find(|l| l["assignment_ids"] == sample::PAYROLL_CARLOS).unwrap();
+    let refused = lines
+        .iter()
+        .find(|l| l["assignment_ids"] == sample::PAYROLL_CARLOS)
+        .unwrap();
     assert_eq!(refused["outcome"], "out_of_scope");
     assert!(refused["detail"].as_str().unwrap().contains(sample::CATALOG_HR));
     assert!(app.stdout_contains("audit records not written to the durable sink"));

@@ -45,7 +45,10 @@ fn reprocess_count(app: &TestApp, id: &str) -> u32 {
 #[test]
 fn an_out_of_scope_id_is_refused_and_never_sent_to_reprocess() {
     for version in ["v1.0", "beta"] {
-        let app = spawn_app_env(&[("ALLOWED_CATALOG_IDS", sample::CATALOG_GENERAL), ("GRAPH_API_VERSION", version)]);
+        let app = spawn_app_env(&[
+            ("ALLOWED_CATALOG_IDS", sample::CATALOG_GENERAL),
+            ("GRAPH_API_VERSION", version),
+        ]);
         let body = json!({ "assignmentIds": [sample::DELIVERED_1, sample::PAYROLL_CARLOS, sample::UNKNOWN],
                            "assignmentRequestIds": [sample::REQUEST_FAILED] });
         let (status, _, body) = app.post_ids(&body.to_string()).res();
@@ -77,7 +80,11 @@ fn the_scope_check_costs_one_batched_get_per_chunk_of_twenty() {
     assert_eq!(body["summary"]["accepted"], 45);
     let gets = batched_gets(&app);
     assert_eq!(gets.len(), 45, "each ID read once");
-    assert!(gets[0].path_and_query.contains("$expand=accessPackage%28%24expand%3Dcatalog%29"));
+    assert!(
+        gets[0]
+            .path_and_query
+            .contains("$expand=accessPackage%28%24expand%3Dcatalog%29")
+    );
     let top_level_gets = app
         .emulator
         .state
@@ -99,7 +106,10 @@ fn without_a_scope_nothing_is_read_before_reprocessing() {
         .res();
     assert_eq!(status, 200);
     assert_eq!(result(&body, sample::PAYROLL_CARLOS)["outcome"], "accepted");
-    assert!(app.emulator.state.graph_requests_with("GET").is_empty(), "no read at all");
+    assert!(
+        app.emulator.state.graph_requests_with("GET").is_empty(),
+        "no read at all"
+    );
 }
 
 #[test]
@@ -111,9 +121,19 @@ fn a_package_outside_the_scope_is_refused_up_front() {
     let (status, _, body) = reply.res();
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "out_of_scope");
-    assert!(body["error"]["message"].as_str().unwrap().contains(sample::PACKAGE_PAYROLL));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(sample::PACKAGE_PAYROLL)
+    );
     assert_eq!(body["error"]["fields"][0]["id"], sample::PACKAGE_PAYROLL);
-    assert!(body["error"]["fields"][0]["reason"].as_str().unwrap().contains(sample::CATALOG_HR));
+    assert!(
+        body["error"]["fields"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(sample::CATALOG_HR)
+    );
     assert_eq!(body["error"]["fields"].as_array().unwrap().len(), 1);
     assert!(reply.json["Outputs"].get("enqueue").is_none(), "nothing enqueued");
     assert_eq!(batches(&app).len(), 1);
@@ -173,7 +193,10 @@ fn a_dry_run_shows_what_is_out_of_scope() {
     let items = body["items"].as_array().unwrap();
     let by_id = |id: &str| items.iter().find(|i| i["id"] == id).unwrap().clone();
     assert_eq!(by_id(sample::DELIVERED_1)["wouldReprocess"], true);
-    assert_eq!(by_id(sample::DELIVERED_1)["accessPackage"]["catalog"]["id"], sample::CATALOG_GENERAL);
+    assert_eq!(
+        by_id(sample::DELIVERED_1)["accessPackage"]["catalog"]["id"],
+        sample::CATALOG_GENERAL
+    );
     assert_eq!(by_id(sample::PAYROLL_CARLOS)["wouldReprocess"], false);
     assert_eq!(by_id(sample::PAYROLL_CARLOS)["outcome"], "out_of_scope");
     assert_eq!(body["expansions"][0]["count"], 1);
