@@ -47,6 +47,15 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_audit_sink(settings, None)
+    }
+
+    /// As [`Application::build`], with audit records going to `audit_sink` instead of the sink the
+    /// settings name (the sandbox keeps them in memory to show them).
+    pub fn build_with_audit_sink(
+        settings: Settings,
+        audit_sink: Option<std::sync::Arc<dyn crate::audit::sink::AuditSink>>,
+    ) -> Result<Self, StartupError> {
         let port = settings.port;
         let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|source| StartupError::Bind { port, source })?;
         let port = listener
@@ -57,15 +66,17 @@ impl Application {
         let building = state.clone();
         std::thread::Builder::new()
             .name("start-up".into())
-            .spawn(move || match Services::build(&building.settings) {
-                Ok(services) => building.services_built(services),
-                Err(e) => {
-                    // As fatal as a bad setting: the host restarts the handler, then stops after three tries.
-                    tracing::error!(error = %e, "start-up failed");
-                    eprintln!("reprocess-handler: start-up failed: {e}");
-                    std::process::exit(1);
-                }
-            })
+            .spawn(
+                move || match Services::build_with_audit_sink(&building.settings, audit_sink) {
+                    Ok(services) => building.services_built(services),
+                    Err(e) => {
+                        // As fatal as a bad setting: the host restarts the handler, then stops after three tries.
+                        tracing::error!(error = %e, "start-up failed");
+                        eprintln!("reprocess-handler: start-up failed: {e}");
+                        std::process::exit(1);
+                    }
+                },
+            )
             .map_err(|source| StartupError::Bind { port, source })?;
         let server = HttpServer::new(move || {
             App::new()

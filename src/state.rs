@@ -29,6 +29,14 @@ pub enum ServicesError {
 
 impl Services {
     pub fn build(settings: &Settings) -> Result<Self, ServicesError> {
+        Self::build_with_audit_sink(settings, None)
+    }
+
+    /// `audit_sink`: where audit records go besides the log; `None` = what the settings name.
+    pub fn build_with_audit_sink(
+        settings: &Settings,
+        audit_sink: Option<Arc<dyn crate::audit::sink::AuditSink>>,
+    ) -> Result<Self, ServicesError> {
         let tokens = TokenProvider::from_settings(settings)?;
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
@@ -37,7 +45,7 @@ impl Services {
             settings.graph.max_concurrency,
             settings.allowed.clone(),
         );
-        let recorder = Recorder::new(crate::audit::sink::from_settings(settings));
+        let recorder = Recorder::new(audit_sink.or_else(|| crate::audit::sink::from_settings(settings)));
         Ok(Self {
             reprocessor,
             graph,
