@@ -11,6 +11,7 @@
 
 use super::bindings::alert as b;
 use super::http::{caller, error_body, json_body, query_flag};
+use crate::audit::{AuditRecord, Invocation};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -56,7 +57,7 @@ fn json_error_reply(e: &StrictJsonError) -> HttpReply {
     }
 }
 
-pub fn handle(
+pub async fn handle(
     state: &AppState,
     request: &HttpTrigger,
     invocation_id: &str,
@@ -126,7 +127,18 @@ pub fn handle(
     )
     .from_alert(alert_rule.as_deref(), &skipped);
     if dry_run {
-        response.log(format!("alert dry run: {} messages would be enqueued", plan.len()));
+        let invocation = Invocation {
+            trigger: "alert",
+            function: b::FUNCTION,
+            invocation_id: invocation_id.to_owned(),
+            correlation_id: Some(correlation_id.to_string()),
+            caller: origin.clone(),
+            queue: None,
+        };
+        let summary = format!("{} messages would be enqueued", plan.len());
+        let record = AuditRecord::dry_run(&invocation, &targets, &scopes, &summary);
+        state.services().await.recorder.record(vec![record]);
+        response.log(format!("alert dry run: {summary}"));
         return HttpReply::json(200, json!(body.dry_run(&plan)));
     }
     response.enqueue(b::ENQUEUE, plan.texts());

@@ -161,9 +161,23 @@ fn an_alert_is_named_in_the_records_of_the_queue_invocation_that_reprocesses() {
     let alert = json!({ "schemaId": "azureMonitorCommonAlertSchema", "data": {
         "essentials": { "monitorCondition": "Fired", "alertRule": "assignment drift", "alertId": alert_id },
         "alertContext": { "condition": { "allOf": [{ "dimensions": [{ "name": "assignmentId", "value": sample::DELIVERED_2 }] }] } } } });
+    // A dry run of the alert is one record naming it; nothing is enqueued.
+    let dry = app.post_alert_call(&TestApp::call_with_query(
+        "alert",
+        &alert.to_string(),
+        &[("dryRun", "true")],
+    ));
+    assert_eq!(dry.res().0, 200);
+    let lines = audit_lines(&app);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["audit"], "dry_run");
+    assert_eq!(lines[0]["trigger"], "alert");
+    assert_eq!(lines[0]["alert_rule"], "assignment drift");
+    assert_eq!(lines[0]["assignment_ids"], sample::DELIVERED_2);
+
     let reply = app.post_alert(&alert.to_string());
     assert_eq!(reply.res().0, 202);
-    assert!(audit_lines(&app).is_empty(), "the alert only enqueues");
+    assert_eq!(audit_lines(&app).len(), 1, "the alert only enqueues");
     let messages = reply.output_messages("enqueue");
     assert_eq!(messages.len(), 1);
 
@@ -172,8 +186,8 @@ fn an_alert_is_named_in_the_records_of_the_queue_invocation_that_reprocesses() {
     let reply = app.invoke(QUEUE_FUNCTION, envelope.as_bytes());
     assert_eq!(reply.status, 200);
     let lines = audit_lines(&app);
-    assert_eq!(lines.len(), 1);
-    let line = &lines[0];
+    assert_eq!(lines.len(), 2);
+    let line = &lines[1];
     assert_eq!(line["trigger"], "queue");
     assert_eq!(line["function"], "function-reprocess-queue");
     assert_eq!(line["origin_trigger"], "alert");
@@ -187,10 +201,11 @@ fn an_alert_is_named_in_the_records_of_the_queue_invocation_that_reprocesses() {
     assert_eq!(line["assignment_ids"], sample::DELIVERED_2);
     assert_eq!(line["outcome"], "accepted");
     assert!(line["graph_request_id"].as_str().is_some_and(|s| !s.is_empty()));
-    let stored = table_records(&table, 1);
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].properties["alert_id"], alert_id);
-    assert_eq!(stored[0].properties["queue_message_id"], json!(meta.id));
+    let stored = table_records(&table, 2);
+    assert_eq!(stored.len(), 2);
+    let reprocessed = stored.iter().find(|e| e.str("audit") == Some("reprocess")).unwrap();
+    assert_eq!(reprocessed.properties["alert_id"], alert_id);
+    assert_eq!(reprocessed.properties["queue_message_id"], json!(meta.id));
 }
 
 #[test]
