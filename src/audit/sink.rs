@@ -70,12 +70,14 @@ impl AuditSink for TableSink {
     fn write(&self, records: Vec<AuditRecord>) -> BoxFuture<'static, Result<(), SinkError>> {
         let (client, table, created) = (Arc::clone(&self.client), self.table.clone(), Arc::clone(&self.created));
         Box::pin(async move {
+            // The template creates the table; creating it here too covers other set-ups. A failure
+            // (e.g. a role that may write entities but not create tables) does not stop the inserts.
+            let mut create_error = None;
             if !created.load(Ordering::SeqCst) {
-                client
-                    .create_table(&table)
-                    .await
-                    .map_err(|e| SinkError(format!("creating table {table}: {e}")))?;
-                created.store(true, Ordering::SeqCst);
+                match client.create_table(&table).await {
+                    Ok(_) => created.store(true, Ordering::SeqCst),
+                    Err(e) => create_error = Some(e.to_string()),
+                }
             }
             let total = records.len();
             let failures: Vec<String> = futures_util::stream::iter(records)
@@ -97,8 +99,11 @@ impl AuditSink for TableSink {
             match failures.first() {
                 None => Ok(()),
                 Some(first) => Err(SinkError(format!(
-                    "{} of {total} records not written to table {table}: {first}",
-                    failures.len()
+                    "{} of {total} records not written to table {table}: {first}{}",
+                    failures.len(),
+                    create_error
+                        .map(|e| format!(" (creating the table failed too: {e})"))
+                        .unwrap_or_default()
                 ))),
             }
         })
