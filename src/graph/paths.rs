@@ -15,8 +15,9 @@
 //!   with `assignmentState eq 'Delivered'`, `target/objectid`; both document `$expand=target,accessPackage`;
 //! - catalogs: v1.0 `accessPackage` has the relationship `catalog`, beta `accessPackageCatalog` (and a
 //!   `catalogId` property, as beta assignments do); nested `$expand` as in
-//!   `$expand=accessPackage($expand=accessPackageCatalog)` (`accesspackageassignmentpolicy-delete.md`'s
-//!   own example), `GET …/accessPackages/{id}` with `$expand` (`accesspackage-get.md`);
+//!   `$expand=accessPackage($expand=accessPackageCatalog)` (the nested form the docs themselves use, in
+//!   `accesspackageassignmentrequestworkflowextension-delete.md`), `GET …/accessPackages/{id}` with
+//!   `$expand` of its relationships (`accesspackage-get.md`);
 //! - `@odata.nextLink` is a full URL carrying every query option plus `$skiptoken` (or `$skip`); `$top`
 //!   limits the page size (`concepts/paging.md`).
 
