@@ -106,7 +106,7 @@ pub async fn handle(
     let denied = targets_with(&report, |o| matches!(o, Outcome::PermissionDenied { .. }));
     if !denied.is_empty() {
         let reason = format!(
-            "permission denied: grant the Function App's identity the Graph app role {REQUIRED_APP_ROLE}, then re-drive these IDs"
+            "permission denied: grant the Function App's identity the Graph app role {REQUIRED_APP_ROLE} (or, with a catalog scope, the entitlement-management role Access package assignment manager on the IDs' catalogs), then re-drive these IDs"
         );
         let record = DeadLetter::work(
             reason,
