@@ -57,6 +57,19 @@ param principalType string = 'User'
 @description('Also grant the Microsoft Graph app role to the identity (graph-permission.bicep). Needs Privileged Role Administrator; otherwise leave false and have an admin deploy graph-permission.bicep.')
 param grantGraphAppRole bool = false
 
+@description('How the identity may reprocess. appRole: the tenant-wide Graph app role EntitlementManagement.ReadWrite.All (graph-permission.bicep, when grantGraphAppRole). catalogRoles (recommended): the catalog-scoped entitlement-management role "Access package assignment manager" on each of allowedCatalogIds, granted by scripts/grant-catalog-roles.sh (Bicep cannot declare entitlement-management role assignments); no app role is granted.')
+@allowed(['appRole', 'catalogRoles'])
+param graphAccess string = 'appRole'
+
+@description('Comma-separated catalog IDs this deployment may touch (ALLOWED_CATALOG_IDS). Empty: the whole tenant. Needed for graphAccess catalogRoles.')
+param allowedCatalogIds string = ''
+
+@description('Comma-separated access package IDs this deployment may touch (ALLOWED_ACCESS_PACKAGE_IDS), in addition to the catalogs.')
+param allowedAccessPackageIds string = ''
+
+@description('Table of the durable audit records (AUDIT_TABLE_NAME).')
+param auditTableName string = 'reprocessaudit'
+
 @description('Allow basic (publishing profile) auth on the SCM site. Leave false unless a deployment tool needs it.')
 param allowBasicPublishingCredentials bool = false
 
@@ -65,6 +78,12 @@ var tags = {
   'azd-env-name': environmentName
   application: 'reprocess-handler'
 }
+// Catalog scope and audit settings, read by the handler at start-up.
+var scopeSettings = union(
+  empty(allowedCatalogIds) ? {} : { ALLOWED_CATALOG_IDS: allowedCatalogIds },
+  empty(allowedAccessPackageIds) ? {} : { ALLOWED_ACCESS_PACKAGE_IDS: allowedAccessPackageIds },
+  { AUDIT_TABLE_NAME: auditTableName }
+)
 var appName = !empty(functionAppName) ? functionAppName : 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 
@@ -143,14 +162,23 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
-    additionalAppSettings: additionalAppSettings
+    additionalAppSettings: union(additionalAppSettings, scopeSettings)
     graphBaseUrl: graphBaseUrl
     graphApiVersion: graphApiVersion
     allowBasicPublishingCredentials: allowBasicPublishingCredentials
   }
 }
 
-module graphPermission 'graph-permission.bicep' = if (grantGraphAppRole) {
+module auditTable 'modules/audit-table.bicep' = {
+  name: 'audit-table'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    tableName: auditTableName
+  }
+}
+
+module graphPermission 'graph-permission.bicep' = if (grantGraphAppRole && graphAccess == 'appRole') {
   name: 'graph-permission'
   scope: rg
   params: {
@@ -171,3 +199,6 @@ output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output REPROCESS_QUEUE_NAME string = storage.outputs.queueName
 output REPROCESS_POISON_QUEUE_NAME string = storage.outputs.poisonQueueName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AUDIT_TABLE_NAME string = auditTable.outputs.tableName
+output GRAPH_ACCESS string = graphAccess
+output ALLOWED_CATALOG_IDS string = allowedCatalogIds

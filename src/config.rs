@@ -1,7 +1,7 @@
 //! Settings from the environment (Function App settings), typed with `envy` and then validated so
 //! a bad value stops start-up with a message that names the variable.
 
-use crate::domain::Guid;
+use crate::domain::{AccessPackageId, AllowedScope, CatalogId, Guid, GuidError};
 use serde::Deserialize;
 use std::time::Duration;
 use url::Url;
@@ -49,6 +49,9 @@ struct RawSettings {
     max_ids_per_call: Option<usize>,
     http_sync_max_ids: Option<usize>,
     max_body_bytes: Option<usize>,
+    allowed_catalog_ids: Option<String>,
+    allowed_access_package_ids: Option<String>,
+    audit_table_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +105,13 @@ pub struct Settings {
     /// HTTP calls with more IDs are split into queue messages and answered 202.
     pub http_sync_max_ids: usize,
     pub max_body_bytes: usize,
+    /// `ALLOWED_CATALOG_IDS` / `ALLOWED_ACCESS_PACKAGE_IDS`: when set, only assignments and requests of
+    /// these catalogs or packages are reprocessed (`None`: no scope, the whole tenant).
+    pub allowed: Option<AllowedScope>,
+    /// `AUDIT_TABLE_NAME`: the Storage table audit records are written to.
+    pub audit_table: String,
+    /// The app's storage account (the host's own `AzureWebJobsStorage` settings), if configured.
+    pub storage: Option<crate::storage::StorageSettings>,
 }
 
 impl Settings {
@@ -111,12 +121,13 @@ impl Settings {
 
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         // An empty app setting means "not set", as in the portal.
-        let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
+        let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+        let storage = crate::storage::StorageSettings::from_vars(&vars)?;
         let raw: RawSettings = envy::from_iter(vars).map_err(|e| ConfigError::Env(e.to_string()))?;
-        Self::validate(raw)
+        Self::validate(raw, storage)
     }
 
-    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+    fn validate(raw: RawSettings, storage: Option<crate::storage::StorageSettings>) -> Result<Self, ConfigError> {
         let base_url = parse_graph_base_url(raw.graph_base_url.as_deref().unwrap_or(KNOWN_GRAPH_ROOTS[0]))?;
         let api_version = match raw.graph_api_version.as_deref().map(str::trim) {
             None | Some("v1.0") | Some("v1") => ApiVersion::V1,
@@ -201,6 +212,19 @@ impl Settings {
             64 << 20,
         )? as usize;
 
+        let catalogs = guid_list(
+            "ALLOWED_CATALOG_IDS",
+            raw.allowed_catalog_ids.as_deref(),
+            CatalogId::parse,
+        )?;
+        let packages = guid_list(
+            "ALLOWED_ACCESS_PACKAGE_IDS",
+            raw.allowed_access_package_ids.as_deref(),
+            AccessPackageId::parse,
+        )?;
+        let audit_table = raw.audit_table_name.unwrap_or_else(|| "reprocessaudit".into());
+        validate_table_name(&audit_table)?;
+
         Ok(Self {
             port: raw.functions_customhandler_port.unwrap_or(8080),
             graph: GraphSettings {
@@ -221,7 +245,41 @@ impl Settings {
             max_ids_per_call,
             http_sync_max_ids,
             max_body_bytes,
+            allowed: AllowedScope::new(catalogs, packages),
+            audit_table,
+            storage,
         })
+    }
+}
+
+/// A list of GUIDs separated by commas, semicolons or whitespace; each one must parse.
+fn guid_list<T>(
+    variable: &'static str,
+    text: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, GuidError>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, s)| parse(s).map_err(|e| invalid(variable, format!("entry {} {e}", i + 1))))
+        .collect()
+}
+
+/// Azure Table naming rules: 3-63 alphanumeric characters, not starting with a digit.
+fn validate_table_name(name: &str) -> Result<(), ConfigError> {
+    let ok = (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric())
+        && name.as_bytes()[0].is_ascii_alphabetic();
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "AUDIT_TABLE_NAME",
+            format!("must be 3-63 letters and digits, starting with a letter, got {name:?}"),
+        ))
     }
 }
 
@@ -323,6 +381,9 @@ mod tests {
             ("REPROCESS_QUEUE_NAME", "Bad_Name"),
             ("CREDENTIAL_SOURCE", "secret"),
             ("GRAPH_MAX_CONCURRENCY", "0"),
+            ("ALLOWED_CATALOG_IDS", "11111111-1111-4111-8111-111111111111,nope"),
+            ("ALLOWED_ACCESS_PACKAGE_IDS", "{22222222-2222-4222-8222-222222222222}"),
+            ("AUDIT_TABLE_NAME", "audit-log"),
         ];
         for (var, value) in cases {
             let err = settings(&[(var, value)]).unwrap_err().to_string();
@@ -332,6 +393,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.to_uppercase().contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "{err}");
+    }
+
+    #[test]
+    fn catalog_scope_lists_parse_at_start_up() {
+        assert!(settings(&[]).unwrap().allowed.is_none());
+        let s = settings(&[
+            (
+                "ALLOWED_CATALOG_IDS",
+                " 11111111-1111-4111-8111-111111111111 ;22222222-2222-4222-8222-222222222222,",
+            ),
+            ("ALLOWED_ACCESS_PACKAGE_IDS", "33333333-3333-4333-8333-333333333333"),
+        ])
+        .unwrap();
+        let allowed = s.allowed.unwrap();
+        assert_eq!(allowed.catalogs().count(), 2);
+        assert_eq!(allowed.packages().count(), 1);
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //! assignment or request, Graph's state, package and target (a GET with `$expand`) and whether Graph's
 //! preconditions for reprocess hold; for each package/user, the delivered assignments listed. Dry runs
 //! are synchronous, so the listing is capped at [`DRY_RUN_LIMIT`] items (`"truncated": true`).
+//! With a catalog scope, items outside it say `"wouldReprocess": false, "outcome": "out_of_scope"`
+//! (the reads already expand each package's catalog, so this costs nothing) and listings keep only
+//! what is in scope (`outOfScope` counts the rest).
 
-use crate::domain::{Scope, Target, TargetKind, Targets};
+use crate::catalog_scope::keep_in_scope;
+use crate::domain::{AllowedScope, Scope, Target, TargetKind, Targets};
 use crate::graph::GraphClient;
 use crate::graph::list::{self, ListError, ListedAssignment};
+use crate::graph::lookup::membership_of;
 use crate::message::field;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -19,9 +24,15 @@ pub const DRY_RUN_LIMIT: usize = 1_000;
 const DRY_RUN_CONCURRENCY: usize = 8;
 
 /// Reads what a request would touch, without reprocessing anything.
-pub async fn report(graph: &GraphClient, targets: &Targets, scopes: &[Scope], deadline: Instant) -> Value {
+pub async fn report(
+    graph: &GraphClient,
+    allowed: Option<&AllowedScope>,
+    targets: &Targets,
+    scopes: &[Scope],
+    deadline: Instant,
+) -> Value {
     let items: Vec<Value> = futures_util::stream::iter(targets.items().iter().copied())
-        .map(|target| async move { describe(graph, target, deadline).await })
+        .map(|target| async move { describe(graph, allowed, target, deadline).await })
         .buffered(DRY_RUN_CONCURRENCY)
         .collect()
         .await;
@@ -32,6 +43,7 @@ pub async fn report(graph: &GraphClient, targets: &Targets, scopes: &[Scope], de
     let mut listed_total = 0;
     for scope in scopes {
         let (assignments, scope_truncated, error) = list_capped(graph, scope, &mut budget, deadline).await;
+        let (assignments, out_of_scope) = keep_in_scope(allowed, assignments);
         truncated |= scope_truncated;
         listed_total += assignments.len();
         let key = match scope {
@@ -41,6 +53,7 @@ pub async fn report(graph: &GraphClient, targets: &Targets, scopes: &[Scope], de
         let mut entry = json!({
             key: scope.id(),
             "count": assignments.len(),
+            "outOfScope": out_of_scope.len(),
             "truncated": scope_truncated,
             "assignments": assignments.iter().map(ListedAssignment::to_json).collect::<Vec<_>>(),
         });
@@ -90,15 +103,25 @@ async fn list_capped(
     }
 }
 
-async fn describe(graph: &GraphClient, target: Target, deadline: Instant) -> Value {
+async fn describe(graph: &GraphClient, allowed: Option<&AllowedScope>, target: Target, deadline: Instant) -> Value {
     let mut entry = json!({ "kind": target.kind(), "id": target.id() });
     match list::get_item(graph, &target, deadline).await {
+        Ok(Some((summary, raw))) if allowed.is_some_and(|a| !a.allows(&membership_of(false, &raw))) => {
+            entry["found"] = json!(true);
+            if let (Value::Object(e), Value::Object(s)) = (&mut entry, summary) {
+                e.extend(s);
+            }
+            entry["wouldReprocess"] = json!(false);
+            entry["outcome"] = json!("out_of_scope");
+            entry["reason"] =
+                json!("outside this deployment's catalog scope (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS)");
+        }
         Ok(None) => {
             entry["found"] = json!(false);
             entry["wouldReprocess"] = json!(false);
             entry["reason"] = json!("Graph answered 404: not in this tenant");
         }
-        Ok(Some(summary)) => {
+        Ok(Some((summary, _))) => {
             let (would, reason) = verdict(target.kind(), &summary);
             entry["found"] = json!(true);
             if let (Value::Object(e), Value::Object(s)) = (&mut entry, summary) {

@@ -13,7 +13,8 @@
 //! assignment twice is harmless. A transient listing failure re-enqueues the same expansion message with
 //! `attempt`/`notBefore`, like transient reprocess results.
 
-use crate::domain::{CorrelationId, Scope, Target, Targets};
+use crate::catalog_scope::keep_in_scope;
+use crate::domain::{AllowedScope, AssignmentId, CorrelationId, Scope, Target, Targets};
 use crate::graph::GraphClient;
 use crate::graph::list::{self, ListError};
 use crate::message::{self, ReprocessRequest};
@@ -24,15 +25,19 @@ use tokio::time::Instant;
 pub struct PageOutcome {
     pub listed: usize,
     pub dropped: usize,
+    /// Listed but outside the catalog scope: not enqueued.
+    pub out_of_scope: Vec<AssignmentId>,
     pub id_messages: Vec<ReprocessRequest>,
     /// The expansion message for the next page, if there is one.
     pub continuation: Option<ReprocessRequest>,
 }
 
 /// Lists one page of `scope` (from the start, or from a nextLink that must be on the Graph origin) and
-/// turns it into chunk messages plus a continuation.
+/// turns it into chunk messages plus a continuation. With a catalog scope, only the assignments in it
+/// are enqueued.
 pub async fn expand_one_page(
     graph: &GraphClient,
+    allowed: Option<&AllowedScope>,
     scope: Scope,
     next_link: Option<&str>,
     correlation_id: &CorrelationId,
@@ -40,10 +45,12 @@ pub async fn expand_one_page(
 ) -> Result<PageOutcome, ListError> {
     let url = list::page_url(graph, &scope, next_link)?;
     let page = list::fetch_page(graph, &scope, &url, deadline).await?;
-    let targets = Targets::from_items(page.items.iter().map(|a| Target::Assignment(a.id)));
+    let (items, out_of_scope) = keep_in_scope(allowed, page.items);
+    let targets = Targets::from_items(items.iter().map(|a| Target::Assignment(a.id)));
     Ok(PageOutcome {
         listed: targets.len(),
         dropped: page.dropped,
+        out_of_scope,
         id_messages: message::id_messages(&targets, correlation_id),
         continuation: page
             .next_link

@@ -6,8 +6,12 @@
 //! → `message` (body or queue message parsed into `domain` targets) → `reprocess` → `graph` → Graph,
 //! and back as `domain` outcomes in a `Report`, encoded by the function into the host's reply
 //! (`host::response`). Packages and users go through `fanout` (listing, a page per invocation) and the
-//! queue; `dry_run` reads instead of reprocessing. `state` holds what invocations share.
+//! queue; `dry_run` reads instead of reprocessing. `catalog_scope` confines all of it to the allowed
+//! catalogs and packages (one `$batch` of GETs per group of IDs); `audit` records every reprocess and dry
+//! run, with who asked, in the log and a Storage table. `state` holds what invocations share.
 
+pub mod audit;
+pub mod catalog_scope;
 pub mod config;
 pub mod domain;
 pub mod dry_run;
@@ -26,4 +30,5 @@ pub mod reprocess;
 pub mod sandbox;
 pub mod startup;
 pub mod state;
+pub mod storage;
 pub mod telemetry;

@@ -1,8 +1,13 @@
 //! The service: run every target through Graph with bounded concurrency before a deadline, and
 //! collect a [`Report`] in the order the caller gave the IDs. Targets go to Graph in groups of
 //! `GRAPH_BATCH_SIZE` (one `$batch` each); a group of one is a plain reprocess call.
+//!
+//! With a catalog scope (`ALLOWED_CATALOG_IDS` / `ALLOWED_ACCESS_PACKAGE_IDS`) each group is first read
+//! in one `$batch` of GETs (`graph::lookup`): IDs outside the scope end `out_of_scope`, IDs Graph could
+//! not place end with what Graph said (not found, denied, transient), and only the rest are reprocessed.
 
-use crate::domain::Target;
+use crate::catalog_scope::check_targets;
+use crate::domain::{AllowedScope, ItemResult, Target};
 use crate::domain::{Report, Targets};
 use crate::graph::GraphClient;
 use crate::graph::paths::{batch_url, reprocess_relative, reprocess_url};
@@ -14,13 +19,15 @@ use tokio::time::Instant;
 pub struct Reprocessor {
     graph: Arc<GraphClient>,
     per_invocation_concurrency: usize,
+    allowed: Option<Arc<AllowedScope>>,
 }
 
 impl Reprocessor {
-    pub fn new(graph: Arc<GraphClient>, per_invocation_concurrency: usize) -> Self {
+    pub fn new(graph: Arc<GraphClient>, per_invocation_concurrency: usize, allowed: Option<AllowedScope>) -> Self {
         Self {
             graph,
             per_invocation_concurrency: per_invocation_concurrency.max(1),
+            allowed: allowed.map(Arc::new),
         }
     }
 
@@ -30,13 +37,27 @@ impl Reprocessor {
         let mut results: Vec<_> = futures_util::stream::iter(groups.into_iter().enumerate())
             .map(|(index, group)| {
                 let graph = Arc::clone(&self.graph);
+                let allowed = self.allowed.clone();
                 async move {
-                    log_urls(&graph, &group);
-                    let results = if group.len() == 1 {
-                        vec![graph.reprocess(group[0], deadline).await]
-                    } else {
-                        graph.reprocess_batch(&group, deadline).await
+                    let (send, mut refused) = match &allowed {
+                        Some(allowed) => check_targets(&graph, allowed, &group, deadline).await,
+                        None => (group.clone(), Vec::new()),
                     };
+                    let mut results = match send.len() {
+                        0 => Vec::new(),
+                        1 => {
+                            log_urls(&graph, &send);
+                            vec![graph.reprocess(send[0], deadline).await]
+                        }
+                        _ => {
+                            log_urls(&graph, &send);
+                            graph.reprocess_batch(&send, deadline).await
+                        }
+                    };
+                    // Back in the caller's order.
+                    results.append(&mut refused);
+                    let position = |r: &ItemResult| group.iter().position(|t| Some(*t) == r.target);
+                    results.sort_by_key(position);
                     (index, results)
                 }
             })

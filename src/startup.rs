@@ -47,6 +47,15 @@ pub struct Application {
 
 impl Application {
     pub fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_audit_sink(settings, None)
+    }
+
+    /// As [`Application::build`], with audit records going to `audit_sink` instead of the sink the
+    /// settings name (the sandbox keeps them in memory to show them).
+    pub fn build_with_audit_sink(
+        settings: Settings,
+        audit_sink: Option<std::sync::Arc<dyn crate::audit::sink::AuditSink>>,
+    ) -> Result<Self, StartupError> {
         let port = settings.port;
         let listener = TcpListener::bind(("127.0.0.1", port)).map_err(|source| StartupError::Bind { port, source })?;
         let port = listener
@@ -59,7 +68,7 @@ impl Application {
             .name("start-up".into())
             .spawn(move || {
                 building.wait_until_services_wanted();
-                match Services::build(&building.settings) {
+                match Services::build_with_audit_sink(&building.settings, audit_sink) {
                     Ok(services) => building.services_built(services),
                     Err(e) => {
                         // As fatal as a bad setting: the host restarts the handler, then stops after three tries.

@@ -3,6 +3,7 @@
 //! once the host's first readiness probe (or invocation) has arrived, or 50 ms after start at the latest:
 //! the readiness answer does not share two cores with that work. Invocations that arrive first wait.
 
+use crate::audit::Recorder;
 use crate::config::Settings;
 use crate::graph::{GraphClient, Limiter, TokenProvider};
 use crate::reprocess::Reprocessor;
@@ -16,6 +17,8 @@ pub struct Services {
     pub reprocessor: Reprocessor,
     /// For reads (listing, dry runs); shares the limiter and token cache with the reprocessor.
     pub graph: Arc<GraphClient>,
+    /// Audit records: the log, and the durable sink when one is configured.
+    pub recorder: Recorder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +31,28 @@ pub enum ServicesError {
 
 impl Services {
     pub fn build(settings: &Settings) -> Result<Self, ServicesError> {
+        Self::build_with_audit_sink(settings, None)
+    }
+
+    /// `audit_sink`: where audit records go besides the log; `None` = what the settings name.
+    pub fn build_with_audit_sink(
+        settings: &Settings,
+        audit_sink: Option<Arc<dyn crate::audit::sink::AuditSink>>,
+    ) -> Result<Self, ServicesError> {
         let tokens = TokenProvider::from_settings(settings)?;
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
-        let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
-        Ok(Self { reprocessor, graph })
+        let reprocessor = Reprocessor::new(
+            Arc::clone(&graph),
+            settings.graph.max_concurrency,
+            settings.allowed.clone(),
+        );
+        let recorder = Recorder::new(audit_sink.or_else(|| crate::audit::sink::from_settings(settings)));
+        Ok(Self {
+            reprocessor,
+            graph,
+            recorder,
+        })
     }
 }
 

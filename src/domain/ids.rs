@@ -181,6 +181,10 @@ guid_newtype!(
     /// The Entra object ID of a user (an assignment's `target.objectId`).
     UserId
 );
+guid_newtype!(
+    /// The `id` of an `accessPackageCatalog`.
+    CatalogId
+);
 
 #[cfg(test)]
 mod tests {

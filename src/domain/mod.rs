@@ -3,12 +3,16 @@
 //! except the alert schema, whose only job is to find targets in an alert.
 
 pub mod alert;
+pub mod allowed;
+pub mod caller;
 pub mod ids;
 pub mod outcome;
 pub mod scope;
 pub mod targets;
 
-pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, Guid, GuidError, UserId};
+pub use allowed::{AllowedScope, Membership};
+pub use caller::Caller;
+pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CatalogId, CorrelationId, Guid, GuidError, UserId};
 pub use outcome::{ItemResult, Outcome, Report, Summary};
 pub use scope::Scope;
 pub use targets::{Target, TargetKind, Targets};

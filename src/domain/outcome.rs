@@ -32,6 +32,14 @@ pub enum Outcome {
         #[serde(rename = "missingAppRole")]
         missing_app_role: &'static str,
     },
+    /// Outside the catalogs/packages this deployment may touch (`ALLOWED_CATALOG_IDS`,
+    /// `ALLOWED_ACCESS_PACKAGE_IDS`): nothing was sent to reprocess. Names where Graph says it belongs.
+    OutOfScope {
+        #[serde(rename = "accessPackageId", skip_serializing_if = "Option::is_none")]
+        access_package_id: Option<String>,
+        #[serde(rename = "catalogId", skip_serializing_if = "Option::is_none")]
+        catalog_id: Option<String>,
+    },
     /// 429, 5xx, timeouts, connection failures or a token endpoint failure, after in-invocation retries.
     Transient {
         reason: String,
@@ -50,6 +58,7 @@ impl Outcome {
             Outcome::NotFound { .. } => "not_found",
             Outcome::Rejected { .. } => "rejected",
             Outcome::PermissionDenied { .. } => "permission_denied",
+            Outcome::OutOfScope { .. } => "out_of_scope",
             Outcome::Transient { .. } => "transient",
         }
     }
@@ -81,6 +90,7 @@ pub struct Summary {
     pub not_found: usize,
     pub rejected: usize,
     pub permission_denied: usize,
+    pub out_of_scope: usize,
     pub transient: usize,
 }
 
@@ -103,6 +113,7 @@ impl Report {
                 Outcome::NotFound { .. } => summary.not_found += 1,
                 Outcome::Rejected { .. } => summary.rejected += 1,
                 Outcome::PermissionDenied { .. } => summary.permission_denied += 1,
+                Outcome::OutOfScope { .. } => summary.out_of_scope += 1,
                 Outcome::Transient { .. } => summary.transient += 1,
             }
         }
@@ -139,8 +150,8 @@ impl Report {
     pub fn one_line(&self) -> String {
         let s = &self.summary;
         format!(
-            "reprocess: {} IDs, {} accepted, {} not found, {} rejected, {} permission denied, {} transient",
-            s.total, s.accepted, s.not_found, s.rejected, s.permission_denied, s.transient
+            "reprocess: {} IDs, {} accepted, {} not found, {} rejected, {} permission denied, {} out of scope, {} transient",
+            s.total, s.accepted, s.not_found, s.rejected, s.permission_denied, s.out_of_scope, s.transient
         )
     }
 }

@@ -118,6 +118,7 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
         to_response(&ctx, call(&state, &ctx, &method, &path, true).await)
     };
     state.graph_log.lock().expect("log lock").push(LoggedRequest {
+        batched: false,
         method,
         path_and_query: request.uri().to_string(),
         client_request_id,
@@ -185,8 +186,13 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
         };
         // Sub-request URLs are relative to the version root of the batch endpoint.
         let path = format!("/{version}{url}");
-        let answer = call(state, &sub_ctx, &sub_method, &path, false).await;
+        let answer = if sub_method == "GET" {
+            read(state, &sub_ctx, &path)
+        } else {
+            call(state, &sub_ctx, &sub_method, &path, false).await
+        };
         state.graph_log.lock().expect("log lock").push(LoggedRequest {
+            batched: true,
             method: sub_method,
             path_and_query: path,
             client_request_id: Some(ctx.client_request_id.clone()),
@@ -212,6 +218,23 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
         status: 200,
         headers: vec![("Content-Type", "application/json".into())],
         body: Some(json!({ "responses": responses })),
+    }
+}
+
+/// A `GET` inside a batch: one assignment, request or package (`list::read_item`).
+fn read(state: &EmulatorState, ctx: &Ctx<'_>, path_and_query: &str) -> Answer {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let [version, "identityGovernance", "entitlementManagement", collection, id] = segments.as_slice() else {
+        return ctx.error(400, "BadRequest", &format!("Invalid request URL '{path}'."));
+    };
+    match super::items::read_item(state, version, collection, id, query) {
+        Ok(body) => Answer {
+            status: 200,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Some(body),
+        },
+        Err((status, code, message)) => ctx.error(status, code, &message),
     }
 }
 

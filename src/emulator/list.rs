@@ -7,7 +7,8 @@
 use super::EmulatorState;
 use super::faults::Fault;
 use super::graph::{Ctx, Kind};
-use super::tenant::{Assignment, Tenant};
+use super::items::{options, parse_expand, read_item, render_assignment};
+use super::tenant::Assignment;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
 
@@ -32,6 +33,16 @@ pub(super) fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx, s
             );
         }
     };
+    let query = request.uri().query().unwrap_or("");
+    if let Some(id) = id {
+        if let Some(response) = injected_fault(state, ctx, id) {
+            return response;
+        }
+        return match read_item(state, version, collection, id, query) {
+            Ok(body) => json_ok(ctx, body),
+            Err((status, code, message)) => ctx.http_error(status, code, &message),
+        };
+    }
     let Some(kind) = Kind::of(version, collection) else {
         return ctx.http_error(
             400,
@@ -39,21 +50,12 @@ pub(super) fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx, s
             &format!("Resource not found for the segment '{collection}'."),
         );
     };
-    let options: Vec<(String, String)> = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+    let options = match options(query) {
+        Ok(options) => options,
+        Err((status, code, message)) => return ctx.http_error(status, code, &message),
+    };
     let option = |name: &str| options.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    if let Some((unknown, _)) = options
-        .iter()
-        .find(|(k, _)| !matches!(k.as_str(), "$filter" | "$expand" | "$select" | "$top" | "$skiptoken"))
-    {
-        return ctx.http_error(
-            400,
-            "BadRequest",
-            &format!("Query option '{unknown}' is not supported."),
-        );
-    }
-    if let Some(response) = injected_fault(state, ctx, id.unwrap_or("list")) {
+    if let Some(response) = injected_fault(state, ctx, "list") {
         return response;
     }
     if !*state.app_role_granted.lock().expect("role lock") {
@@ -63,31 +65,12 @@ pub(super) fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx, s
             "Insufficient privileges to complete the operation.",
         );
     }
-    let expand = option("$expand").unwrap_or("").to_ascii_lowercase();
+    let expand = parse_expand(option("$expand").unwrap_or(""));
     let tenant = state.tenant.lock().expect("tenant lock");
     let beta = version == "beta";
-    match (kind, id) {
-        (Kind::Assignment, Some(id)) => match tenant.assignments.get(&id.to_ascii_lowercase()) {
-            Some(a) => json_ok(ctx, render_assignment(&tenant, a, beta, &expand)),
-            None => not_found(ctx, id),
-        },
-        (Kind::Request, Some(id)) => match tenant.requests.get(&id.to_ascii_lowercase()) {
-            Some(r) => {
-                let completed = r
-                    .completed
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default();
-                let (state_key, date_key) = if beta {
-                    ("requestState", "completedDate")
-                } else {
-                    ("state", "completedDateTime")
-                };
-                json_ok(ctx, json!({ "id": r.id, state_key: r.state, date_key: completed }))
-            }
-            None => not_found(ctx, id),
-        },
-        (Kind::Request, None) => ctx.http_error(400, "BadRequest", "Listing requests is not emulated."),
-        (Kind::Assignment, None) => {
+    match kind {
+        Kind::Request => ctx.http_error(400, "BadRequest", "Listing requests is not emulated."),
+        Kind::Assignment => {
             let clauses = match parse_filter(beta, option("$filter").unwrap_or("")) {
                 Ok(clauses) => clauses,
                 Err(message) => return ctx.http_error(400, "BadRequest", &message),
@@ -134,14 +117,6 @@ pub(super) fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx, s
 
 fn json_ok(ctx: &Ctx, body: Value) -> HttpResponse {
     ctx.builder(200).content_type("application/json").body(body.to_string())
-}
-
-fn not_found(ctx: &Ctx, id: &str) -> HttpResponse {
-    ctx.http_error(
-        404,
-        "ResourceNotFound",
-        &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
-    )
 }
 
 fn injected_fault(state: &EmulatorState, ctx: &Ctx, key: &str) -> Option<HttpResponse> {
@@ -217,38 +192,6 @@ fn matches(clause: &Clause, a: &Assignment) -> bool {
         Clause::Package(id) => a.access_package_id.eq_ignore_ascii_case(id),
         Clause::Target(id) => a.target_object_id.eq_ignore_ascii_case(id),
     }
-}
-
-fn pascal(state: &str) -> String {
-    let mut chars = state.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
-}
-
-fn render_assignment(tenant: &Tenant, a: &Assignment, beta: bool, expand: &str) -> Value {
-    let status = if a.state == "delivered" { "Delivered" } else { "" };
-    let mut v = if beta {
-        json!({ "id": a.id, "accessPackageId": a.access_package_id, "targetId": a.target_object_id,
-                "assignmentState": pascal(a.state), "assignmentStatus": status, "isExtended": false })
-    } else {
-        json!({ "id": a.id, "state": a.state, "status": status, "expiredDateTime": null })
-    };
-    if expand.split(',').any(|e| e.trim() == "accesspackage") {
-        let name = tenant
-            .package_names
-            .get(&a.access_package_id)
-            .cloned()
-            .unwrap_or_default();
-        v["accessPackage"] = json!({ "id": a.access_package_id, "displayName": name, "isHidden": false });
-    }
-    if expand.split(',').any(|e| e.trim() == "target") {
-        let (name, upn) = tenant.users.get(&a.target_object_id).cloned().unwrap_or_default();
-        v["target"] = json!({ "id": format!("{}-subject", &a.id[..8]), "objectId": a.target_object_id,
-                              "displayName": name, "principalName": upn, "email": upn, "subjectType": "user" });
-    }
-    v
 }
 
 /// Every query option as received (still encoded), minus the old `$skiptoken`, plus the new one.

@@ -13,6 +13,7 @@ mod graph;
 pub mod host;
 pub mod host_client;
 mod identity;
+mod items;
 mod list;
 mod queue;
 mod reset_proxy;
@@ -32,6 +33,8 @@ use std::time::Duration;
 /// One request the emulated Graph received, as it arrived (path and query undecoded).
 #[derive(Debug, Clone)]
 pub struct LoggedRequest {
+    /// A `$batch` sub-request (logged as it is answered, before its batch's own entry).
+    pub batched: bool,
     pub method: String,
     pub path_and_query: String,
     pub client_request_id: Option<String>,

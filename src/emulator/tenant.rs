@@ -17,6 +17,8 @@ pub struct Assignment {
 #[derive(Debug, Clone)]
 pub struct AssignmentRequest {
     pub id: String,
+    /// The package requested (`""` when none was set: Graph would then not place it in a catalog).
+    pub access_package_id: String,
     /// v1.0 `accessPackageAssignmentRequest.state`.
     pub state: &'static str,
     pub completed: OffsetDateTime,
@@ -31,6 +33,10 @@ pub struct Tenant {
     pub package_names: HashMap<String, String>,
     /// User display name and UPN by object ID (what `$expand=target` shows).
     pub users: HashMap<String, (String, String)>,
+    /// The catalog holding each access package (what `$expand=catalog` shows), by package ID.
+    pub package_catalogs: HashMap<String, String>,
+    /// Catalog display names by ID.
+    pub catalog_names: HashMap<String, String>,
 }
 
 /// Why Graph refuses to reprocess, as (status, code, message).
@@ -55,6 +61,7 @@ impl Tenant {
             id.to_ascii_lowercase(),
             AssignmentRequest {
                 id: id.to_ascii_lowercase(),
+                access_package_id: String::new(),
                 state,
                 completed: OffsetDateTime::now_utc() - Duration::days(completed_days_ago),
                 reprocess_count: 0,
@@ -111,6 +118,22 @@ impl Tenant {
         self.package_names.insert(id.to_ascii_lowercase(), name.to_owned());
     }
 
+    /// Adds a catalog and puts `packages` in it (a package is in one catalog).
+    pub fn add_catalog(&mut self, id: &str, name: &str, packages: &[&str]) {
+        let id = id.to_ascii_lowercase();
+        self.catalog_names.insert(id.clone(), name.to_owned());
+        for package in packages {
+            self.package_catalogs.insert(package.to_ascii_lowercase(), id.clone());
+        }
+    }
+
+    /// The access package a request asked for.
+    pub fn set_request_package(&mut self, request: &str, package: &str) {
+        if let Some(r) = self.requests.get_mut(&request.to_ascii_lowercase()) {
+            r.access_package_id = package.to_ascii_lowercase();
+        }
+    }
+
     pub fn add_user(&mut self, id: &str, name: &str, upn: &str) {
         self.users
             .insert(id.to_ascii_lowercase(), (name.to_owned(), upn.to_owned()));
@@ -152,6 +175,17 @@ pub mod sample {
     /// Client ID of the user-assigned identity attached to the emulated Function App.
     pub const USER_ASSIGNED_CLIENT_ID: &str = "f0e1d2c3-b4a5-4968-8776-5a4b3c2d1e0f";
     pub const PACKAGE_SALES: &str = "9a1d6e2c-3b4f-4c5d-8e6f-7a8b9c0d1e2f";
+    /// Catalog "General": Sales, All staff and Visitors.
+    pub const CATALOG_GENERAL: &str = "c0a1b2c3-d4e5-4f60-8172-839405a6b7c8";
+    /// Catalog "Human resources": Payroll only; outside the sandbox's scope.
+    pub const CATALOG_HR: &str = "c1b2c3d4-e5f6-4071-8283-94a5b6c7d8e9";
+    pub const PACKAGE_VISITORS: &str = "aa11bb22-cc33-4d44-8e55-ff6600770088";
+    pub const PACKAGE_PAYROLL: &str = "bb22cc33-dd44-4e55-8f66-007711882299";
+    pub const USER_CARLOS: &str = "e7c3d4f5-a6b7-4c8d-9e0f-1a2b3c4d5e6f";
+    /// Carlos's delivered Visitors assignment (catalog General).
+    pub const VISITORS_CARLOS: &str = "9f1e2d3c-4b5a-4697-8877-665544332211";
+    /// Carlos's delivered Payroll assignment (catalog Human resources).
+    pub const PAYROLL_CARLOS: &str = "8e2d3c4b-5a69-4786-9766-554433221100";
     pub const USER_ADELE: &str = "c5a1b2d3-e4f5-4a6b-9c7d-8e9f0a1b2c3d";
     pub const USER_BRIAN: &str = "d6b2c3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e";
     /// Delivered: reprocess is accepted.
@@ -194,6 +228,17 @@ pub mod sample {
         t.name_package(PACKAGE_BULK, "All staff");
         t.add_user(USER_ADELE, "Adele Vance", "adelev@contoso.example");
         t.add_user(USER_BRIAN, "Brian Johnson", "brianj@contoso.example");
+        t.add_user(USER_CARLOS, "Carlos Slattery", "carloss@contoso.example");
+        t.name_package(PACKAGE_VISITORS, "Visitors");
+        t.name_package(PACKAGE_PAYROLL, "Payroll");
+        t.add_catalog(
+            CATALOG_GENERAL,
+            "General",
+            &[PACKAGE_SALES, PACKAGE_BULK, PACKAGE_VISITORS],
+        );
+        t.add_catalog(CATALOG_HR, "Human resources", &[PACKAGE_PAYROLL]);
+        t.add_assignment(VISITORS_CARLOS, "delivered", PACKAGE_VISITORS, USER_CARLOS);
+        t.add_assignment(PAYROLL_CARLOS, "delivered", PACKAGE_PAYROLL, USER_CARLOS);
         const OTHER_STATES: [&str; 4] = ["expired", "delivering", "deliveryFailed", "partiallyDelivered"];
         for i in 0..BULK_DELIVERED + BULK_OTHER {
             let state = if i < BULK_DELIVERED {
@@ -217,6 +262,9 @@ pub mod sample {
         t.add_request(REQUEST_FAILED, "deliveryFailed", 2);
         t.add_request(REQUEST_DELIVERED, "delivered", 1);
         t.add_request(REQUEST_STALE, "deliveryFailed", 20);
+        for request in [REQUEST_FAILED, REQUEST_DELIVERED, REQUEST_STALE] {
+            t.set_request_package(request, PACKAGE_SALES);
+        }
         t
     }
 }

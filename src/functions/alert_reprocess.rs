@@ -10,7 +10,8 @@
 //! `?dryRun=true` shows what would be enqueued.
 
 use super::bindings::alert as b;
-use super::http::{error_body, json_body, query_flag};
+use super::http::{caller, error_body, json_body, query_flag};
+use crate::audit::{AuditRecord, Invocation};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -56,7 +57,7 @@ fn json_error_reply(e: &StrictJsonError) -> HttpReply {
     }
 }
 
-pub fn handle(
+pub async fn handle(
     state: &AppState,
     request: &HttpTrigger,
     invocation_id: &str,
@@ -110,7 +111,12 @@ pub fn handle(
         return refused(reply, &message, response);
     }
     let correlation_id = CorrelationId::new_random();
-    let plan = Plan::new(&targets, &scopes, &correlation_id);
+    // Who asked travels with every message, so the queue function's audit records name the alert.
+    let mut origin = caller(request, "alert", b::FUNCTION, invocation_id);
+    origin.alert_rule.clone_from(&alert_rule);
+    origin.alert_id = payload["data"]["essentials"]["alertId"].as_str().map(str::to_owned);
+    let origin = origin.cleaned();
+    let plan = Plan::new(&targets, &scopes, &correlation_id).with_origin(Some(&origin));
     let body = Accepted::new(
         &plan,
         &targets,
@@ -121,7 +127,18 @@ pub fn handle(
     )
     .from_alert(alert_rule.as_deref(), &skipped);
     if dry_run {
-        response.log(format!("alert dry run: {} messages would be enqueued", plan.len()));
+        let invocation = Invocation {
+            trigger: "alert",
+            function: b::FUNCTION,
+            invocation_id: invocation_id.to_owned(),
+            correlation_id: Some(correlation_id.to_string()),
+            caller: origin.clone(),
+            queue: None,
+        };
+        let summary = format!("{} messages would be enqueued", plan.len());
+        let record = AuditRecord::dry_run(&invocation, &targets, &scopes, &summary);
+        state.services().await.recorder.record(vec![record]);
+        response.log(format!("alert dry run: {summary}"));
         return HttpReply::json(200, json!(body.dry_run(&plan)));
     }
     response.enqueue(b::ENQUEUE, plan.texts());

@@ -1,6 +1,7 @@
 //! What the HTTP functions share: reading a POST, `?flag=true|false`, the body-size check and the JSON
 //! error body of every 4xx/5xx.
 
+use crate::domain::Caller;
 use crate::host::{Envelope, HttpReply, HttpTrigger};
 use serde_json::{Value, json};
 
@@ -98,4 +99,29 @@ pub fn error_body(code: &str, message: &str, extra: Value) -> Value {
         target.extend(extra);
     }
     json!({ "error": error })
+}
+
+/// Who called, from the only request parts that name a caller and hold no secret: Logic Apps'
+/// `x-ms-workflow-name`, `x-ms-workflow-run-id` and `x-ms-client-tracking-id` (sent on every HTTP action
+/// call), App Service authentication's `x-ms-client-principal-name`, `-id` and `-idp` (set by the
+/// platform when authentication is on, and only then trustworthy), and the name of the function key.
+/// The host forwards every request header in `Data.req.Headers` (`HttpRequestExtensions.GetRequestAsJObject`),
+/// `Authorization` and `x-functions-key` included: nothing else is read from them.
+pub fn caller(request: &HttpTrigger, trigger: &str, function: &str, invocation_id: &str) -> Caller {
+    let header = |name: &str| request.header(name).map(str::to_owned);
+    Caller {
+        trigger: Some(trigger.to_owned()),
+        function: Some(function.to_owned()),
+        invocation_id: Some(invocation_id.to_owned()),
+        workflow_name: header("x-ms-workflow-name"),
+        workflow_run_id: header("x-ms-workflow-run-id"),
+        client_tracking_id: header("x-ms-client-tracking-id"),
+        principal_name: header("x-ms-client-principal-name"),
+        principal_id: header("x-ms-client-principal-id"),
+        principal_idp: header("x-ms-client-principal-idp"),
+        key_name: request.key_name.clone(),
+        alert_rule: None,
+        alert_id: None,
+    }
+    .cleaned()
 }

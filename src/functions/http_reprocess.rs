@@ -8,14 +8,17 @@
 //! `?dryRun=true` reads instead and reprocesses nothing (`crate::dry_run`).
 
 use super::bindings::http as b;
-use super::http::{error_body, json_body, query_flag};
-use crate::domain::{CorrelationId, Targets};
+use super::http::{caller, error_body, json_body, query_flag};
+use crate::audit::{AuditRecord, Invocation};
+use crate::catalog_scope::{PackageVerdict, check_packages};
+use crate::domain::{AccessPackageId, Caller, CorrelationId, Scope, Targets};
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::StrictJsonError;
 use crate::message::accepted::{Accepted, Queued};
 use crate::message::{self, Plan, RequestError, parse_json_request};
 use crate::state::AppState;
+use crate::state::Services;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -47,28 +50,61 @@ pub async fn handle(
         Ok(flag) => flag || parsed.dry_run,
         Err(reply) => return reply,
     };
-    if parsed.next_link.is_some() {
-        return HttpReply::json(
-            400,
-            error_body(
-                "invalid_field",
-                "nextLink is only for the queue function's continuation messages; an HTTP call lists from the start",
-                json!({ "fields": [{ "field": "nextLink", "reason": "not accepted over HTTP" }] }),
-            ),
-        );
+    for (field, given) in [
+        ("nextLink", parsed.next_link.is_some()),
+        ("origin", parsed.origin.is_some()),
+    ] {
+        if given {
+            return HttpReply::json(
+                400,
+                error_body(
+                    "invalid_field",
+                    &format!(
+                        "{field} is only for the queue function's messages; an HTTP call lists from the start and its caller is read from the call"
+                    ),
+                    json!({ "fields": [{ "field": field, "reason": "not accepted over HTTP" }] }),
+                ),
+            );
+        }
     }
     let deadline = Instant::now() + settings.http_budget;
+    let caller = caller(request, "http", b::FUNCTION, invocation_id);
+    let invocation = Invocation {
+        trigger: "http",
+        function: b::FUNCTION,
+        invocation_id: invocation_id.to_owned(),
+        correlation_id: parsed.correlation_id.as_ref().map(|c| c.to_string()),
+        caller: caller.clone(),
+        queue: None,
+    };
+    if let Some(reply) = refuse_packages_out_of_scope(state, &parsed.scopes, &invocation, deadline, response).await {
+        return reply;
+    }
     if dry_run {
-        let mut body = dry_run::report(&state.services().await.graph, &parsed.targets, &parsed.scopes, deadline).await;
+        let services = state.services().await;
+        let mut body = dry_run::report(
+            &services.graph,
+            settings.allowed.as_ref(),
+            &parsed.targets,
+            &parsed.scopes,
+            deadline,
+        )
+        .await;
         body["invocationId"] = json!(invocation_id);
         let line = format!("dry run, nothing reprocessed: {}", body["summary"]);
         tracing::info!(summary = %body["summary"], truncated = %body["truncated"], "dry run finished");
+        services.recorder.record(vec![AuditRecord::dry_run(
+            &invocation,
+            &parsed.targets,
+            &parsed.scopes,
+            &body["summary"].to_string(),
+        )]);
         response.log(line);
         return HttpReply::json(200, body);
     }
     if !parsed.scopes.is_empty() {
         let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
-        let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id);
+        let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id).with_origin(Some(&caller));
         response.enqueue(b::ENQUEUE, plan.texts());
         let line = format!(
             "fan-out {correlation_id}: {} expansion and {} ID messages enqueued",
@@ -92,11 +128,14 @@ pub async fn handle(
             state,
             &parsed.targets,
             parsed.correlation_id.as_ref(),
+            &caller,
             invocation_id,
             response,
         );
     }
-    let report = state.services().await.reprocessor.run(&parsed.targets, deadline).await;
+    let services = state.services().await;
+    let report = services.reprocessor.run(&parsed.targets, deadline).await;
+    services.recorder.reprocessed(&invocation, &report);
     response.log(report.one_line());
     tracing::info!(summary = ?report.summary, "HTTP reprocess finished");
     let body = json!({ "invocationId": invocation_id, "summary": report.summary, "results": report.results });
@@ -115,6 +154,7 @@ fn split_into_messages(
     state: &AppState,
     targets: &Targets,
     correlation_id: Option<&CorrelationId>,
+    caller: &Caller,
     invocation_id: &str,
     response: &mut InvokeResponse,
 ) -> HttpReply {
@@ -123,7 +163,10 @@ fn split_into_messages(
         .cloned()
         .or_else(|| CorrelationId::parse(invocation_id))
         .unwrap_or_else(CorrelationId::new_random);
-    let messages = message::id_messages(targets, &correlation_id);
+    let messages: Vec<_> = message::id_messages(targets, &correlation_id)
+        .into_iter()
+        .map(|m| m.with_origin(Some(caller)))
+        .collect();
     let count = messages.len();
     response.enqueue(b::ENQUEUE, messages.iter().map(|m| m.to_text()));
     response.log(format!(
@@ -140,6 +183,71 @@ fn split_into_messages(
         queue: &state.settings.queue_name,
     };
     HttpReply::json(202, json!(body))
+}
+
+/// With a catalog scope, an access package outside it is refused up front: 400 `out_of_scope` naming
+/// every such package (503 + `Retry-After` when Graph could not be asked in time), nothing enqueued.
+async fn refuse_packages_out_of_scope(
+    state: &AppState,
+    scopes: &[Scope],
+    invocation: &Invocation,
+    deadline: Instant,
+    response: &mut InvokeResponse,
+) -> Option<HttpReply> {
+    let allowed = state.settings.allowed.as_ref()?;
+    let ids: Vec<AccessPackageId> = scopes
+        .iter()
+        .filter_map(|s| match s {
+            Scope::AccessPackage(p) => Some(*p),
+            Scope::User(_) => None,
+        })
+        .collect();
+    if ids.is_empty() {
+        return None;
+    }
+    let services: &Services = state.services().await;
+    let verdicts = check_packages(&services.graph, allowed, &ids, deadline).await;
+    if verdicts.iter().any(PackageVerdict::is_transient) {
+        let body = error_body(
+            "scope_check_unavailable",
+            "the access packages' catalogs could not be read from Graph in time; retry later",
+            json!({}),
+        );
+        return Some(HttpReply::json(503, body).with_header("Retry-After", "30"));
+    }
+    let refused: Vec<(AccessPackageId, String)> = ids
+        .iter()
+        .zip(&verdicts)
+        .filter_map(|(p, v)| v.reason(p).map(|reason| (*p, reason)))
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    services.recorder.record(
+        refused
+            .iter()
+            .map(|(p, reason)| AuditRecord::fan_out_refused(invocation, &Scope::AccessPackage(*p), reason))
+            .collect(),
+    );
+    let fields: Vec<_> = refused
+        .iter()
+        .map(|(p, reason)| json!({ "field": "accessPackageIds", "id": p, "reason": reason }))
+        .collect();
+    let message = format!(
+        "{} access package(s) outside this deployment's catalog scope; nothing was enqueued: {}",
+        refused.len(),
+        refused
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    tracing::warn!(refused = refused.len(), "fan-out refused: access packages out of scope");
+    response.log(message.clone());
+    Some(HttpReply::json(
+        400,
+        error_body("out_of_scope", &message, json!({ "fields": fields })),
+    ))
 }
 
 fn request_error_reply(e: &RequestError) -> HttpReply {

@@ -32,7 +32,7 @@ pub async fn dispatch(
                 Ok(request) if function == bindings::http::FUNCTION => {
                     http_reprocess::handle(state, &request, invocation_id, &mut response).await
                 }
-                Ok(request) => alert_reprocess::handle(state, &request, invocation_id, &mut response),
+                Ok(request) => alert_reprocess::handle(state, &request, invocation_id, &mut response).await,
             };
             response.http(HTTP_RESPONSE, reply);
             Some(Ok(response))

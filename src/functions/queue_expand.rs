@@ -5,12 +5,17 @@
 //! - One scope lists **one page** (from the start or from the message's `nextLink`) and enqueues the
 //!   page's IDs in chunks of 20 plus a continuation with the next link. Outputs are committed with the
 //!   invocation, so a failure re-lists that page only (see `crate::fanout`).
+//! - With a catalog scope, an access package outside it is refused before listing (logged and audited,
+//!   nothing enqueued, no dead letter: there is nothing to re-drive), and a listed page keeps only the
+//!   assignments in scope (`crate::catalog_scope`).
 //! - A transient listing failure re-enqueues the same message with `attempt`/`notBefore`; after
 //!   `QUEUE_MAX_ATTEMPTS`, permission denial, a refused nextLink or a Graph refusal the message goes to
 //!   the poison queue with the reason, to be re-driven.
 
 use super::bindings::queue as b;
-use crate::domain::CorrelationId;
+use crate::audit::{AuditRecord, Invocation};
+use crate::catalog_scope::check_packages;
+use crate::domain::{CorrelationId, Scope};
 use crate::fanout;
 use crate::host::InvokeResponse;
 use crate::message::{DeadLetter, DeadLetterSource, Plan, ReprocessRequest, scope_field};
@@ -21,12 +26,14 @@ pub(super) async fn handle(
     state: &AppState,
     request: &ReprocessRequest,
     correlation_id: &CorrelationId,
+    invocation: &Invocation,
     source: DeadLetterSource,
     response: &mut InvokeResponse,
 ) {
     let settings = &state.settings;
+    let origin = request.origin.as_ref();
     let [scope] = request.scopes.as_slice() else {
-        let plan = Plan::new(&request.targets, &request.scopes, correlation_id);
+        let plan = Plan::new(&request.targets, &request.scopes, correlation_id).with_origin(origin);
         response.enqueue(b::ENQUEUE, plan.texts());
         response.log(format!(
             "split into {} expansion and {} ID messages",
@@ -36,7 +43,7 @@ pub(super) async fn handle(
         return;
     };
     if !request.targets.is_empty() {
-        let plan = Plan::new(&request.targets, &request.scopes, correlation_id);
+        let plan = Plan::new(&request.targets, &request.scopes, correlation_id).with_origin(origin);
         response.enqueue(b::ENQUEUE, plan.texts());
         response.log(format!("split into {} messages", plan.len()));
         return;
@@ -45,16 +52,46 @@ pub(super) async fn handle(
     let scope = *scope;
     let deadline = Instant::now() + settings.queue_budget;
     let next_link = request.next_link.as_deref();
-    let graph = &state.services().await.graph;
-    match fanout::expand_one_page(graph, scope, next_link, correlation_id, deadline).await {
+    let services = state.services().await;
+    let graph = &services.graph;
+    let allowed = settings.allowed.as_ref();
+    if let (Some(allowed), Scope::AccessPackage(package)) = (allowed, scope) {
+        let verdict = check_packages(graph, allowed, &[package], deadline).await.remove(0);
+        if let Some(reason) = verdict.reason(&package) {
+            if verdict.is_transient() && request.attempt + 1 < settings.queue_max_attempts {
+                let attempt = request.attempt + 1;
+                let retry = ReprocessRequest::expansion(scope, next_link, correlation_id)
+                    .with_origin(origin)
+                    .requeued(attempt, None);
+                response.enqueue(b::ENQUEUE, retry.to_texts());
+                response.log(format!("{reason}; re-enqueued as attempt {attempt}"));
+                return;
+            }
+            tracing::warn!(scope = scope.id(), reason = %reason, "fan-out refused: out of scope");
+            services
+                .recorder
+                .record(vec![AuditRecord::fan_out_refused(invocation, &scope, &reason)]);
+            response.log(format!("fan-out refused: {reason}"));
+            return;
+        }
+    }
+    match fanout::expand_one_page(graph, allowed, scope, next_link, correlation_id, deadline).await {
         Ok(page) => {
             let more = page.continuation.is_some();
             let chunks = page.id_messages.len();
+            if !page.out_of_scope.is_empty() {
+                tracing::info!(
+                    scope = scope.id(),
+                    out_of_scope = page.out_of_scope.len(),
+                    ids = ?page.out_of_scope,
+                    "listed assignments outside the catalog scope were not enqueued"
+                );
+            }
             let texts = page
                 .id_messages
-                .iter()
-                .chain(&page.continuation)
-                .map(ReprocessRequest::to_text);
+                .into_iter()
+                .chain(page.continuation)
+                .map(|m| m.with_origin(origin).to_text());
             response.enqueue(b::ENQUEUE, texts);
             tracing::info!(
                 scope = scope.id(),
@@ -80,6 +117,7 @@ pub(super) async fn handle(
         Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {
             let attempt = request.attempt + 1;
             let retry = ReprocessRequest::expansion(scope, next_link, correlation_id)
+                .with_origin(origin)
                 .requeued(attempt, e.retry_after_seconds());
             response.enqueue(b::ENQUEUE, retry.to_texts());
             tracing::warn!(scope = scope.id(), attempt, error = %e, "listing failed; re-enqueued");
@@ -91,7 +129,7 @@ pub(super) async fn handle(
         Err(e) => {
             tracing::error!(scope = scope.id(), error = %e, "listing dead-lettered");
             let reason = format!("listing {} {} failed: {e}", scope_field(&scope), scope.id());
-            let mut work = ReprocessRequest::expansion(scope, next_link, correlation_id);
+            let mut work = ReprocessRequest::expansion(scope, next_link, correlation_id).with_origin(origin);
             work.attempt = request.attempt;
             let record = DeadLetter::work(reason, work, Vec::new(), source);
             response.enqueue(b::DEAD_LETTER, record.into_texts());

@@ -14,6 +14,7 @@
 //!   retries the whole message) only when the envelope itself is unusable.
 
 use super::bindings::queue as b;
+use crate::audit::{Invocation, QueueMessage};
 use crate::domain::outcome::REQUIRED_APP_ROLE;
 use crate::domain::{CorrelationId, Outcome, Report, Target};
 use crate::host::{Envelope, EnvelopeError, InvokeResponse, QueueTrigger};
@@ -77,24 +78,39 @@ pub async fn handle(
         .or_else(|| CorrelationId::parse(invocation_id))
         .unwrap_or_else(CorrelationId::new_random);
 
+    let invocation = Invocation {
+        trigger: "queue",
+        function: b::FUNCTION,
+        invocation_id: invocation_id.to_owned(),
+        correlation_id: Some(correlation_id.to_string()),
+        caller: request.origin.clone().unwrap_or_default(),
+        queue: Some(QueueMessage {
+            message_id: trigger.message_id.clone(),
+            insertion_time: trigger.insertion_time.clone(),
+            dequeue_count: trigger.dequeue_count,
+        }),
+    };
+
     if !request.scopes.is_empty() {
-        super::queue_expand::handle(state, &request, &correlation_id, source(), &mut response).await;
+        super::queue_expand::handle(state, &request, &correlation_id, &invocation, source(), &mut response).await;
         return Ok(response);
     }
 
     let deadline = Instant::now() + settings.queue_budget;
-    let report = state.services().await.reprocessor.run(&request.targets, deadline).await;
+    let services = state.services().await;
+    let report = services.reprocessor.run(&request.targets, deadline).await;
+    services.recorder.reprocessed(&invocation, &report);
     response.log(report.one_line());
     tracing::info!(summary = ?report.summary, attempt = request.attempt, "queue reprocess finished");
 
     let denied = targets_with(&report, |o| matches!(o, Outcome::PermissionDenied { .. }));
     if !denied.is_empty() {
         let reason = format!(
-            "permission denied: grant the Function App's identity the Graph app role {REQUIRED_APP_ROLE}, then re-drive these IDs"
+            "permission denied: grant the Function App's identity the Graph app role {REQUIRED_APP_ROLE} (or, with a catalog scope, the entitlement-management role Access package assignment manager on the IDs' catalogs), then re-drive these IDs"
         );
         let record = DeadLetter::work(
             reason,
-            ReprocessRequest::ids(denied.iter().copied(), &correlation_id),
+            ReprocessRequest::ids(denied.iter().copied(), &correlation_id).with_origin(request.origin.as_ref()),
             results_for(&report, &denied),
             source(),
         );
@@ -107,7 +123,8 @@ pub async fn handle(
         return Ok(response);
     }
     let next_attempt = request.attempt + 1;
-    let remainder = ReprocessRequest::ids(transient.iter().copied(), &correlation_id);
+    let remainder =
+        ReprocessRequest::ids(transient.iter().copied(), &correlation_id).with_origin(request.origin.as_ref());
     if next_attempt >= settings.queue_max_attempts {
         let reason = format!("still transient after {next_attempt} attempts (QUEUE_MAX_ATTEMPTS)");
         let record = DeadLetter::work(reason, remainder, results_for(&report, &transient), source());

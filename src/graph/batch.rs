@@ -14,19 +14,50 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Deserialize)]
-struct BatchResponse {
+pub(super) struct BatchResponse {
     #[serde(default)]
-    responses: Vec<SubResponse>,
+    pub responses: Vec<SubResponse>,
 }
 
 #[derive(Deserialize)]
-struct SubResponse {
-    id: String,
-    status: u16,
+pub(super) struct SubResponse {
+    pub id: String,
+    pub status: u16,
     #[serde(default)]
-    headers: Map<String, Value>,
+    pub headers: Map<String, Value>,
     #[serde(default)]
-    body: Value,
+    pub body: Value,
+}
+
+impl SubResponse {
+    /// A sub-response header, case-insensitively (Graph writes numbers for some).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+    }
+
+    /// Graph's `request-id` for this sub-request: its header, else its error body's `innerError`.
+    pub fn request_id(&self) -> Option<String> {
+        self.header("request-id").or_else(|| {
+            self.body["error"]["innerError"]["request-id"]
+                .as_str()
+                .map(str::to_owned)
+        })
+    }
+
+    pub fn body_bytes(&self) -> Vec<u8> {
+        if self.body.is_null() {
+            Vec::new()
+        } else {
+            self.body.to_string().into_bytes()
+        }
+    }
 }
 
 /// One round's answer: the whole batch, or one entry per pending sub-request (same order as sent).
@@ -184,30 +215,9 @@ impl GraphClient {
                     return (Attempt::Retry { reason, wait: None }, 0, batch_request_id.clone());
                 };
                 self.transport().record_answer(sub.status);
-                let sub_header = |name: &str| {
-                    sub.headers
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .and_then(|(_, v)| match v {
-                            Value::String(s) => Some(s.clone()),
-                            Value::Number(n) => Some(n.to_string()),
-                            _ => None,
-                        })
-                };
-                let wait = sub_header("retry-after").as_deref().and_then(parse_retry_after);
-                let request_id = sub_header("request-id")
-                    .or_else(|| {
-                        sub.body["error"]["innerError"]["request-id"]
-                            .as_str()
-                            .map(str::to_owned)
-                    })
-                    .or_else(|| batch_request_id.clone());
-                let body = if sub.body.is_null() {
-                    Vec::new()
-                } else {
-                    sub.body.to_string().into_bytes()
-                };
-                (classify(sub.status, wait, &body), sub.status, request_id)
+                let wait = sub.header("retry-after").as_deref().and_then(parse_retry_after);
+                let request_id = sub.request_id().or_else(|| batch_request_id.clone());
+                (classify(sub.status, wait, &sub.body_bytes()), sub.status, request_id)
             })
             .collect();
         Ok(Round::Parts(parts))

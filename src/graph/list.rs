@@ -4,12 +4,13 @@
 //! origin and collection are checked); requests go through the `transport` like every other call.
 
 use super::GraphClient;
+use super::lookup::membership_of;
 use super::paths::{NextLinkError, continuation_url, first_page_url, item_url};
 use super::status::{StatusClass, graph_error_or_text};
 use super::transport::{Call, GaveUp, GraphRequest, SendError};
 use crate::config::ApiVersion;
 use crate::domain::outcome::REQUIRED_APP_ROLE;
-use crate::domain::{AssignmentId, Guid, Scope, Target};
+use crate::domain::{AssignmentId, Guid, Membership, Scope, Target};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -64,6 +65,8 @@ pub struct ListedAssignment {
     pub state: Option<String>,
     pub access_package: Option<Value>,
     pub target: Option<Value>,
+    /// Its package and that package's catalog, as the listing's `$expand` showed them.
+    pub membership: Membership,
 }
 
 impl ListedAssignment {
@@ -100,15 +103,20 @@ pub async fn fetch_page(client: &GraphClient, scope: &Scope, url: &Url, deadline
     parse_page(client.base_url(), client.api_version(), scope, &body)
 }
 
-/// Reads one assignment or request for a dry run: `Ok(None)` when Graph says 404.
-pub async fn get_item(client: &GraphClient, target: &Target, deadline: Instant) -> Result<Option<Value>, ListError> {
+/// Reads one assignment or request for a dry run: what it shows ([`summarize_item`]) and Graph's whole
+/// answer; `Ok(None)` when Graph says 404.
+pub async fn get_item(
+    client: &GraphClient,
+    target: &Target,
+    deadline: Instant,
+) -> Result<Option<(Value, Value)>, ListError> {
     let url = item_url(client.base_url(), client.api_version(), target);
     let (status, body) = get_json(client, &url, deadline).await?;
     if status == 404 {
         return Ok(None);
     }
     let value: Value = serde_json::from_slice(&body).map_err(|e| ListError::BadBody(e.to_string()))?;
-    Ok(Some(summarize_item(&value)))
+    Ok(Some((summarize_item(&value), value)))
 }
 
 /// The fields a dry run shows, across v1.0 (`state`) and beta (`assignmentState`/`requestState`).
@@ -143,7 +151,11 @@ fn pick(value: &Value, keys: &[&str]) -> Value {
 }
 
 fn package(value: &Value) -> Value {
-    pick(value, &["id", "displayName"])
+    let mut out = pick(value, &["id", "displayName", "catalogId"]);
+    if let Some(catalog) = value.get("catalog").or_else(|| value.get("accessPackageCatalog")) {
+        out["catalog"] = pick(catalog, &["id", "displayName"]);
+    }
+    out
 }
 
 fn subject(value: &Value) -> Value {
@@ -180,6 +192,7 @@ pub fn parse_page(base: &Url, version: ApiVersion, scope: &Scope, body: &[u8]) -
                         state,
                         access_package: entry.get("accessPackage").map(package),
                         target: entry.get("target").map(subject),
+                        membership: membership_of(false, entry),
                     });
                 }
             }

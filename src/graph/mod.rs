@@ -9,6 +9,7 @@ pub mod latency;
 pub mod limiter;
 
 pub mod list;
+pub mod lookup;
 pub mod paths;
 pub mod retry;
 mod status;

@@ -13,11 +13,16 @@
 //! - listing, v1.0 `GET …/assignments` with `state eq 'delivered'`, `accessPackage/id eq '…'`,
 //!   `target/objectId eq '…'` (`entitlementmanagement-list-assignments.md`); beta `…/accessPackageAssignments`
 //!   with `assignmentState eq 'Delivered'`, `target/objectid`; both document `$expand=target,accessPackage`;
+//! - catalogs: v1.0 `accessPackage` has the relationship `catalog`, beta `accessPackageCatalog` (and a
+//!   `catalogId` property, as beta assignments do); nested `$expand` as in
+//!   `$expand=accessPackage($expand=accessPackageCatalog)` (the nested form the docs themselves use, in
+//!   `accesspackageassignmentrequestworkflowextension-delete.md`), `GET …/accessPackages/{id}` with
+//!   `$expand` of its relationships (`accesspackage-get.md`);
 //! - `@odata.nextLink` is a full URL carrying every query option plus `$skiptoken` (or `$skip`); `$top`
 //!   limits the page size (`concepts/paging.md`).
 
 use crate::config::ApiVersion;
-use crate::domain::{Scope, Target};
+use crate::domain::{AccessPackageId, Scope, Target};
 use std::collections::HashSet;
 use url::Url;
 
@@ -122,37 +127,64 @@ fn with_query(base: &Url, path: &str, options: &[(&str, &str)]) -> Url {
     url
 }
 
-/// First page of the delivered assignments in `scope`.
+/// `accessPackage` expanded with the catalog that holds it, in each version's names.
+fn package_with_catalog(version: ApiVersion) -> &'static str {
+    match version {
+        ApiVersion::V1 => "accessPackage($expand=catalog)",
+        ApiVersion::Beta => "accessPackage($expand=accessPackageCatalog)",
+    }
+}
+
+/// First page of the delivered assignments in `scope`, each with its package and that package's
+/// catalog (so a catalog scope can keep only what it allows without another call).
 pub fn first_page_url(base: &Url, version: ApiVersion, scope: &Scope) -> Url {
     let select = match version {
         ApiVersion::V1 => "id,state,status",
-        ApiVersion::Beta => "id,assignmentState,assignmentStatus",
+        ApiVersion::Beta => "id,assignmentState,assignmentStatus,accessPackageId,catalogId",
     };
     with_query(
         base,
         &assignments_path(version),
         &[
             ("$filter", &filter(version, scope)),
-            ("$expand", "target,accessPackage"),
+            ("$expand", &format!("target,{}", package_with_catalog(version))),
             ("$select", select),
         ],
     )
 }
 
+fn item_path(version: ApiVersion, target: &Target) -> String {
+    format!("/{EM}/{}/{}", collection_of(version, target), target.id())
+}
+
 /// Where a dry run reads one assignment or request, with the relationships it shows.
 pub fn item_url(base: &Url, version: ApiVersion, target: &Target) -> Url {
+    let package = package_with_catalog(version);
     let expand = match (version, target) {
-        (_, Target::Assignment(_)) => "target,accessPackage",
-        (ApiVersion::V1, Target::AssignmentRequest(_)) => "accessPackage,assignment($expand=target)",
-        (ApiVersion::Beta, Target::AssignmentRequest(_)) => "accessPackage,accessPackageAssignment($expand=target)",
+        (_, Target::Assignment(_)) => format!("target,{package}"),
+        (ApiVersion::V1, Target::AssignmentRequest(_)) => format!("{package},assignment($expand=target)"),
+        (ApiVersion::Beta, Target::AssignmentRequest(_)) => {
+            format!("{package},accessPackageAssignment($expand=target)")
+        }
     };
-    let path = format!(
-        "/{}/{EM}/{}/{}",
-        version.segment(),
-        collection_of(version, target),
-        target.id()
-    );
-    with_query(base, &path, &[("$expand", expand)])
+    let path = format!("/{}{}", version.segment(), item_path(version, target));
+    with_query(base, &path, &[("$expand", &expand)])
+}
+
+/// The scope check's read of one assignment or request, relative to the version root as a `$batch`
+/// sub-request's `url`: only its package and that package's catalog.
+pub fn membership_relative(version: ApiVersion, target: &Target) -> String {
+    let query = format!("$expand={}", encode_query_value(package_with_catalog(version)));
+    format!("{}?{query}", item_path(version, target))
+}
+
+/// The scope check's read of one access package and its catalog, relative to the version root.
+pub fn package_relative(version: ApiVersion, package: &AccessPackageId) -> String {
+    let catalog = match version {
+        ApiVersion::V1 => "catalog",
+        ApiVersion::Beta => "accessPackageCatalog",
+    };
+    format!("/{EM}/accessPackages/{package}?$expand={catalog}")
 }
 
 /// Accepts an `@odata.nextLink` only if it is on the configured Graph origin, on the assignments

@@ -1,7 +1,7 @@
 //! Unit tests of URL building and nextLink checks.
 
 use super::*;
-use crate::domain::{AccessPackageId, AssignmentRequestId, UserId};
+use crate::domain::{AccessPackageId, AssignmentId, AssignmentRequestId, UserId};
 
 const P: &str = "9a1d6e2c-3b4f-4c5d-8e6f-7a8b9c0d1e2f";
 const U: &str = "c5a1b2d3-e4f5-4a6b-9c7d-8e9f0a1b2c3d";
@@ -37,7 +37,7 @@ fn first_page_urls_are_percent_encoded() {
         format!(
             "https://graph.microsoft.com/v1.0/identityGovernance/entitlementManagement/assignments\
              ?$filter=state%20eq%20%27delivered%27%20and%20accessPackage/id%20eq%20%27{P}%27\
-             &$expand=target,accessPackage&$select=id,state,status"
+             &$expand=target,accessPackage%28%24expand%3Dcatalog%29&$select=id,state,status"
         )
     );
     let url = first_page_url(&base(), ApiVersion::Beta, &package);
@@ -92,8 +92,31 @@ fn item_urls_expand_what_a_dry_run_shows() {
         url.as_str(),
         format!(
             "https://graph.microsoft.com/v1.0/identityGovernance/entitlementManagement/assignmentRequests/{U}\
-             ?$expand=accessPackage,assignment%28%24expand%3Dtarget%29"
+             ?$expand=accessPackage%28%24expand%3Dcatalog%29,assignment%28%24expand%3Dtarget%29"
         )
+    );
+}
+
+#[test]
+fn scope_checks_read_the_package_and_its_catalog() {
+    let assignment = Target::Assignment(AssignmentId::parse(U).unwrap());
+    assert_eq!(
+        membership_relative(ApiVersion::V1, &assignment),
+        format!(
+            "/identityGovernance/entitlementManagement/assignments/{U}?$expand=accessPackage%28%24expand%3Dcatalog%29"
+        )
+    );
+    assert_eq!(
+        membership_relative(ApiVersion::Beta, &assignment),
+        format!(
+            "/identityGovernance/entitlementManagement/accessPackageAssignments/{U}\
+             ?$expand=accessPackage%28%24expand%3DaccessPackageCatalog%29"
+        )
+    );
+    let package = AccessPackageId::parse(P).unwrap();
+    assert_eq!(
+        package_relative(ApiVersion::V1, &package),
+        format!("/identityGovernance/entitlementManagement/accessPackages/{P}?$expand=catalog")
     );
 }
 
@@ -138,7 +161,7 @@ fn continuations_keep_the_scopes_query_and_only_add_graphs_paging() {
     // Graph may encode differently and order options otherwise: compared decoded, in any order.
     let path = "https://graph.microsoft.com/v1.0/identityGovernance/entitlementManagement/assignments";
     let reordered = format!(
-        "{path}?%24skiptoken=abc&$select=id,state,status&$expand=target%2CaccessPackage&$filter=state+eq+'delivered'+and+accessPackage/id+eq+'{P}'&$top=100"
+        "{path}?%24skiptoken=abc&$select=id,state,status&$expand=target%2CaccessPackage(%24expand%3Dcatalog)&$filter=state+eq+'delivered'+and+accessPackage/id+eq+'{P}'&$top=100"
     );
     let url = continuation_url(&base(), ApiVersion::V1, &package, &reordered).unwrap();
     assert!(url.as_str().starts_with(first.as_str()) && url.as_str().ends_with("&$skiptoken=abc&$top=100"));

@@ -13,6 +13,10 @@ pub struct HttpTrigger {
     pub query: Map<String, Value>,
     pub headers: Map<String, Value>,
     pub body: Option<String>,
+    /// The name of the function key the host accepted: the `keyid` claim of `Identities`
+    /// (`AuthenticationLevelHandler`, claim type `…/functions/claims/keyid`). The key itself never
+    /// reaches the handler except in the headers and query, which nothing logs.
+    pub key_name: Option<String>,
 }
 
 impl HttpTrigger {
@@ -38,12 +42,17 @@ impl HttpTrigger {
             // Not sent by the host today, but an object body is unambiguous JSON.
             Some(other) => Some(other.to_string()),
         };
+        let key_name = match get_ci(req, "Identities") {
+            Some(Value::Array(identities)) => identities.iter().find_map(key_id_claim),
+            _ => None,
+        };
         Ok(Self {
             method: text("Method"),
             url: text("Url"),
             query: object("Query"),
             headers: object("Headers"),
             body,
+            key_name,
         })
     }
 
@@ -60,6 +69,20 @@ impl HttpTrigger {
     pub fn query_param(&self, name: &str) -> Option<&str> {
         get_ci(&self.query, name).and_then(Value::as_str)
     }
+}
+
+/// `{"Claims":[{"Type":"http://schemas.microsoft.com/2017/07/functions/claims/keyid","Value":"default"}]}`
+fn key_id_claim(identity: &Value) -> Option<String> {
+    let claims = match identity {
+        Value::Object(m) => get_ci(m, "Claims")?.as_array()?,
+        _ => return None,
+    };
+    claims.iter().find_map(|claim| {
+        let claim = claim.as_object()?;
+        let kind = get_ci(claim, "Type")?.as_str()?;
+        let is_key_id = kind.eq_ignore_ascii_case("keyid") || kind.to_ascii_lowercase().ends_with("/keyid");
+        is_key_id.then(|| get_ci(claim, "Value")?.as_str().map(str::to_owned))?
+    })
 }
 
 fn get_ci<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {

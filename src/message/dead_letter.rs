@@ -168,7 +168,7 @@ fn clip_result(r: &mut ItemResult) {
         | Outcome::Rejected { error: e }
         | Outcome::PermissionDenied { error: e, .. } => clip_error(e),
         Outcome::Transient { reason, .. } => *reason = clip(reason, MAX_TEXT),
-        Outcome::NotFound { error: None } | Outcome::Accepted => {}
+        Outcome::NotFound { error: None } | Outcome::Accepted | Outcome::OutOfScope { .. } => {}
     }
 }
 

@@ -20,7 +20,7 @@ mod parse;
 pub use dead_letter::{DeadLetter, DeadLetterSource};
 pub use parse::{FieldError, MAX_LISTED_FIELD_ERRORS, RequestError, parse_json_request, parse_queue_message};
 
-use crate::domain::{CorrelationId, Scope, Target, TargetKind, Targets};
+use crate::domain::{Caller, CorrelationId, Scope, Target, TargetKind, Targets};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -48,6 +48,8 @@ pub(crate) mod field {
     pub const ATTEMPT: &str = "attempt";
     pub const NOT_BEFORE: &str = "notBefore";
     pub const CORRELATION_ID: &str = "correlationId";
+    /// Who asked (`domain::Caller`), carried from the HTTP call or alert through every queue message.
+    pub const ORIGIN: &str = "origin";
 
     /// Everything the JSON forms accept; anything else is refused so a typo is not silently ignored.
     pub const KNOWN_FIELDS: &[&str] = &[
@@ -64,6 +66,7 @@ pub(crate) mod field {
         ATTEMPT,
         NOT_BEFORE,
         CORRELATION_ID,
+        ORIGIN,
     ];
 }
 
@@ -91,6 +94,9 @@ pub struct ReprocessRequest {
     pub not_before: Option<OffsetDateTime>,
     /// Carried through every message of one request so its logs can be joined.
     pub correlation_id: Option<CorrelationId>,
+    /// Who asked, carried through every message of one request for the audit records (queue only:
+    /// an HTTP call's caller is read from the call itself).
+    pub origin: Option<Caller>,
 }
 
 impl ReprocessRequest {
@@ -111,6 +117,12 @@ impl ReprocessRequest {
             correlation_id: Some(correlation_id.clone()),
             ..Self::default()
         }
+    }
+
+    /// The same message, carrying who asked.
+    pub fn with_origin(mut self, origin: Option<&Caller>) -> Self {
+        self.origin = origin.cloned();
+        self
     }
 
     /// The same work as attempt `attempt`, not to be started before the queue's back-off for that
@@ -181,6 +193,9 @@ impl Serialize for ReprocessRequest {
         if self.dry_run {
             map.serialize_entry(field::DRY_RUN, &true)?;
         }
+        if let Some(origin) = &self.origin {
+            map.serialize_entry(field::ORIGIN, origin)?;
+        }
         map.end()
     }
 }
@@ -220,6 +235,14 @@ impl Plan {
             id_messages: id_messages(targets, correlation_id),
         }
     }
+    /// Every message carrying who asked.
+    pub fn with_origin(mut self, origin: Option<&Caller>) -> Self {
+        for m in self.expansion_messages.iter_mut().chain(&mut self.id_messages) {
+            m.origin = origin.cloned();
+        }
+        self
+    }
+
     pub fn messages(&self) -> impl Iterator<Item = &ReprocessRequest> {
         self.expansion_messages.iter().chain(&self.id_messages)
     }

@@ -5,7 +5,7 @@
 use super::ReprocessRequest;
 use super::field::{self, KNOWN_FIELDS};
 use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
-use crate::domain::{Scope, Target, Targets};
+use crate::domain::{Caller, Scope, Target, Targets};
 use crate::json::{StrictJsonError, parse_strict, value_budget};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -243,6 +243,30 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         }
     };
 
+    let origin = match map.get(field::ORIGIN) {
+        None | Some(Value::Null) => None,
+        Some(value @ Value::Object(_)) => match serde_json::from_value::<Caller>(value.clone()) {
+            Ok(caller) => Some(caller.cleaned()),
+            Err(e) => {
+                errors.push(FieldError {
+                    field: field::ORIGIN.into(),
+                    reason: format!(
+                        "must be an object of the documented string fields: {}",
+                        truncate(&e.to_string())
+                    ),
+                });
+                None
+            }
+        },
+        Some(other) => {
+            errors.push(FieldError {
+                field: field::ORIGIN.into(),
+                reason: format!("must be an object, got {}", json_kind(other)),
+            });
+            None
+        }
+    };
+
     if !errors.is_empty() {
         return Err(RequestError::fields(errors));
     }
@@ -273,6 +297,7 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         attempt,
         not_before,
         correlation_id,
+        origin,
     })
 }
 

@@ -1,6 +1,8 @@
-//! What the sandbox shows at start: an HTTP call with one throttled answer, queue messages (one
-//! malformed), and a package fan-out run to the end; then the curl lines to try.
+//! What the sandbox shows at start: an HTTP call with one throttled answer and its audit records, queue
+//! messages (one malformed), a package fan-out run to the end, and the catalog scope refusing an ID and
+//! a package outside it; then the curl lines to try.
 
+use super::views::line;
 use super::{HttpOutcome, Shim, invoke_http, run_queue_message};
 use crate::emulator::host::HttpCall;
 use crate::emulator::host_client::HTTP_FUNCTION;
@@ -26,10 +28,15 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         "assignmentRequestIds": [sample::REQUEST_FAILED],
     })
     .to_string();
-    println!("sandbox: 1) HTTP trigger  POST /api/reprocess {body}");
+    println!("sandbox: 1) HTTP trigger  POST /api/reprocess {body}  (as Logic App run 'sandbox-run-1')");
+    let mut call = HttpCall::post_json("reprocess", &body);
+    call.headers.extend([
+        ("x-ms-workflow-name".into(), "sandbox-demo".into()),
+        ("x-ms-workflow-run-id".into(), "sandbox-run-1".into()),
+    ]);
     let HttpOutcome {
         status, body: reply, ..
-    } = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    } = invoke_http(shim, HTTP_FUNCTION, &call).await;
     println!("   -> HTTP {status}");
     for r in reply["results"].as_array().into_iter().flatten() {
         let detail = r["error"]["message"].as_str().or(r["reason"].as_str()).unwrap_or("");
@@ -44,6 +51,7 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         );
     }
     println!("      summary: {}", reply["summary"]);
+    print_audit_since(shim, 0).await;
 
     let message = json!({ "assignmentIds": [sample::DELIVERED_3] }).to_string();
     println!("\nsandbox: 2) queue trigger  message {message}");
@@ -69,12 +77,60 @@ pub(super) async fn run(shim: &Shim, port: u16) {
     for message in outcome.enqueued {
         run_queue_message(shim, &message, 1).await;
     }
-    let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
-    let done = (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
-        .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
+    let done = {
+        let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
+        (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
+            .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
+            .count()
+    };
+    let lists = shim
+        .emulator
+        .state
+        .graph_requests_with("GET")
+        .iter()
+        .filter(|r| !r.batched)
         .count();
-    let lists = shim.emulator.state.graph_requests_with("GET").len();
     println!("   -> {done} assignments of the package reprocessed once each, after {lists} list pages");
+
+    println!(
+        "\nsandbox: 5) catalog scope  ALLOWED_CATALOG_IDS={} (General); Payroll is in catalog Human resources",
+        sample::CATALOG_GENERAL
+    );
+    let seen = shim.audit.records().len();
+    let body = json!({ "assignmentIds": [sample::VISITORS_CARLOS, sample::PAYROLL_CARLOS] }).to_string();
+    println!("   POST /api/reprocess {body}");
+    let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    for r in outcome.body["results"].as_array().into_iter().flatten() {
+        println!(
+            "      {}  {:<13} {}",
+            r["id"].as_str().unwrap_or(""),
+            r["outcome"].as_str().unwrap_or(""),
+            r["catalogId"]
+                .as_str()
+                .map(|c| format!("catalog {c}"))
+                .unwrap_or_default()
+        );
+    }
+    print_audit_since(shim, seen).await;
+    let body = json!({ "accessPackageIds": [sample::PACKAGE_PAYROLL] }).to_string();
+    println!("   POST /api/reprocess {body}");
+    let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    println!("   -> HTTP {} {}", outcome.status, outcome.body["error"]["message"]);
+    let records = shim.audit.records();
+    println!(
+        "\nsandbox: {} audit records so far (GET /audit lists them; in Azure they go to the log and the table reprocessaudit)",
+        records.len()
+    );
+}
+
+/// The audit records written since the first `seen`, one line each.
+async fn print_audit_since(shim: &Shim, seen: usize) {
+    // The handler hands records to the sink in the background, just after answering.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    println!("      audit records:");
+    for record in shim.audit.records().iter().skip(seen) {
+        println!("        {}", line(record));
+    }
 }
 
 pub(super) fn print_curl_lines(port: u16) {
@@ -97,4 +153,5 @@ pub(super) fn print_curl_lines(port: u16) {
     );
     println!("  curl -s localhost:{port}/queue/reprocess-requests-poison");
     println!("  curl -s localhost:{port}/tenant");
+    println!("  curl -s localhost:{port}/audit");
 }

@@ -17,6 +17,7 @@
 //! bodies. It stops on SIGINT or SIGTERM.
 
 mod demo;
+mod views;
 
 use crate::config::Settings;
 use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
@@ -36,6 +37,8 @@ struct Shim {
     queue: mpsc::UnboundedSender<(String, u32)>,
     poison: Mutex<Vec<Value>>,
     emulator: Emulator,
+    /// Audit records, as the durable sink would store them (`GET /audit`).
+    audit: Arc<views::MemorySink>,
 }
 
 pub const USAGE: &str = "usage: reprocess-handler sandbox [--port <port>] [--handler-port <port>]\n\
@@ -129,10 +132,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     });
     vars.push(("GRAPH_BASE_URL".into(), emulator.graph_base_url()));
     vars.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), handler_port.to_string()));
+    // A catalog scope, unless you set one: catalog General, so Payroll (Human resources) is refused.
+    if !vars.iter().any(|(k, _)| k.starts_with("ALLOWED_")) {
+        vars.push(("ALLOWED_CATALOG_IDS".into(), sample::CATALOG_GENERAL.into()));
+    }
     let settings = Settings::from_vars(vars).context("invalid settings")?;
+    let audit = Arc::new(views::MemorySink::default());
 
     actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings).context("starting the handler")?;
+        let sink: Arc<dyn crate::audit::sink::AuditSink> = audit.clone();
+        let app = Application::build_with_audit_sink(settings, Some(sink)).context("starting the handler")?;
         let handler = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = mpsc::unbounded_channel();
         let shim = web::Data::new(Shim {
@@ -141,6 +150,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             queue: tx,
             poison: Mutex::new(Vec::new()),
             emulator,
+            audit,
         });
         actix_web::rt::spawn(queue_worker(shim.clone().into_inner(), rx));
         let shim_data = shim.clone();
@@ -152,7 +162,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .route("/api/alert", web::post().to(alert_call))
                 .route("/queue/reprocess-requests", web::post().to(enqueue))
                 .route("/queue/reprocess-requests-poison", web::get().to(poison))
-                .route("/tenant", web::get().to(tenant))
+                .route("/tenant", web::get().to(views::tenant))
+                .route("/audit", web::get().to(views::audit))
         })
         .workers(1)
         .disable_signals()
@@ -400,19 +411,4 @@ async fn enqueue(_request: HttpRequest, body: String, shim: web::Data<Shim>) -> 
 
 async fn poison(shim: web::Data<Shim>) -> HttpResponse {
     HttpResponse::Ok().json(shim.poison.lock().expect("poison lock").clone())
-}
-
-async fn tenant(shim: web::Data<Shim>) -> HttpResponse {
-    let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
-    let assignments: Vec<Value> = tenant
-        .assignments
-        .values()
-        .map(|a| json!({ "id": a.id, "state": a.state, "accessPackageId": a.access_package_id, "targetObjectId": a.target_object_id, "reprocessCount": a.reprocess_count }))
-        .collect();
-    let requests: Vec<Value> = tenant
-        .requests
-        .values()
-        .map(|r| json!({ "id": r.id, "state": r.state, "reprocessCount": r.reprocess_count }))
-        .collect();
-    HttpResponse::Ok().json(json!({ "assignments": assignments, "assignmentRequests": requests }))
 }

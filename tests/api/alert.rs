@@ -138,8 +138,14 @@ fn metric_custom_properties_and_old_log_dimensions_name_targets() {
     let out = reply.output_messages("enqueue");
     assert_eq!(
         out,
-        [json!({ "accessPackageIds": [sample::PACKAGE_BULK], "correlationId": out[0]["correlationId"] })]
+        [
+            json!({ "accessPackageIds": [sample::PACKAGE_BULK], "correlationId": out[0]["correlationId"], "origin": out[0]["origin"] })
+        ]
     );
+    // Who asked travels with the work: the alert rule and alert ID, for the queue function's audit records.
+    assert_eq!(out[0]["origin"]["trigger"], "alert");
+    assert_eq!(out[0]["origin"]["alertRule"], metric["data"]["essentials"]["alertRule"]);
+    assert_eq!(out[0]["origin"]["alertId"], metric["data"]["essentials"]["alertId"]);
 
     let mut log = fired_with("log_platform_context.json", "Platform");
     log["data"]["alertContext"]["Dimensions"] =

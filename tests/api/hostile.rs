@@ -95,7 +95,7 @@ fn a_continuation_cannot_widen_its_listing() {
     // Right host and path, valid skip token, but the filter of every delivered assignment in the tenant.
     let widened = format!(
         "{base}/v1.0/identityGovernance/entitlementManagement/assignments?$filter=state%20eq%20%27delivered%27\
-         &$expand=target,accessPackage&$select=id,state,status&$skiptoken=RFNwdF64x2"
+         &$expand=target,accessPackage%28%24expand%3Dcatalog%29&$select=id,state,status&$skiptoken=RFNwdF64x2"
     );
     let message = json!({ "accessPackageIds": [sample::PACKAGE_BULK], "nextLink": widened });
     let reply = app.queue_message(&message.to_string());

@@ -40,7 +40,7 @@ fn every_id_gets_its_own_final_outcome() {
     assert_eq!(status, 200);
     assert_eq!(
         body["summary"],
-        serde_json::json!({"total":6,"accepted":2,"notFound":1,"rejected":3,"permissionDenied":0,"transient":0})
+        serde_json::json!({"total":6,"accepted":2,"notFound":1,"rejected":3,"permissionDenied":0,"outOfScope":0,"transient":0})
     );
     let r = results_by_id(&body);
     assert_eq!(r[sample::DELIVERED_1]["outcome"], "accepted");

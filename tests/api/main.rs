@@ -2,6 +2,8 @@
 //! and drives it with envelopes as the Functions host sends them.
 
 mod alert;
+mod audit;
+mod azurite;
 mod helpers;
 mod hostile;
 mod http;
@@ -9,6 +11,8 @@ mod pacing;
 mod protocol;
 mod queue;
 mod sandbox;
+mod scope;
 mod settings;
+mod storage;
 mod targets;
 mod throughput;

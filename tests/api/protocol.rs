@@ -124,7 +124,7 @@ fn queue_fixtures_are_decoded_from_their_double_encoding() {
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.json["Logs"][0].as_str().unwrap(),
-        "reprocess: 1 IDs, 1 accepted, 0 not found, 0 rejected, 0 permission denied, 0 transient"
+        "reprocess: 1 IDs, 1 accepted, 0 not found, 0 rejected, 0 permission denied, 0 out of scope, 0 transient"
     );
     assert!(reply.output_messages("enqueue").is_empty());
     assert!(reply.output_messages("deadLetter").is_empty());

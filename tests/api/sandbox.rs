@@ -91,18 +91,53 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let started = Instant::now();
+    let mut tour = Vec::new();
     loop {
         let line = lines.next().expect("the sandbox ended early").unwrap();
         if line.contains("serving until") {
             break;
         }
+        tour.push(line);
         assert!(
             started.elapsed() < Duration::from_secs(120),
             "the sandbox did not come up"
         );
     }
     std::thread::spawn(move || for _ in lines {});
+    // The tour shows audit records naming the Logic App run, and the catalog scope refusing Payroll.
+    let tour = tour.join("\n");
+    assert!(tour.contains("workflow=sandbox-demo run=sandbox-run-1"), "{tour}");
+    assert!(
+        tour.contains("8e2d3c4b-5a69-4786-9766-554433221100  out_of_scope"),
+        "{tour}"
+    );
+    assert!(tour.contains("-> out_of_scope 200"), "{tour}");
+    assert!(
+        tour.contains("HTTP 400") && tour.contains("outside this deployment's catalog scope"),
+        "{tour}"
+    );
     let one = r#"{"assignmentIds":["0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10"]}"#;
+
+    // Your own call is audited with your headers' caller hints, and never with a secret.
+    let head = format!(
+        "POST /api/reprocess?code=SECRET-code HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nx-ms-client-tracking-id: try-1\r\nAuthorization: Bearer SECRET-token\r\nx-functions-key: SECRET-key\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        one.len()
+    );
+    let (status, _) = request(host, &head, one.as_bytes());
+    assert!(status.contains(" 200 "), "{status}");
+    let head = "GET /audit HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (status, body) = request(host, head, b"");
+    assert!(status.contains(" 200 "), "{status}");
+    let records: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let records = records.as_array().unwrap();
+    assert!(records.iter().any(|r| r["outcome"] == "out_of_scope"));
+    let mine = records
+        .iter()
+        .rev()
+        .find(|r| r["client_tracking_id"] == "try-1")
+        .expect("my call's record");
+    assert_eq!(mine["assignment_ids"], "0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10");
+    assert!(!body.contains("SECRET"), "a secret reached the audit records");
 
     // Repeated query keys reach the handler joined, as the host passes them: refused, not last-wins.
     let (status, body) = post(host, "/api/reprocess?dryRun=true&dryRun=false", "application/json", one);

@@ -66,7 +66,7 @@ fn package_fan_out_pages_through_graph_and_every_id_lands_in_exactly_one_chunk()
     assert_eq!(
         gets[0],
         format!(
-            "/v1.0/identityGovernance/entitlementManagement/assignments?$filter=state%20eq%20%27delivered%27%20and%20accessPackage/id%20eq%20%27{}%27&$expand=target,accessPackage&$select=id,state,status",
+            "/v1.0/identityGovernance/entitlementManagement/assignments?$filter=state%20eq%20%27delivered%27%20and%20accessPackage/id%20eq%20%27{}%27&$expand=target,accessPackage%28%24expand%3Dcatalog%29&$select=id,state,status",
             sample::PACKAGE_BULK
         )
     );
