@@ -243,6 +243,26 @@ impl Plan {
     }
 }
 
+/// Each message text with its `messageKey` (derived from `parent` and its position), for a tracked
+/// operation. Texts are the JSON objects this module writes; [`fit::split_to_fit`] leaves room for the key.
+pub fn with_message_keys(texts: impl IntoIterator<Item = String>, parent: &str) -> Vec<(MessageKey, String)> {
+    texts
+        .into_iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let key = MessageKey::derive(parent, index);
+            let text = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(mut map)) => {
+                    map.insert(field::MESSAGE_KEY.into(), serde_json::json!(key.as_str()));
+                    serde_json::Value::Object(map).to_string()
+                }
+                _ => text,
+            };
+            (key, text)
+        })
+        .collect()
+}
+
 /// RFC 3339 in whole seconds, as `notBefore` and `deadLetteredAt` are written.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.replace_nanosecond(0)

@@ -58,6 +58,7 @@ pub struct OperationStore {
     client: TableClient,
     table: TableName,
     retention: Duration,
+    page_size: usize,
     table_ready: tokio::sync::OnceCell<()>,
 }
 
@@ -79,17 +80,22 @@ pub(crate) fn now_text() -> String {
 }
 
 impl OperationStore {
-    pub fn new(client: TableClient, table: TableName, retention: Duration) -> Self {
+    pub fn new(client: TableClient, table: TableName, retention: Duration, page_size: usize) -> Self {
         Self {
             client,
             table,
             retention,
+            page_size: page_size.clamp(1, RESULTS_PAGE_SIZE),
             table_ready: tokio::sync::OnceCell::new(),
         }
     }
 
     pub fn retention(&self) -> Duration {
         self.retention
+    }
+
+    pub fn page_size(&self) -> usize {
+        self.page_size
     }
 
     /// Creates the table once per process (409 `TableAlreadyExists` is fine; Bicep creates it in Azure).

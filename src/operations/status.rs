@@ -13,7 +13,8 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Per-ID results per status page; `nextLink` leads to the next page.
+/// Per-ID results per status page (the default of `OPERATIONS_RESULTS_PAGE_SIZE`, also its maximum);
+/// `nextLink` leads to the next page.
 pub const RESULTS_PAGE_SIZE: usize = 1000;
 /// Dead-lettered entries listed in one answer (the summary counts all of them).
 pub const MAX_DEAD_LETTERED_LISTED: usize = 1000;
@@ -120,13 +121,13 @@ impl OperationStore {
                 bump(&mut counts, outcome);
             }
             let in_page = after_key.as_deref().is_none_or(|a| row.row_key.as_str() > a);
-            if in_page && view.results.len() < RESULTS_PAGE_SIZE {
+            if in_page && view.results.len() < self.page_size {
                 let value = row
                     .str("result")
                     .and_then(|t| serde_json::from_str::<Value>(t).ok())
                     .unwrap_or(Value::Null);
                 view.results.push(value);
-                if view.results.len() == RESULTS_PAGE_SIZE {
+                if view.results.len() == self.page_size {
                     view.next_after = row
                         .row_key
                         .as_str()

@@ -369,6 +369,7 @@ fn caller_request(request: &HttpRequest, body: &[u8]) -> HttpCall {
         function_key_name: Some("default".into()),
         utc_now: meta.utc_now,
         rand_guid: meta.rand_guid,
+        params: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ mod azurite;
 mod helpers;
 mod hostile;
 mod http;
+mod operations;
 mod pacing;
 mod protocol;
 mod queue;
