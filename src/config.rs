@@ -214,7 +214,10 @@ impl Settings {
         )? as usize;
 
         let operations_table = crate::storage::TableName::parse(
-            raw.operations_table_name.as_deref().unwrap_or("reprocessoperations").trim(),
+            raw.operations_table_name
+                .as_deref()
+                .unwrap_or("reprocessoperations")
+                .trim(),
         )
         .map_err(|e| invalid("OPERATIONS_TABLE_NAME", e.to_string()))?;
         let retention_days = in_range(

@@ -125,13 +125,20 @@ pub async fn handle(
         return HttpReply::json(200, json!(body.dry_run(&plan)));
     }
     let texts = plan.texts().collect();
-    let tracked =
-        match super::tracked::start(state, request, &correlation_id, "alert", scopes.len(), texts, invocation_id)
-            .await
-        {
-            Ok(tracked) => tracked,
-            Err(reply) => return refused(reply, "the operation state store is unavailable", response),
-        };
+    let tracked = match super::tracked::start(
+        state,
+        request,
+        &correlation_id,
+        "alert",
+        scopes.len(),
+        texts,
+        invocation_id,
+    )
+    .await
+    {
+        Ok(tracked) => tracked,
+        Err(reply) => return refused(reply, "the operation state store is unavailable", response),
+    };
     response.enqueue(b::ENQUEUE, tracked.texts);
     tracing::info!(
         correlation_id = %correlation_id,

@@ -82,11 +82,11 @@ pub async fn handle(
         let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id);
         let texts = plan.texts().collect();
         let scopes = parsed.scopes.len();
-        let tracked =
-            match tracked::start(state, request, &correlation_id, "http", scopes, texts, invocation_id).await {
-                Ok(tracked) => tracked,
-                Err(reply) => return reply,
-            };
+        let tracked = match tracked::start(state, request, &correlation_id, "http", scopes, texts, invocation_id).await
+        {
+            Ok(tracked) => tracked,
+            Err(reply) => return reply,
+        };
         response.enqueue(b::ENQUEUE, tracked.texts);
         let line = format!(
             "fan-out {correlation_id}: {} expansion and {} ID messages enqueued",

@@ -34,10 +34,14 @@ pub async fn handle(state: &AppState, envelope: &Envelope, response: &mut Invoke
         Err(e) => return HttpReply::json(500, error_body("bad_envelope", &e.to_string(), json!({}))),
     };
     if !request.method.eq_ignore_ascii_case("GET") {
-        return HttpReply::json(405, error_body("method_not_allowed", "use GET", json!({}))).with_header("Allow", "GET");
+        return HttpReply::json(405, error_body("method_not_allowed", "use GET", json!({})))
+            .with_header("Allow", "GET");
     }
     let Some(correlation_id) = request.param(b::ID_PARAM).and_then(CorrelationId::parse) else {
-        return bad_request(b::ID_PARAM, "must be 1 to 64 letters, digits or hyphens (the correlationId of a 202)");
+        return bad_request(
+            b::ID_PARAM,
+            "must be 1 to 64 letters, digits or hyphens (the correlationId of a 202)",
+        );
     };
     let after = match request.query_param("page").map(str::trim) {
         None | Some("") => None,
@@ -71,7 +75,11 @@ pub async fn handle(state: &AppState, envelope: &Envelope, response: &mut Invoke
             tracing::error!(error = %e, correlation_id = %correlation_id, "operation state unreadable");
             return HttpReply::json(
                 503,
-                error_body("status_store_unavailable", "the operation's state could not be read; try again", json!({})),
+                error_body(
+                    "status_store_unavailable",
+                    "the operation's state could not be read; try again",
+                    json!({}),
+                ),
             )
             .with_header("Retry-After", RETRY_AFTER_SECONDS.to_string());
         }

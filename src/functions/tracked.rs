@@ -129,7 +129,10 @@ mod tests {
                 "https://app.azurewebsites.net/api/reprocess?code=SECRET&dryRun=false",
                 "https://app.azurewebsites.net/api/operations/op-1",
             ),
-            ("http://localhost:7071/api/alert", "http://localhost:7071/api/operations/op-1"),
+            (
+                "http://localhost:7071/api/alert",
+                "http://localhost:7071/api/operations/op-1",
+            ),
             (
                 "http://app.azurewebsites.net/custom/reprocess",
                 "https://app.azurewebsites.net/custom/operations/op-1",

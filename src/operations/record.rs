@@ -69,8 +69,11 @@ impl OperationStore {
                 .with("expiresAt", crate::message::rfc3339(expires));
             self.client.upsert(table, &merged, UpsertMode::Merge).await?;
         }
-        self.write_all(roots.iter().map(|k| pending(op, k, "root")).collect(), UpsertMode::Replace)
-            .await
+        self.write_all(
+            roots.iter().map(|k| pending(op, k, "root")).collect(),
+            UpsertMode::Replace,
+        )
+        .await
     }
 
     /// Records one invocation of the tracked message `own`: results, dead letters and listed page, then

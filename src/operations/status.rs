@@ -3,9 +3,7 @@
 //! ([`RESULTS_PAGE_SIZE`], in ID order, resumed after the last ID of the previous page), the
 //! dead-lettered IDs and scopes, and the listing progress.
 
-use super::{
-    DEAD_ROWS, LISTING_ROWS, MESSAGE_ROWS, OP_ROW, OperationStore, PENDING, RESULT_ROWS, key, partition,
-};
+use super::{DEAD_ROWS, LISTING_ROWS, MESSAGE_ROWS, OP_ROW, OperationStore, PENDING, RESULT_ROWS, key, partition};
 use crate::domain::{CorrelationId, Guid};
 use crate::storage::{Filter, StorageError};
 use serde::Serialize;
@@ -155,10 +153,16 @@ impl OperationStore {
             }
         }
         let count = |name: &str| counts.get(name).and_then(Value::as_u64).unwrap_or(0);
-        let troubles = ["not_found", "rejected", "permission_denied", "transient", "dead_lettered"]
-            .iter()
-            .map(|n| count(n))
-            .sum::<u64>();
+        let troubles = [
+            "not_found",
+            "rejected",
+            "permission_denied",
+            "transient",
+            "dead_lettered",
+        ]
+        .iter()
+        .map(|n| count(n))
+        .sum::<u64>();
         view.status = if troubles == 0 {
             StatusKind::Succeeded
         } else if count("accepted") == 0 && count("dry_run") == 0 {

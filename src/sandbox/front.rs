@@ -174,4 +174,3 @@ async fn forward(shim: &Shim, function: &str, call: &HttpCall) -> HttpResponse {
     }
     response.json(outcome.body)
 }
-

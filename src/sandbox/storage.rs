@@ -45,9 +45,8 @@ pub(super) fn prepare(option: Option<String>) -> anyhow::Result<SandboxStorage> 
     if !Path::new(AZURITE_BIN).exists() {
         return Ok(SandboxStorage {
             connection: None,
-            note: format!(
-                "no storage: 202s carry no Location (install Azurite with `npm ci --prefix tools/azurite`, or pass --storage)"
-            ),
+            note: "no storage: 202s carry no Location (install Azurite with `npm ci --prefix tools/azurite`, or pass --storage)"
+                .into(),
             _azurite: None,
         });
     }

@@ -89,7 +89,11 @@ fn property(name: &str) -> Result<&str, KeyError> {
     let ok = (1..=255).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok { Ok(name) } else { Err(KeyError::Property(name.to_owned())) }
+    if ok {
+        Ok(name)
+    } else {
+        Err(KeyError::Property(name.to_owned()))
+    }
 }
 
 /// An OData string literal: single quotes doubled ("Querying tables and entities").
@@ -132,11 +136,21 @@ impl Filter {
     }
     /// `… and <property> eq '<value>'` for a string property.
     pub fn and_eq(self, name: &str, value: &str) -> Result<Self, KeyError> {
-        Ok(Self(format!("{} and {} eq {}", self.0, property(name)?, literal(value))))
+        Ok(Self(format!(
+            "{} and {} eq {}",
+            self.0,
+            property(name)?,
+            literal(value)
+        )))
     }
     /// `… and <property> lt '<value>'` for a string property.
     pub fn and_lt(self, name: &str, value: &str) -> Result<Self, KeyError> {
-        Ok(Self(format!("{} and {} lt {}", self.0, property(name)?, literal(value))))
+        Ok(Self(format!(
+            "{} and {} lt {}",
+            self.0,
+            property(name)?,
+            literal(value)
+        )))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -163,7 +177,18 @@ mod tests {
     #[test]
     fn keys_refuse_what_would_need_escaping() {
         assert!(TableKey::parse("r|0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10").is_ok());
-        for bad in ["", "a/b", "a'b", "a b", "a?b", "a#b", "a\\b", "é", "a\u{1}", &"a".repeat(513)] {
+        for bad in [
+            "",
+            "a/b",
+            "a'b",
+            "a b",
+            "a?b",
+            "a#b",
+            "a\\b",
+            "é",
+            "a\u{1}",
+            &"a".repeat(513),
+        ] {
             assert!(TableKey::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -124,7 +124,10 @@ fn check_account(name: &str) -> Result<(), crate::config::ConfigError> {
     if ok {
         Ok(())
     } else {
-        Err(invalid("", format!("__accountName {name:?} is not a storage account name")))
+        Err(invalid(
+            "",
+            format!("__accountName {name:?} is not a storage account name"),
+        ))
     }
 }
 
@@ -229,7 +232,9 @@ mod tests {
 
     #[test]
     fn development_storage_is_azurite() {
-        let s = from(&[("AzureWebJobsStorage", "UseDevelopmentStorage=true")]).unwrap().unwrap();
+        let s = from(&[("AzureWebJobsStorage", "UseDevelopmentStorage=true")])
+            .unwrap()
+            .unwrap();
         assert_eq!(s.table_endpoint.as_str(), "http://127.0.0.1:10002/devstoreaccount1");
         assert_eq!(s.account, "devstoreaccount1");
         assert!(matches!(s.auth, StorageAuth::SharedKey(_)));
@@ -282,10 +287,19 @@ mod tests {
     fn refused_settings_name_the_variable() {
         for pairs in [
             vec![("AzureWebJobsStorage", "AccountName=a1b;AccountKey=!!")],
-            vec![("AzureWebJobsStorage", "DefaultEndpointsProtocol=http;AccountName=abc;AccountKey=c2VjcmV0")],
-            vec![("AzureWebJobsStorage", "TableEndpoint=https://x;SharedAccessSignature=sv=1")],
+            vec![(
+                "AzureWebJobsStorage",
+                "DefaultEndpointsProtocol=http;AccountName=abc;AccountKey=c2VjcmV0",
+            )],
+            vec![(
+                "AzureWebJobsStorage",
+                "TableEndpoint=https://x;SharedAccessSignature=sv=1",
+            )],
             vec![("AzureWebJobsStorage__tableServiceUri", "http://evil.example.com")],
-            vec![("AzureWebJobsStorage__tableServiceUri", "https://a.table.core.windows.net/?sig=1")],
+            vec![(
+                "AzureWebJobsStorage__tableServiceUri",
+                "https://a.table.core.windows.net/?sig=1",
+            )],
             vec![("AzureWebJobsStorage__accountName", "Bad_Name")],
             vec![
                 ("AzureWebJobsStorage__accountName", "stapp"),

@@ -231,9 +231,7 @@ impl TableClient {
                 request = request.header(*name, *value);
             }
             if let Some(body) = body {
-                request = request
-                    .header("Content-Type", "application/json")
-                    .body(body.to_vec());
+                request = request.header("Content-Type", "application/json").body(body.to_vec());
             }
             let response = match request.send().await {
                 Ok(response) => response,
@@ -347,11 +345,7 @@ impl TableClient {
         let value: Value =
             serde_json::from_slice(&body).map_err(|e| StorageError::Unexpected(format!("query answer: {e}")))?;
         let entities = match value.get("value") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .cloned()
-                .map(Entity::from_json)
-                .collect::<Result<_, _>>()?,
+            Some(Value::Array(items)) => items.iter().cloned().map(Entity::from_json).collect::<Result<_, _>>()?,
             _ => return Err(StorageError::Unexpected("a query answer without value".into())),
         };
         let header = |name: &str| {
@@ -385,7 +379,10 @@ impl TableClient {
     /// Delete Entity (`If-Match: *`); `Ok(false)` when there was none.
     pub async fn delete(&self, table: &TableName, pk: &TableKey, rk: &TableKey) -> Result<bool, StorageError> {
         let url = self.entity_url(table, pk, rk);
-        match self.send(Method::DELETE, &url, None, &[("If-Match", "*")], "delete").await {
+        match self
+            .send(Method::DELETE, &url, None, &[("If-Match", "*")], "delete")
+            .await
+        {
             Ok(_) => Ok(true),
             Err(StorageError::Service { status: 404, .. }) => Ok(false),
             Err(e) => Err(e),

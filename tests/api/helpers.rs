@@ -163,7 +163,10 @@ impl TestApp {
     /// host's routing of `operations/{correlationId}`.
     pub fn get_status(&self, url: &str) -> HostReply {
         let call = HttpCall::get_status_url(url).unwrap_or_else(|| panic!("not a status URL: {url}"));
-        self.invoke(OPERATIONS_FUNCTION, http_envelope(OPERATIONS_FUNCTION, "req", &call).as_bytes())
+        self.invoke(
+            OPERATIONS_FUNCTION,
+            http_envelope(OPERATIONS_FUNCTION, "req", &call).as_bytes(),
+        )
     }
 
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {

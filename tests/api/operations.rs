@@ -19,7 +19,10 @@ fn spawn_tracked(state: EmulatorState, env: &[(&str, &str)]) -> TestApp {
 
 fn spawn_tracked_in(state: EmulatorState, env: &[(&str, &str)], table: &str) -> TestApp {
     let connection = azurite().connection_string();
-    let mut all = vec![("AzureWebJobsStorage", connection.as_str()), ("OPERATIONS_TABLE_NAME", table)];
+    let mut all = vec![
+        ("AzureWebJobsStorage", connection.as_str()),
+        ("OPERATIONS_TABLE_NAME", table),
+    ];
     all.extend_from_slice(env);
     spawn_app_with(state, &all)
 }
@@ -65,7 +68,10 @@ fn ids_of(results: &[Value]) -> BTreeSet<String> {
 
 #[test]
 fn a_fan_out_is_polled_from_202_to_200_with_every_id() {
-    let app = spawn_tracked(EmulatorState::new(sample::tenant()), &[("OPERATIONS_RESULTS_PAGE_SIZE", "100")]);
+    let app = spawn_tracked(
+        EmulatorState::new(sample::tenant()),
+        &[("OPERATIONS_RESULTS_PAGE_SIZE", "100")],
+    );
     let body = json!({ "accessPackageIds": [sample::PACKAGE_BULK] }).to_string();
     let call = TestApp::call_with_query("reprocess", &body, &[("code", "SECRET-KEY")]);
     let reply = app.invoke_http(&call);
@@ -74,11 +80,19 @@ fn a_fan_out_is_polled_from_202_to_200_with_every_id() {
     assert!(!location.contains("SECRET") && !location.contains('?'), "{location}");
     assert_eq!(accepted["status"], "accepted", "the existing body fields stay");
     let enqueued = reply.output_messages("enqueue");
-    assert!(enqueued.iter().all(|m| m["messageKey"].as_str().is_some_and(|k| k.len() == 24)));
+    assert!(
+        enqueued
+            .iter()
+            .all(|m| m["messageKey"].as_str().is_some_and(|k| k.len() == 24))
+    );
 
     // Queued, not yet run: 202 again, pointing at itself.
     let (status, headers, running) = app.get_status(&location).res();
-    assert_eq!((status, running["status"].as_str()), (202, Some("running")), "{running}");
+    assert_eq!(
+        (status, running["status"].as_str()),
+        (202, Some("running")),
+        "{running}"
+    );
     assert_eq!(header(&headers, "Location"), Some(location.as_str()));
     assert_eq!(header(&headers, "Retry-After"), Some("10"));
     assert!(running["pendingMessages"].as_u64().unwrap() >= 1);
@@ -90,12 +104,23 @@ fn a_fan_out_is_polled_from_202_to_200_with_every_id() {
     assert_eq!(done["pendingMessages"], 0);
     assert_eq!(done["summary"]["accepted"], 260);
     assert_eq!(done["summary"]["dead_lettered"], 0);
-    assert_eq!(done["listing"], json!({ "scopes": 1, "pagesListed": 3, "idsFound": 260 }));
-    assert_eq!(done["results"].as_array().unwrap().len(), 100, "a page holds OPERATIONS_RESULTS_PAGE_SIZE");
+    assert_eq!(
+        done["listing"],
+        json!({ "scopes": 1, "pagesListed": 3, "idsFound": 260 })
+    );
+    assert_eq!(
+        done["results"].as_array().unwrap().len(),
+        100,
+        "a page holds OPERATIONS_RESULTS_PAGE_SIZE"
+    );
     assert_eq!(results.len(), 260, "nextLink pages hold every result once");
     let want: BTreeSet<String> = (0..260).map(sample::bulk_assignment).collect();
     assert_eq!(ids_of(&results), want);
-    assert!(results.iter().all(|r| r["outcome"] == "accepted" && r["kind"] == "assignment"));
+    assert!(
+        results
+            .iter()
+            .all(|r| r["outcome"] == "accepted" && r["kind"] == "assignment")
+    );
 }
 
 #[test]
@@ -127,12 +152,18 @@ fn a_redelivered_message_rewrites_the_same_state() {
     let first = app.queue_message(&expansion);
     assert_eq!(first.status, 200);
     let (status, _, running) = app.get_status(&location).res();
-    assert_eq!(status, 202, "children recorded but never enqueued keep it running: {running}");
+    assert_eq!(
+        status, 202,
+        "children recorded but never enqueued keep it running: {running}"
+    );
 
     // Redelivery of the same text: the same children, under the same keys.
     let second = app.queue_message(&expansion);
     let keys = |r: &crate::helpers::HostReply| -> Vec<Value> {
-        r.output_messages("enqueue").iter().map(|m| m["messageKey"].clone()).collect()
+        r.output_messages("enqueue")
+            .iter()
+            .map(|m| m["messageKey"].clone())
+            .collect()
     };
     assert_eq!(keys(&first), keys(&second));
     // And a third delivery whose outputs the host does write as well (a crash after the outputs were
@@ -169,10 +200,17 @@ fn children_a_redelivery_no_longer_makes_are_superseded() {
     }
     let second = app.queue_message(&expansion);
     let second_children = second.output_messages("enqueue");
-    assert!(second_children.len() < first_children, "{first_children} then {}", second_children.len());
+    assert!(
+        second_children.len() < first_children,
+        "{first_children} then {}",
+        second_children.len()
+    );
     app.drain(second_children, true);
     let (done, results) = finished(&app, &location);
-    assert_eq!(done["status"], "succeeded", "stale children do not hold it open: {done}");
+    assert_eq!(
+        done["status"], "succeeded",
+        "stale children do not hold it open: {done}"
+    );
     assert_eq!(ids_of(&results), ids[30..].iter().cloned().collect());
 }
 
@@ -192,15 +230,22 @@ fn dead_lettered_ids_are_listed_with_their_reason() {
     assert_eq!(done["summary"]["dead_lettered"], 25);
     let dead = done["deadLettered"].as_array().unwrap();
     assert_eq!(ids_of(dead), ids.iter().cloned().collect());
-    assert!(dead.iter().all(|d| d["kind"] == "assignment"
-        && d["reason"].as_str().unwrap().contains("EntitlementManagement.ReadWrite.All")));
+    assert!(dead.iter().all(|d| {
+        d["kind"] == "assignment"
+            && d["reason"]
+                .as_str()
+                .unwrap()
+                .contains("EntitlementManagement.ReadWrite.All")
+    }));
 }
 
 #[test]
 fn unknown_malformed_and_expired_operations() {
     let table_text = table_name();
     let app = spawn_tracked_in(EmulatorState::new(sample::tenant()), &[], &table_text);
-    let (status, _, body) = app.get_status("https://localhost/api/operations/no-such-operation").res();
+    let (status, _, body) = app
+        .get_status("https://localhost/api/operations/no-such-operation")
+        .res();
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "operation_not_found");
     let (status, _, body) = app.get_status("https://localhost/api/operations/bad_id!").res();
@@ -217,8 +262,9 @@ fn unknown_malformed_and_expired_operations() {
     let table = reprocess_handler::storage::TableName::parse(&table_text).unwrap();
     let client = storage_client();
     let op = reprocess_handler::storage::TableKey::parse(accepted["correlationId"].as_str().unwrap()).unwrap();
-    let expired = reprocess_handler::storage::Entity::new(op, reprocess_handler::storage::TableKey::parse("op").unwrap())
-        .with("expiresAt", "2020-01-01T00:00:00Z");
+    let expired =
+        reprocess_handler::storage::Entity::new(op, reprocess_handler::storage::TableKey::parse("op").unwrap())
+            .with("expiresAt", "2020-01-01T00:00:00Z");
     tokio_run(client.upsert(&table, &expired, reprocess_handler::storage::UpsertMode::Merge)).unwrap();
     assert_eq!(app.get_status(&location).res().0, 404);
 }
@@ -231,15 +277,27 @@ fn without_storage_a_202_says_its_status_is_unavailable() {
     assert_eq!(status, 202);
     assert!(header(&headers, "Location").is_none());
     assert_eq!(body["statusUrl"], Value::Null);
-    assert!(body["statusUnavailable"].as_str().unwrap().contains("AzureWebJobsStorage"));
-    assert!(reply.output_messages("enqueue").iter().all(|m| m.get("messageKey").is_none()));
+    assert!(
+        body["statusUnavailable"]
+            .as_str()
+            .unwrap()
+            .contains("AzureWebJobsStorage")
+    );
+    assert!(
+        reply
+            .output_messages("enqueue")
+            .iter()
+            .all(|m| m.get("messageKey").is_none())
+    );
     let (status, _, body) = app.get_status("https://localhost/api/operations/abc").res();
     assert_eq!(status, 503, "{body}");
 }
 
 fn storage_client() -> reprocess_handler::storage::TableClient {
     let vars = vec![("AzureWebJobsStorage".to_owned(), azurite().connection_string())];
-    let settings = reprocess_handler::storage::StorageSettings::from_vars(&vars).unwrap().unwrap();
+    let settings = reprocess_handler::storage::StorageSettings::from_vars(&vars)
+        .unwrap()
+        .unwrap();
     reprocess_handler::storage::TableClient::new(&settings, None).unwrap()
 }
 

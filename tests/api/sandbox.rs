@@ -157,7 +157,10 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         .expect("a Location header")
         .trim()
         .to_owned();
-    assert!(location.starts_with(&format!("http://localhost:{host}/api/operations/")), "{location}");
+    assert!(
+        location.starts_with(&format!("http://localhost:{host}/api/operations/")),
+        "{location}"
+    );
     assert!(!location.contains("KEY"), "{location}");
     let path = location.split_once(&format!(":{host}")).unwrap().1.to_owned();
     let polling = Instant::now();

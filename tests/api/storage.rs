@@ -1,7 +1,7 @@
 //! The Table Storage client (`reprocess_handler::storage`) against real Azurite: every operation the
 //! handler uses, Shared Key Lite signing, continuation, 409/404 meanings, and refusals.
 
-use crate::azurite::{azurite, ACCOUNT};
+use crate::azurite::{ACCOUNT, azurite};
 use reprocess_handler::storage::{
     Entity, Filter, Inserted, StorageError, StorageSettings, TableClient, TableKey, TableName, UpsertMode,
 };
@@ -31,7 +31,10 @@ async fn create_table_is_idempotent() {
     let client = client();
     let t = table("create");
     assert!(client.create_table(&t).await.unwrap(), "created");
-    assert!(!client.create_table(&t).await.unwrap(), "409 TableAlreadyExists is not an error");
+    assert!(
+        !client.create_table(&t).await.unwrap(),
+        "409 TableAlreadyExists is not an error"
+    );
 }
 
 #[tokio::test]
@@ -46,7 +49,11 @@ async fn insert_refuses_to_overwrite_and_get_reads_back() {
     assert_eq!(client.insert(&t, &entity).await.unwrap(), Inserted::Inserted);
     let other = Entity::new(key("op-1"), key("r|a")).with("outcome", "transient");
     assert_eq!(client.insert(&t, &other).await.unwrap(), Inserted::AlreadyExists);
-    let read = client.get(&t, &key("op-1"), &key("r|a")).await.unwrap().expect("exists");
+    let read = client
+        .get(&t, &key("op-1"), &key("r|a"))
+        .await
+        .unwrap()
+        .expect("exists");
     assert_eq!(read.str("outcome"), Some("accepted"));
     assert_eq!(read.u64("attempts"), Some(2));
     assert_eq!(read.properties["final"], json!(true));
