@@ -103,6 +103,16 @@ pub fn queue_envelope(function: &str, binding: &str, text: &str, meta: &QueueMes
     json!({ "Data": data, "Metadata": metadata }).to_string()
 }
 
+/// The body the host POSTs for a timer trigger: `Data.<binding>` is the serialized `TimerInfo`
+/// (`Schedule`, `ScheduleStatus`, `IsPastDue`), `Metadata` holds `sys`.
+pub fn timer_envelope(function: &str, binding: &str) -> String {
+    let meta = QueueMessageMeta::now(1);
+    let info = json!({ "Schedule": { "AdjustForDST": true }, "ScheduleStatus": null, "IsPastDue": false });
+    let mut data = Map::new();
+    data.insert(binding.into(), host_string(&info.to_string()));
+    json!({ "Data": data, "Metadata": { "sys": sys(function, &meta.utc_now, &meta.rand_guid) } }).to_string()
+}
+
 /// A caller's HTTP request as the host's front end saw it.
 #[derive(Debug, Clone)]
 pub struct HttpCall {

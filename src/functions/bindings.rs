@@ -32,3 +32,8 @@ pub mod operations {
     /// The route value naming the operation.
     pub const ID_PARAM: &str = "correlationId";
 }
+
+/// `function-operations-cleanup/function.json`: the timer that deletes expired operation state.
+pub mod cleanup {
+    pub const FUNCTION: &str = "function-operations-cleanup";
+}

@@ -7,6 +7,7 @@ pub mod bindings;
 mod http;
 pub mod http_reprocess;
 pub mod operations;
+pub mod operations_cleanup;
 mod queue_expand;
 pub mod queue_reprocess;
 mod queue_track;
@@ -28,6 +29,7 @@ pub async fn dispatch(
 ) -> Option<Result<InvokeResponse, EnvelopeError>> {
     match function {
         bindings::queue::FUNCTION => Some(queue_reprocess::handle(state, envelope, invocation_id).await),
+        bindings::cleanup::FUNCTION => Some(operations_cleanup::handle(state).await),
         bindings::operations::FUNCTION => {
             let mut response = InvokeResponse::default();
             let reply = operations::handle(state, envelope, &mut response).await;

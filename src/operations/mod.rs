@@ -29,9 +29,11 @@
 
 mod record;
 mod status;
+mod sweep;
 
 pub use record::{DeadEntry, ListedPage, Recorded};
 pub use status::{ListingProgress, OperationView, RESULTS_PAGE_SIZE, StatusKind};
+pub use sweep::Swept;
 
 use crate::domain::{CorrelationId, MessageKey};
 use crate::storage::{StorageError, TableClient, TableKey, TableName};

@@ -56,9 +56,12 @@ impl OperationStore {
         let table = self.table().await?;
         let now = OffsetDateTime::now_utc();
         let expires = now + time::Duration::try_from(self.retention()).unwrap_or(time::Duration::days(7));
+        let expires_at = crate::message::rfc3339(expires);
+        // The index first: an operation is never stored without a way to find it when it expires.
+        self.index_expiry(op, &expires_at).await?;
         let header = Entity::new(partition(op), key(OP_ROW))
             .with("createdAt", crate::message::rfc3339(now))
-            .with("expiresAt", crate::message::rfc3339(expires))
+            .with("expiresAt", expires_at.as_str())
             .with("source", source)
             .with("scopes", scopes as u64);
         if self.client.insert(table, &header).await? == crate::storage::Inserted::AlreadyExists {
@@ -66,7 +69,7 @@ impl OperationStore {
             let before = more.and_then(|e| e.u64("scopes")).unwrap_or(0);
             let merged = Entity::new(partition(op), key(OP_ROW))
                 .with("scopes", before + scopes as u64)
-                .with("expiresAt", crate::message::rfc3339(expires));
+                .with("expiresAt", expires_at.as_str());
             self.client.upsert(table, &merged, UpsertMode::Merge).await?;
         }
         self.write_all(

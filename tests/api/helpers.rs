@@ -5,7 +5,7 @@
 
 use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
 pub use reprocess_handler::emulator::host_client::{
-    ALERT_FUNCTION, HTTP_FUNCTION, HostReply, OPERATIONS_FUNCTION, QUEUE_FUNCTION,
+    ALERT_FUNCTION, CLEANUP_FUNCTION, HTTP_FUNCTION, HostReply, OPERATIONS_FUNCTION, QUEUE_FUNCTION,
 };
 use reprocess_handler::emulator::host_client::{HandlerProcess, Readiness, handler_binary};
 use reprocess_handler::emulator::{Emulator, EmulatorState, sample};

@@ -308,3 +308,45 @@ fn tokio_run<F: std::future::Future>(future: F) -> F::Output {
         .unwrap()
         .block_on(future)
 }
+
+#[test]
+fn the_cleanup_timer_deletes_expired_operations_only() {
+    use reprocess_handler::emulator::host::timer_envelope;
+    use reprocess_handler::storage::{Entity, Filter, TableKey, TableName};
+    let table_text = table_name();
+    let app = spawn_tracked_in(EmulatorState::new(sample::tenant()), &[], &table_text);
+    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
+    let (status, headers, accepted) = reply.res();
+    let kept = location_of(status, &headers, &accepted);
+
+    // An operation whose retention ended in 2020, written as the handler writes one.
+    let table = TableName::parse(&table_text).unwrap();
+    let client = storage_client();
+    let old = TableKey::parse("old-operation").unwrap();
+    let k = |s: &str| TableKey::parse(s).unwrap();
+    tokio_run(async {
+        for row in [
+            Entity::new(old.clone(), k("op")).with("expiresAt", "2020-01-01T00:00:00Z"),
+            Entity::new(old.clone(), k("m|00000000000000000000000a")).with("state", "done"),
+            Entity::new(old.clone(), k("r|0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10")).with("outcome", "accepted"),
+            Entity::new(k("_expiry"), k("2020-01-01T00:00:00Z|old-operation")).with("correlationId", "old-operation"),
+        ] {
+            client.insert(&table, &row).await.unwrap();
+        }
+    });
+    let envelope = timer_envelope(crate::helpers::CLEANUP_FUNCTION, "timer");
+    let reply = app.invoke(crate::helpers::CLEANUP_FUNCTION, envelope.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    assert_eq!(reply.json["Logs"][0], "deleted 1 expired operations (3 rows)");
+    let (left, index) = tokio_run(async {
+        let left = client.query_all(&table, &Filter::partition(&old)).await.unwrap();
+        let index = client
+            .query_all(&table, &Filter::partition(&k("_expiry")))
+            .await
+            .unwrap();
+        (left, index)
+    });
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(index.len(), 1, "only the live operation's index row is left: {index:?}");
+    assert_eq!(app.get_status(&kept).res().0, 202, "the live operation is untouched");
+}
