@@ -21,6 +21,7 @@ mod settings;
 mod table;
 
 pub use auth::AccountKey;
+pub use auth::shared_key_lite as sign_shared_key_lite;
 pub use keys::{Filter, KeyError, TableKey, TableName};
 pub use settings::{StorageAuth, StorageSettings, TokenSource, UsedSetting};
 pub use table::{Continuation, Entity, Inserted, Page, StorageError, TableClient, UpsertMode};

@@ -350,3 +350,51 @@ fn the_cleanup_timer_deletes_expired_operations_only() {
     assert_eq!(index.len(), 1, "only the live operation's index row is left: {index:?}");
     assert_eq!(app.get_status(&kept).res().0, 202, "the live operation is untouched");
 }
+
+/// Identity-based storage settings, as Bicep sets them: the handler gets a token for
+/// `https://storage.azure.com` from the managed identity and sends it as a bearer token. Azurite takes
+/// bearer tokens only over https, so the emulator's Table front checks the token (issued by its identity
+/// endpoint, Storage audience) and forwards to Azurite re-signed.
+#[test]
+fn identity_based_storage_sends_managed_identity_tokens_for_storage() {
+    let state = EmulatorState::new(sample::tenant());
+    let azurite = azurite();
+    state.set_table_upstream(&format!("http://127.0.0.1:{}", azurite.port), crate::azurite::KEY);
+    let emulator = reprocess_handler::emulator::Emulator::start(state).unwrap();
+    let table_uri = format!("{}/devstoreaccount1", emulator.base_url);
+    let table = table_name();
+    let handler = reprocess_handler::emulator::host_client::HandlerProcess::start(
+        &crate::helpers::binary(),
+        &emulator,
+        reprocess_handler::emulator::host_client::Readiness::LoggedPort,
+        &[
+            ("AzureWebJobsStorage__tableServiceUri", table_uri.as_str()),
+            ("AzureWebJobsStorage__credential", "managedidentity"),
+            ("OPERATIONS_TABLE_NAME", table.as_str()),
+        ],
+    )
+    .unwrap();
+    let app = TestApp { emulator, handler };
+    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
+    let (status, headers, accepted) = reply.res();
+    let location = location_of(status, &headers, &accepted);
+    app.drain(reply.output_messages("enqueue"), true);
+    let (done, _) = finished(&app, &location);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (forwarded, refused) = app.emulator.state.storage_requests();
+    assert!(forwarded > 5, "{forwarded} Table requests carried a Storage token");
+    assert_eq!(refused, 0);
+    app.assert_no_secrets_logged();
+
+    // The front refuses what Storage refuses: a token for another audience (Graph's), or none.
+    let graph_token = app.emulator.state.issue_token(&app.emulator.base_url);
+    let tables = format!("{table_uri}/Tables");
+    let statuses = tokio_run(async {
+        let client = reqwest::Client::new();
+        let with_graph = client.get(&tables).bearer_auth(&graph_token).send().await.unwrap();
+        let without = client.get(&tables).send().await.unwrap();
+        (with_graph.status().as_u16(), without.status().as_u16())
+    });
+    assert_eq!(statuses, (401, 401));
+    assert_eq!(app.emulator.state.storage_requests().1, 2);
+}
