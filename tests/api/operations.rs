@@ -398,3 +398,51 @@ fn identity_based_storage_sends_managed_identity_tokens_for_storage() {
     assert_eq!(statuses, (401, 401));
     assert_eq!(app.emulator.state.storage_requests().1, 2);
 }
+
+/// Transient IDs are re-enqueued (a child message) and their later final result replaces the transient
+/// one; a late redelivery of the first attempt cannot turn a final result back into a transient one.
+#[test]
+fn re_enqueued_transients_end_final_and_stay_final() {
+    use reprocess_handler::emulator::Fault;
+    use reprocess_handler::storage::{TableKey, TableName};
+    let (state, ids) = delivered_tenant(74, 15);
+    let table_text = table_name();
+    let app = spawn_tracked_in(
+        state,
+        &[("HTTP_SYNC_MAX_IDS", "10"), ("GRAPH_MAX_ATTEMPTS", "1")],
+        &table_text,
+    );
+    app.emulator.state.faults.script(&ids[3], [Fault::status(503)]);
+    let reply = app.post_ids(&json!({ "assignmentIds": ids }).to_string());
+    let (status, headers, queued) = reply.res();
+    let location = location_of(status, &headers, &queued);
+    let chunks = reply.output_messages("enqueue");
+    let drained = app.drain(chunks.clone(), true);
+    let retries: Vec<&Value> = drained.id_messages.iter().filter(|m| m["attempt"] == 1).collect();
+    assert_eq!(retries.len(), 1, "the transient ID was re-enqueued once");
+    let (done, results) = finished(&app, &location);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["summary"]["accepted"], 15);
+    assert_eq!(done["summary"]["transient"], 0);
+    let third = results.iter().find(|r| r["id"] == ids[3].as_str()).unwrap();
+    assert_eq!(third["outcome"], "accepted");
+
+    // The first chunk delivered again, late, and Graph fails for the ID again.
+    app.emulator.state.faults.script(&ids[3], [Fault::status(503)]);
+    let late = app.queue_message(&chunks[0].to_string());
+    assert_eq!(late.status, 200);
+    let table = TableName::parse(&table_text).unwrap();
+    let op = TableKey::parse(queued["correlationId"].as_str().unwrap()).unwrap();
+    let row = TableKey::parse(&format!("r|{}", ids[3])).unwrap();
+    let kept = tokio_run(storage_client().get(&table, &op, &row)).unwrap().unwrap();
+    assert_eq!(
+        kept.str("outcome"),
+        Some("accepted"),
+        "a transient never replaces a final result"
+    );
+    // Its re-enqueued retry (same key as before) runs, and the operation ends as it was.
+    assert_eq!(app.get_status(&location).res().0, 202);
+    app.drain(late.output_messages("enqueue"), true);
+    let (again, _) = finished(&app, &location);
+    assert_eq!(again["summary"], done["summary"]);
+}
