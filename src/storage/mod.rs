@@ -16,15 +16,17 @@
 //! `TableSharedKeyLiteAuthenticator` in the tests.
 
 mod auth;
+mod entity;
 mod keys;
 mod settings;
 mod table;
 
 pub use auth::AccountKey;
 pub use auth::shared_key_lite as sign_shared_key_lite;
+pub use entity::{Continuation, Entity, Inserted, Page, UpsertMode};
 pub use keys::{Filter, KeyError, TableKey, TableName};
 pub use settings::{StorageAuth, StorageSettings, TokenSource, UsedSetting};
-pub use table::{Continuation, Entity, Inserted, Page, StorageError, TableClient, UpsertMode};
+pub use table::{StorageError, TableClient};
 
 /// The audience Storage accepts Entra tokens for (any account, any cloud's public endpoint).
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";

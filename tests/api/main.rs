@@ -7,6 +7,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod operations;
+mod operations_redelivery;
 mod pacing;
 mod protocol;
 mod queue;

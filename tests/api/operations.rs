@@ -8,16 +8,16 @@ use reprocess_handler::emulator::{EmulatorState, sample};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-fn table_name() -> String {
+pub(crate) fn table_name() -> String {
     format!("ops{}", fastrand::u32(..))
 }
 
 /// The app with Azurite as its storage (a fresh table per test) plus `env`.
-fn spawn_tracked(state: EmulatorState, env: &[(&str, &str)]) -> TestApp {
+pub(crate) fn spawn_tracked(state: EmulatorState, env: &[(&str, &str)]) -> TestApp {
     spawn_tracked_in(state, env, &table_name())
 }
 
-fn spawn_tracked_in(state: EmulatorState, env: &[(&str, &str)], table: &str) -> TestApp {
+pub(crate) fn spawn_tracked_in(state: EmulatorState, env: &[(&str, &str)], table: &str) -> TestApp {
     let connection = azurite().connection_string();
     let mut all = vec![
         ("AzureWebJobsStorage", connection.as_str()),
@@ -27,7 +27,7 @@ fn spawn_tracked_in(state: EmulatorState, env: &[(&str, &str)], table: &str) -> 
     spawn_app_with(state, &all)
 }
 
-fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
     headers
         .as_object()?
         .iter()
@@ -36,7 +36,7 @@ fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// Checks a 202's `Location`, `Retry-After` and `statusUrl`; returns the status URL.
-fn location_of(status: u16, headers: &Value, body: &Value) -> String {
+pub(crate) fn location_of(status: u16, headers: &Value, body: &Value) -> String {
     assert_eq!(status, 202, "{body}");
     let location = header(headers, "Location").expect("a 202 carries Location").to_owned();
     assert_eq!(header(headers, "Retry-After"), Some("10"));
@@ -47,7 +47,7 @@ fn location_of(status: u16, headers: &Value, body: &Value) -> String {
 }
 
 /// Polls `url`, following `nextLink`s: the final body of the first page and every result of all pages.
-fn finished(app: &TestApp, url: &str) -> (Value, Vec<Value>) {
+pub(crate) fn finished(app: &TestApp, url: &str) -> (Value, Vec<Value>) {
     let (status, _, first) = app.get_status(url).res();
     assert_eq!(status, 200, "{first}");
     let mut results: Vec<Value> = first["results"].as_array().unwrap().clone();
@@ -62,7 +62,7 @@ fn finished(app: &TestApp, url: &str) -> (Value, Vec<Value>) {
     (first, results)
 }
 
-fn ids_of(results: &[Value]) -> BTreeSet<String> {
+pub(crate) fn ids_of(results: &[Value]) -> BTreeSet<String> {
     results.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -137,81 +137,6 @@ fn a_large_id_list_is_tracked_through_the_queue() {
     assert_eq!(done["summary"]["accepted"], 45);
     assert_eq!(ids_of(&results), ids.iter().cloned().collect());
     assert!(done.get("nextLink").is_none());
-}
-
-#[test]
-fn a_redelivered_message_rewrites_the_same_state() {
-    let app = spawn_tracked(EmulatorState::new(sample::tenant()), &[]);
-    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_BULK] }).to_string());
-    let (status, headers, accepted) = reply.res();
-    let location = location_of(status, &headers, &accepted);
-    let expansion = reply.output_messages("enqueue").remove(0).to_string();
-
-    // First delivery: the invocation records its children as pending, then the host crashes before it
-    // writes the outputs. Nothing more runs, so the operation must not look finished.
-    let first = app.queue_message(&expansion);
-    assert_eq!(first.status, 200);
-    let (status, _, running) = app.get_status(&location).res();
-    assert_eq!(
-        status, 202,
-        "children recorded but never enqueued keep it running: {running}"
-    );
-
-    // Redelivery of the same text: the same children, under the same keys.
-    let second = app.queue_message(&expansion);
-    let keys = |r: &crate::helpers::HostReply| -> Vec<Value> {
-        r.output_messages("enqueue")
-            .iter()
-            .map(|m| m["messageKey"].clone())
-            .collect()
-    };
-    assert_eq!(keys(&first), keys(&second));
-    // And a third delivery whose outputs the host does write as well (a crash after the outputs were
-    // written, before the message was deleted): every child then runs twice.
-    let third = app.queue_message(&expansion);
-    let mut messages = second.output_messages("enqueue");
-    messages.extend(third.output_messages("enqueue"));
-    app.drain(messages, true);
-
-    let (done, results) = finished(&app, &location);
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["summary"]["accepted"], 260, "each ID counted once");
-    assert_eq!(done["listing"]["pagesListed"], 3, "each page counted once");
-    assert_eq!(done["listing"]["idsFound"], 260);
-    assert_eq!(results.len(), 260);
-}
-
-#[test]
-fn children_a_redelivery_no_longer_makes_are_superseded() {
-    let (state, ids) = delivered_tenant(72, 45);
-    let app = spawn_tracked(state, &[]);
-    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
-    let (status, headers, accepted) = reply.res();
-    let location = location_of(status, &headers, &accepted);
-    let expansion = reply.output_messages("enqueue").remove(0).to_string();
-    let first = app.queue_message(&expansion);
-    let first_children = first.output_messages("enqueue").len();
-    // The first run's outputs are lost; meanwhile 30 of the 45 assignments expire.
-    {
-        let mut tenant = app.emulator.state.tenant.lock().unwrap();
-        for id in &ids[..30] {
-            tenant.assignments.get_mut(id).unwrap().state = "expired";
-        }
-    }
-    let second = app.queue_message(&expansion);
-    let second_children = second.output_messages("enqueue");
-    assert!(
-        second_children.len() < first_children,
-        "{first_children} then {}",
-        second_children.len()
-    );
-    app.drain(second_children, true);
-    let (done, results) = finished(&app, &location);
-    assert_eq!(
-        done["status"], "succeeded",
-        "stale children do not hold it open: {done}"
-    );
-    assert_eq!(ids_of(&results), ids[30..].iter().cloned().collect());
 }
 
 #[test]
@@ -293,7 +218,7 @@ fn without_storage_a_202_says_its_status_is_unavailable() {
     assert_eq!(status, 503, "{body}");
 }
 
-fn storage_client() -> reprocess_handler::storage::TableClient {
+pub(crate) fn storage_client() -> reprocess_handler::storage::TableClient {
     let vars = vec![("AzureWebJobsStorage".to_owned(), azurite().connection_string())];
     let settings = reprocess_handler::storage::StorageSettings::from_vars(&vars)
         .unwrap()
@@ -301,7 +226,7 @@ fn storage_client() -> reprocess_handler::storage::TableClient {
     reprocess_handler::storage::TableClient::new(&settings, None).unwrap()
 }
 
-fn tokio_run<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn tokio_run<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -397,52 +322,4 @@ fn identity_based_storage_sends_managed_identity_tokens_for_storage() {
     });
     assert_eq!(statuses, (401, 401));
     assert_eq!(app.emulator.state.storage_requests().1, 2);
-}
-
-/// Transient IDs are re-enqueued (a child message) and their later final result replaces the transient
-/// one; a late redelivery of the first attempt cannot turn a final result back into a transient one.
-#[test]
-fn re_enqueued_transients_end_final_and_stay_final() {
-    use reprocess_handler::emulator::Fault;
-    use reprocess_handler::storage::{TableKey, TableName};
-    let (state, ids) = delivered_tenant(74, 15);
-    let table_text = table_name();
-    let app = spawn_tracked_in(
-        state,
-        &[("HTTP_SYNC_MAX_IDS", "10"), ("GRAPH_MAX_ATTEMPTS", "1")],
-        &table_text,
-    );
-    app.emulator.state.faults.script(&ids[3], [Fault::status(503)]);
-    let reply = app.post_ids(&json!({ "assignmentIds": ids }).to_string());
-    let (status, headers, queued) = reply.res();
-    let location = location_of(status, &headers, &queued);
-    let chunks = reply.output_messages("enqueue");
-    let drained = app.drain(chunks.clone(), true);
-    let retries: Vec<&Value> = drained.id_messages.iter().filter(|m| m["attempt"] == 1).collect();
-    assert_eq!(retries.len(), 1, "the transient ID was re-enqueued once");
-    let (done, results) = finished(&app, &location);
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["summary"]["accepted"], 15);
-    assert_eq!(done["summary"]["transient"], 0);
-    let third = results.iter().find(|r| r["id"] == ids[3].as_str()).unwrap();
-    assert_eq!(third["outcome"], "accepted");
-
-    // The first chunk delivered again, late, and Graph fails for the ID again.
-    app.emulator.state.faults.script(&ids[3], [Fault::status(503)]);
-    let late = app.queue_message(&chunks[0].to_string());
-    assert_eq!(late.status, 200);
-    let table = TableName::parse(&table_text).unwrap();
-    let op = TableKey::parse(queued["correlationId"].as_str().unwrap()).unwrap();
-    let row = TableKey::parse(&format!("r|{}", ids[3])).unwrap();
-    let kept = tokio_run(storage_client().get(&table, &op, &row)).unwrap().unwrap();
-    assert_eq!(
-        kept.str("outcome"),
-        Some("accepted"),
-        "a transient never replaces a final result"
-    );
-    // Its re-enqueued retry (same key as before) runs, and the operation ends as it was.
-    assert_eq!(app.get_status(&location).res().0, 202);
-    app.drain(late.output_messages("enqueue"), true);
-    let (again, _) = finished(&app, &location);
-    assert_eq!(again["summary"], done["summary"]);
 }
