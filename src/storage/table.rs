@@ -237,10 +237,28 @@ impl TableClient {
         top: Option<u16>,
         continuation: Option<&Continuation>,
     ) -> Result<Page, StorageError> {
+        self.query_page(table, filter, top, continuation, &[]).await
+    }
+
+    /// [`TableClient::query`] returning only the keys and the properties in `select` (`$select`).
+    async fn query_page(
+        &self,
+        table: &TableName,
+        filter: &Filter,
+        top: Option<u16>,
+        continuation: Option<&Continuation>,
+        select: &[&str],
+    ) -> Result<Page, StorageError> {
         let mut url = self.url(&format!("{table}()"));
         {
             let mut query = url.query_pairs_mut();
             query.append_pair("$filter", filter.as_str());
+            if !select.is_empty() {
+                for name in select {
+                    super::keys::check_property(name)?;
+                }
+                query.append_pair("$select", &format!("PartitionKey,RowKey,{}", select.join(",")));
+            }
             if let Some(top) = top {
                 query.append_pair("$top", &top.clamp(1, 1000).to_string());
             }
@@ -274,16 +292,33 @@ impl TableClient {
 
     /// Every entity `filter` matches, following continuations (for small sets: it holds them all).
     pub async fn query_all(&self, table: &TableName, filter: &Filter) -> Result<Vec<Entity>, StorageError> {
+        self.query_up_to(table, filter, usize::MAX, &[]).await
+    }
+
+    /// The first `limit` entities `filter` matches, in key order, following continuations; with a
+    /// non-empty `select`, only the keys and those properties.
+    pub async fn query_up_to(
+        &self,
+        table: &TableName,
+        filter: &Filter,
+        limit: usize,
+        select: &[&str],
+    ) -> Result<Vec<Entity>, StorageError> {
         let mut all = Vec::new();
         let mut continuation = None;
-        loop {
-            let page = self.query(table, filter, Some(1000), continuation.as_ref()).await?;
+        while all.len() < limit {
+            let top = (limit - all.len()).min(1000) as u16;
+            let page = self
+                .query_page(table, filter, Some(top), continuation.as_ref(), select)
+                .await?;
             all.extend(page.entities);
             match page.continuation {
                 Some(next) => continuation = Some(next),
-                None => return Ok(all),
+                None => break,
             }
         }
+        all.truncate(limit);
+        Ok(all)
     }
 
     /// Delete Entity (`If-Match: *`); `Ok(false)` when there was none.

@@ -49,6 +49,22 @@ fn a_redelivered_message_rewrites_the_same_state() {
     assert_eq!(done["listing"]["pagesListed"], 3, "each page counted once");
     assert_eq!(done["listing"]["idsFound"], 260);
     assert_eq!(results.len(), 260);
+
+    // A chunk delivered once more after the operation finished, now refused for lack of permission:
+    // the counts follow the new state (the summary kept in the `op` row is not reused).
+    app.emulator.state.set_app_role_granted(false);
+    let chunk = second
+        .output_messages("enqueue")
+        .into_iter()
+        .find(|m| m.get("assignmentIds").is_some())
+        .expect("an ID chunk");
+    let refused = chunk["assignmentIds"].as_array().unwrap().len() as u64;
+    assert_eq!(app.queue_message(&chunk.to_string()).status, 200);
+    let (after, _) = finished(&app, &location);
+    assert_eq!(after["status"], "completedWithErrors", "{after}");
+    assert_eq!(after["summary"]["permission_denied"], refused);
+    assert_eq!(after["summary"]["accepted"], 260 - refused);
+    assert_eq!(after["summary"]["dead_lettered"], refused);
 }
 
 #[test]
