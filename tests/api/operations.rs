@@ -178,6 +178,14 @@ fn unknown_malformed_and_expired_operations() {
     assert_eq!(body["error"]["fields"][0]["field"], "correlationId");
     let (status, _, body) = app.get_status("https://localhost/api/operations/abc?page=zzz").res();
     assert_eq!(status, 400, "{body}");
+    let mut post =
+        reprocess_handler::emulator::host::HttpCall::get_status_url("https://localhost/api/operations/abc").unwrap();
+    post.method = "POST".into();
+    let envelope = reprocess_handler::emulator::host::http_envelope(crate::helpers::OPERATIONS_FUNCTION, "req", &post);
+    let (status, headers, _) = app
+        .invoke(crate::helpers::OPERATIONS_FUNCTION, envelope.as_bytes())
+        .res();
+    assert_eq!((status, header(&headers, "Allow")), (405, Some("GET")));
 
     // An operation whose retention has passed answers 404 like an unknown one.
     let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
