@@ -290,21 +290,50 @@ fn the_cleanup_timer_deletes_expired_operations_only() {
 /// endpoint, Storage audience) and forwards to Azurite re-signed.
 #[test]
 fn identity_based_storage_sends_managed_identity_tokens_for_storage() {
+    let app = tracked_through_the_table_front(Some("managedidentity"));
+
+    // The front refuses what Storage refuses: a token for another audience (Graph's), or none.
+    let table_uri = format!("{}/devstoreaccount1", app.emulator.base_url);
+    let graph_token = app.emulator.state.issue_token(&app.emulator.base_url);
+    let tables = format!("{table_uri}/Tables");
+    let statuses = tokio_run(async {
+        let client = reqwest::Client::new();
+        let with_graph = client.get(&tables).bearer_auth(&graph_token).send().await.unwrap();
+        let without = client.get(&tables).send().await.unwrap();
+        (with_graph.status().as_u16(), without.status().as_u16())
+    });
+    assert_eq!(statuses, (401, 401));
+    assert_eq!(app.emulator.state.storage_requests().1, 2);
+}
+
+/// Without `__credential` the handler's own credential (`CREDENTIAL_SOURCE`, here the managed identity)
+/// serves Storage too, from the same token cache as Graph.
+#[test]
+fn identity_based_storage_without_a_credential_uses_the_handlers_own() {
+    let app = tracked_through_the_table_front(None);
+    assert_eq!(app.emulator.state.storage_requests().1, 0);
+}
+
+/// A tracked fan-out with identity-based storage behind the emulator's Table front, run to 200.
+fn tracked_through_the_table_front(credential: Option<&str>) -> TestApp {
     let state = EmulatorState::new(sample::tenant());
     let azurite = azurite();
     state.set_table_upstream(&format!("http://127.0.0.1:{}", azurite.port), crate::azurite::KEY);
     let emulator = reprocess_handler::emulator::Emulator::start(state).unwrap();
     let table_uri = format!("{}/devstoreaccount1", emulator.base_url);
     let table = table_name();
+    let mut env = vec![
+        ("AzureWebJobsStorage__tableServiceUri", table_uri.as_str()),
+        ("OPERATIONS_TABLE_NAME", table.as_str()),
+    ];
+    if let Some(credential) = credential {
+        env.push(("AzureWebJobsStorage__credential", credential));
+    }
     let handler = reprocess_handler::emulator::host_client::HandlerProcess::start(
         &crate::helpers::binary(),
         &emulator,
         reprocess_handler::emulator::host_client::Readiness::LoggedPort,
-        &[
-            ("AzureWebJobsStorage__tableServiceUri", table_uri.as_str()),
-            ("AzureWebJobsStorage__credential", "managedidentity"),
-            ("OPERATIONS_TABLE_NAME", table.as_str()),
-        ],
+        &env,
     )
     .unwrap();
     let app = TestApp { emulator, handler };
@@ -318,16 +347,5 @@ fn identity_based_storage_sends_managed_identity_tokens_for_storage() {
     assert!(forwarded > 5, "{forwarded} Table requests carried a Storage token");
     assert_eq!(refused, 0);
     app.assert_no_secrets_logged();
-
-    // The front refuses what Storage refuses: a token for another audience (Graph's), or none.
-    let graph_token = app.emulator.state.issue_token(&app.emulator.base_url);
-    let tables = format!("{table_uri}/Tables");
-    let statuses = tokio_run(async {
-        let client = reqwest::Client::new();
-        let with_graph = client.get(&tables).bearer_auth(&graph_token).send().await.unwrap();
-        let without = client.get(&tables).send().await.unwrap();
-        (with_graph.status().as_u16(), without.status().as_u16())
-    });
-    assert_eq!(statuses, (401, 401));
-    assert_eq!(app.emulator.state.storage_requests().1, 2);
+    app
 }
