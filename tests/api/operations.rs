@@ -349,3 +349,21 @@ fn tracked_through_the_table_front(credential: Option<&str>) -> TestApp {
     app.assert_no_secrets_logged();
     app
 }
+
+/// Storage that cannot be written: a call that would answer 202 enqueues nothing and answers 503 with
+/// `Retry-After`; a tracked queue message fails its invocation, so the host retries it.
+#[test]
+fn unwritable_storage_refuses_rather_than_losing_track() {
+    let dead = "AccountName=devstoreaccount1;AccountKey=c2VjcmV0;TableEndpoint=http://127.0.0.1:9/devstoreaccount1";
+    let app = spawn_app_with(EmulatorState::new(sample::tenant()), &[("AzureWebJobsStorage", dead)]);
+    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
+    let (status, headers, body) = reply.res();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "status_store_unavailable");
+    assert_eq!(header(&headers, "Retry-After"), Some("30"));
+    assert!(reply.output_messages("enqueue").is_empty(), "nothing enqueued");
+    let tracked = json!({ "assignmentIds": [sample::DELIVERED_1], "messageKey": "0123456789abcdef01234567",
+                          "correlationId": "op-1" });
+    let reply = app.queue_message(&tracked.to_string());
+    assert_eq!(reply.status, 500, "the host retries the message: {}", reply.json);
+}
