@@ -52,6 +52,9 @@ struct RawSettings {
     allowed_catalog_ids: Option<String>,
     allowed_access_package_ids: Option<String>,
     audit_table_name: Option<String>,
+    operations_table_name: Option<String>,
+    operations_retention_days: Option<u64>,
+    operations_results_page_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +115,12 @@ pub struct Settings {
     pub audit_table: String,
     /// The app's storage account (the host's own `AzureWebJobsStorage` settings), if configured.
     pub storage: Option<crate::storage::StorageSettings>,
+    /// The table holding operation state (`crate::operations`).
+    pub operations_table: crate::storage::TableName,
+    /// How long operation records are kept and answered.
+    pub operations_retention: Duration,
+    /// Per-ID results per status answer.
+    pub operations_page_size: usize,
 }
 
 impl Settings {
@@ -224,6 +233,28 @@ impl Settings {
         )?;
         let audit_table = raw.audit_table_name.unwrap_or_else(|| "reprocessaudit".into());
         validate_table_name(&audit_table)?;
+        let operations_table = crate::storage::TableName::parse(
+            raw.operations_table_name
+                .as_deref()
+                .unwrap_or("reprocessoperations")
+                .trim(),
+        )
+        .map_err(|e| invalid("OPERATIONS_TABLE_NAME", e.to_string()))?;
+        let retention_days = in_range(
+            "OPERATIONS_RETENTION_DAYS",
+            raw.operations_retention_days
+                .unwrap_or(crate::operations::DEFAULT_RETENTION_DAYS),
+            1,
+            90,
+        )?;
+
+        let operations_page_size = in_range(
+            "OPERATIONS_RESULTS_PAGE_SIZE",
+            raw.operations_results_page_size
+                .unwrap_or(crate::operations::RESULTS_PAGE_SIZE) as u64,
+            1,
+            crate::operations::RESULTS_PAGE_SIZE as u64,
+        )? as usize;
 
         Ok(Self {
             port: raw.functions_customhandler_port.unwrap_or(8080),
@@ -248,6 +279,9 @@ impl Settings {
             allowed: AllowedScope::new(catalogs, packages),
             audit_table,
             storage,
+            operations_table,
+            operations_retention: Duration::from_secs(retention_days * 86_400),
+            operations_page_size,
         })
     }
 }
@@ -384,6 +418,8 @@ mod tests {
             ("ALLOWED_CATALOG_IDS", "11111111-1111-4111-8111-111111111111,nope"),
             ("ALLOWED_ACCESS_PACKAGE_IDS", "{22222222-2222-4222-8222-222222222222}"),
             ("AUDIT_TABLE_NAME", "audit-log"),
+            ("OPERATIONS_TABLE_NAME", "bad-name"),
+            ("OPERATIONS_RETENTION_DAYS", "0"),
         ];
         for (var, value) in cases {
             let err = settings(&[(var, value)]).unwrap_err().to_string();

@@ -23,6 +23,7 @@ pub mod graph;
 pub mod host;
 pub mod json;
 pub mod message;
+pub mod operations;
 #[cfg(test)]
 mod props;
 pub mod reprocess;

@@ -6,6 +6,7 @@
 use crate::audit::Recorder;
 use crate::config::Settings;
 use crate::graph::{GraphClient, Limiter, TokenProvider};
+use crate::operations::OperationStore;
 use crate::reprocess::Reprocessor;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub struct Services {
     pub graph: Arc<GraphClient>,
     /// Audit records: the log, and the durable sink when one is configured.
     pub recorder: Recorder,
+    /// Operation state in the app's storage account; `None` when no storage is configured.
+    pub operations: Option<OperationStore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,8 @@ pub enum ServicesError {
     Credential(#[from] crate::graph::CredentialError),
     #[error(transparent)]
     Client(#[from] crate::graph::ClientError),
+    #[error("operation state storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 impl Services {
@@ -40,6 +45,7 @@ impl Services {
         audit_sink: Option<Arc<dyn crate::audit::sink::AuditSink>>,
     ) -> Result<Self, ServicesError> {
         let tokens = TokenProvider::from_settings(settings)?;
+        let table_client = crate::storage::client_sharing(settings, Some(&tokens))?;
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
         let reprocessor = Reprocessor::new(
@@ -47,11 +53,23 @@ impl Services {
             settings.graph.max_concurrency,
             settings.allowed.clone(),
         );
-        let recorder = Recorder::new(audit_sink.or_else(|| crate::audit::sink::from_settings(settings)));
+        // One Table client (one connection pool, one token cache) for audit records and operation state.
+        let table_client = table_client.map(Arc::new);
+        let recorder =
+            Recorder::new(audit_sink.or_else(|| crate::audit::sink::for_client(settings, table_client.clone())));
+        let operations = table_client.map(|client| {
+            OperationStore::new(
+                client,
+                settings.operations_table.clone(),
+                settings.operations_retention,
+                settings.operations_page_size,
+            )
+        });
         Ok(Self {
             reprocessor,
             graph,
             recorder,
+            operations,
         })
     }
 }

@@ -110,9 +110,10 @@ impl AuditSink for TableSink {
     }
 }
 
-/// The durable sink the settings ask for: the audit table in the app's storage account when the host's
-/// storage settings are present (`AzureWebJobsStorage…`), else `None` (records go to the log only).
-pub fn from_settings(settings: &crate::config::Settings) -> Option<Arc<dyn AuditSink>> {
+/// The durable sink: the audit table (`AUDIT_TABLE_NAME`) through `client`, the Table client of the app's
+/// storage account when the host's storage settings are present (`AzureWebJobsStorage…`); else `None`
+/// (records go to the log only).
+pub fn for_client(settings: &crate::config::Settings, client: Option<Arc<TableClient>>) -> Option<Arc<dyn AuditSink>> {
     let table = match TableName::parse(&settings.audit_table) {
         Ok(table) => table,
         Err(e) => {
@@ -120,14 +121,10 @@ pub fn from_settings(settings: &crate::config::Settings) -> Option<Arc<dyn Audit
             return None;
         }
     };
-    match crate::storage::client_from_settings(settings) {
-        Ok(Some(client)) => Some(Arc::new(TableSink::new(Arc::new(client), table))),
-        Ok(None) => {
+    match client {
+        Some(client) => Some(Arc::new(TableSink::new(client, table))),
+        None => {
             tracing::info!("no storage account configured: audit records go to the log only");
-            None
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the storage client could not be built: audit records go to the log only");
             None
         }
     }

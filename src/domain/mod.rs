@@ -12,7 +12,9 @@ pub mod targets;
 
 pub use allowed::{AllowedScope, Membership};
 pub use caller::Caller;
-pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CatalogId, CorrelationId, Guid, GuidError, UserId};
+pub use ids::{
+    AccessPackageId, AssignmentId, AssignmentRequestId, CatalogId, CorrelationId, Guid, GuidError, MessageKey, UserId,
+};
 pub use outcome::{ItemResult, Outcome, Report, Summary};
 pub use scope::Scope;
 pub use targets::{Target, TargetKind, Targets};

@@ -141,7 +141,22 @@ pub async fn handle(
         response.log(format!("alert dry run: {summary}"));
         return HttpReply::json(200, json!(body.dry_run(&plan)));
     }
-    response.enqueue(b::ENQUEUE, plan.texts());
+    let texts = plan.texts().collect();
+    let tracked = match super::tracked::start(
+        state,
+        request,
+        &correlation_id,
+        "alert",
+        scopes.len(),
+        texts,
+        invocation_id,
+    )
+    .await
+    {
+        Ok(tracked) => tracked,
+        Err(reply) => return refused(reply, "the operation state store is unavailable", response),
+    };
+    response.enqueue(b::ENQUEUE, tracked.texts);
     tracing::info!(
         correlation_id = %correlation_id,
         alert_rule = alert_rule.as_deref().unwrap_or(""),
@@ -155,5 +170,5 @@ pub async fn handle(
         plan.len(),
         skipped.len()
     ));
-    HttpReply::json(202, json!(body))
+    super::tracked::accepted(json!(body), tracked.status_url.as_deref())
 }

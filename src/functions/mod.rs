@@ -6,8 +6,12 @@ pub mod alert_reprocess;
 pub mod bindings;
 mod http;
 pub mod http_reprocess;
+pub mod operations;
+pub mod operations_cleanup;
 mod queue_expand;
 pub mod queue_reprocess;
+mod queue_track;
+pub mod tracked;
 
 use crate::config::Settings;
 use crate::host::{Envelope, EnvelopeError, HttpReply, InvokeResponse};
@@ -25,6 +29,13 @@ pub async fn dispatch(
 ) -> Option<Result<InvokeResponse, EnvelopeError>> {
     match function {
         bindings::queue::FUNCTION => Some(queue_reprocess::handle(state, envelope, invocation_id).await),
+        bindings::cleanup::FUNCTION => Some(operations_cleanup::handle(state).await),
+        bindings::operations::FUNCTION => {
+            let mut response = InvokeResponse::default();
+            let reply = operations::handle(state, envelope, &mut response).await;
+            response.http(HTTP_RESPONSE, reply);
+            Some(Ok(response))
+        }
         bindings::http::FUNCTION | bindings::alert::FUNCTION => {
             let mut response = InvokeResponse::default();
             let reply = match http::post_request(envelope, HTTP_REQUEST) {

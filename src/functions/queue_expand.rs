@@ -19,6 +19,7 @@ use crate::domain::{CorrelationId, Scope};
 use crate::fanout;
 use crate::host::InvokeResponse;
 use crate::message::{DeadLetter, DeadLetterSource, Plan, ReprocessRequest, scope_field};
+use crate::operations::ListedPage;
 use crate::state::AppState;
 use tokio::time::Instant;
 
@@ -29,7 +30,7 @@ pub(super) async fn handle(
     invocation: &Invocation,
     source: DeadLetterSource,
     response: &mut InvokeResponse,
-) {
+) -> Option<ListedPage> {
     let settings = &state.settings;
     let origin = request.origin.as_ref();
     let [scope] = request.scopes.as_slice() else {
@@ -40,13 +41,13 @@ pub(super) async fn handle(
             plan.expansion_messages.len(),
             plan.id_messages.len()
         ));
-        return;
+        return None;
     };
     if !request.targets.is_empty() {
         let plan = Plan::new(&request.targets, &request.scopes, correlation_id).with_origin(origin);
         response.enqueue(b::ENQUEUE, plan.texts());
         response.log(format!("split into {} messages", plan.len()));
-        return;
+        return None;
     }
 
     let scope = *scope;
@@ -65,14 +66,14 @@ pub(super) async fn handle(
                     .requeued(attempt, None);
                 response.enqueue(b::ENQUEUE, retry.to_texts());
                 response.log(format!("{reason}; re-enqueued as attempt {attempt}"));
-                return;
+                return None;
             }
             tracing::warn!(scope = scope.id(), reason = %reason, "fan-out refused: out of scope");
             services
                 .recorder
                 .record(vec![AuditRecord::fan_out_refused(invocation, &scope, &reason)]);
             response.log(format!("fan-out refused: {reason}"));
-            return;
+            return None;
         }
     }
     match fanout::expand_one_page(graph, allowed, scope, next_link, correlation_id, deadline).await {
@@ -113,6 +114,14 @@ pub(super) async fn handle(
                     ", listing complete"
                 }
             ));
+            Some(ListedPage {
+                scope_kind: match scope {
+                    crate::domain::Scope::AccessPackage(_) => "accessPackage",
+                    crate::domain::Scope::User(_) => "user",
+                },
+                scope_id: scope.id().to_owned(),
+                ids_found: page.listed,
+            })
         }
         Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {
             let attempt = request.attempt + 1;
@@ -125,6 +134,7 @@ pub(super) async fn handle(
                 "listing {} failed ({e}); re-enqueued as attempt {attempt}",
                 scope.id()
             ));
+            None
         }
         Err(e) => {
             tracing::error!(scope = scope.id(), error = %e, "listing dead-lettered");
@@ -134,6 +144,7 @@ pub(super) async fn handle(
             let record = DeadLetter::work(reason, work, Vec::new(), source);
             response.enqueue(b::DEAD_LETTER, record.into_texts());
             response.log(format!("listing dead-lettered: {e}"));
+            None
         }
     }
 }

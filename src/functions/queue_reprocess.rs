@@ -31,6 +31,21 @@ pub async fn handle(
 ) -> Result<InvokeResponse, EnvelopeError> {
     let trigger = QueueTrigger::from_envelope(envelope, b::MESSAGE)?;
     let mut response = InvokeResponse::default();
+    let done = work(state, &trigger, invocation_id, &mut response).await;
+    if let Some(tracked) = done {
+        super::queue_track::record(state, tracked, &mut response).await?;
+    }
+    Ok(response)
+}
+
+/// The message's work; for a message of a tracked operation, what to record about it.
+async fn work(
+    state: &AppState,
+    trigger: &QueueTrigger,
+    invocation_id: &str,
+    response: &mut InvokeResponse,
+) -> Option<super::queue_track::Done> {
+    use super::queue_track::Done;
     let settings = &state.settings;
     let source = || {
         DeadLetterSource::now(
@@ -56,7 +71,7 @@ pub async fn handle(
                 "malformed message dead-lettered to {}-poison: {e}",
                 settings.queue_name
             ));
-            return Ok(response);
+            return None;
         }
     };
 
@@ -65,7 +80,7 @@ pub async fn handle(
         let record = DeadLetter::unusable(reason, Vec::new(), &trigger.text, source());
         response.enqueue(b::DEAD_LETTER, record.into_texts());
         response.log("dry-run message dead-lettered: dry runs are HTTP only");
-        return Ok(response);
+        return None;
     }
 
     wait_for_not_before(&request, settings.queue_budget).await;
@@ -91,9 +106,11 @@ pub async fn handle(
         }),
     };
 
+    let mut done = Done::new(&request, &correlation_id);
     if !request.scopes.is_empty() {
-        super::queue_expand::handle(state, &request, &correlation_id, &invocation, source(), &mut response).await;
-        return Ok(response);
+        done.listed =
+            super::queue_expand::handle(state, &request, &correlation_id, &invocation, source(), response).await;
+        return Some(done);
     }
 
     let deadline = Instant::now() + settings.queue_budget;
@@ -120,7 +137,8 @@ pub async fn handle(
 
     let transient = report.transient_targets();
     if transient.is_empty() {
-        return Ok(response);
+        done.results = report.results;
+        return Some(done);
     }
     let next_attempt = request.attempt + 1;
     let remainder =
@@ -142,7 +160,8 @@ pub async fn handle(
             retry.not_before.map(crate::message::rfc3339).unwrap_or_default()
         ));
     }
-    Ok(response)
+    done.results = report.results;
+    Some(done)
 }
 
 /// A re-enqueued message waits here for its `notBefore` (at most two minutes, and at most half the

@@ -12,6 +12,8 @@ pub struct HttpTrigger {
     pub url: String,
     pub query: Map<String, Value>,
     pub headers: Map<String, Value>,
+    /// Route values (`Params`, e.g. `{"correlationId": "…"}` for `operations/{correlationId}`).
+    pub params: Map<String, Value>,
     pub body: Option<String>,
     /// The name of the function key the host accepted: the `keyid` claim of `Identities`
     /// (`AuthenticationLevelHandler`, claim type `…/functions/claims/keyid`). The key itself never
@@ -51,6 +53,7 @@ impl HttpTrigger {
             url: text("Url"),
             query: object("Query"),
             headers: object("Headers"),
+            params: object("Params"),
             body,
             key_name,
         })
@@ -63,6 +66,11 @@ impl HttpTrigger {
             Value::String(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// A route value, case-insensitively.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        get_ci(&self.params, name).and_then(Value::as_str)
     }
 
     /// A query parameter, case-insensitively (repeated keys arrive joined with `,`).

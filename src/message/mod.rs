@@ -20,7 +20,7 @@ mod parse;
 pub use dead_letter::{DeadLetter, DeadLetterSource};
 pub use parse::{FieldError, MAX_LISTED_FIELD_ERRORS, RequestError, parse_json_request, parse_queue_message};
 
-use crate::domain::{Caller, CorrelationId, Scope, Target, TargetKind, Targets};
+use crate::domain::{Caller, CorrelationId, MessageKey, Scope, Target, TargetKind, Targets};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -50,6 +50,7 @@ pub(crate) mod field {
     pub const CORRELATION_ID: &str = "correlationId";
     /// Who asked (`domain::Caller`), carried from the HTTP call or alert through every queue message.
     pub const ORIGIN: &str = "origin";
+    pub const MESSAGE_KEY: &str = "messageKey";
 
     /// Everything the JSON forms accept; anything else is refused so a typo is not silently ignored.
     pub const KNOWN_FIELDS: &[&str] = &[
@@ -67,6 +68,7 @@ pub(crate) mod field {
         NOT_BEFORE,
         CORRELATION_ID,
         ORIGIN,
+        MESSAGE_KEY,
     ];
 }
 
@@ -97,6 +99,9 @@ pub struct ReprocessRequest {
     /// Who asked, carried through every message of one request for the audit records (queue only:
     /// an HTTP call's caller is read from the call itself).
     pub origin: Option<Caller>,
+    /// This message's key in its operation's state (`crate::operations`); set by the handler on the
+    /// messages it enqueues for a tracked operation, absent on messages put on the queue by hand.
+    pub message_key: Option<MessageKey>,
 }
 
 impl ReprocessRequest {
@@ -190,6 +195,9 @@ impl Serialize for ReprocessRequest {
         if let Some(id) = &self.correlation_id {
             map.serialize_entry(field::CORRELATION_ID, id)?;
         }
+        if let Some(key) = &self.message_key {
+            map.serialize_entry(field::MESSAGE_KEY, key)?;
+        }
         if self.dry_run {
             map.serialize_entry(field::DRY_RUN, &true)?;
         }
@@ -256,6 +264,26 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Each message text with its `messageKey` (derived from `parent` and its position), for a tracked
+/// operation. Texts are the JSON objects this module writes; [`fit::split_to_fit`] leaves room for the key.
+pub fn with_message_keys(texts: impl IntoIterator<Item = String>, parent: &str) -> Vec<(MessageKey, String)> {
+    texts
+        .into_iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let key = MessageKey::derive(parent, index);
+            let text = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(mut map)) => {
+                    map.insert(field::MESSAGE_KEY.into(), serde_json::json!(key.as_str()));
+                    serde_json::Value::Object(map).to_string()
+                }
+                _ => text,
+            };
+            (key, text)
+        })
+        .collect()
 }
 
 /// RFC 3339 in whole seconds, as `notBefore` and `deadLetteredAt` are written.
@@ -331,6 +359,31 @@ mod tests {
             wait > time::Duration::seconds(25) && wait <= time::Duration::seconds(30),
             "{wait}"
         );
+    }
+
+    #[test]
+    fn message_keys_are_deterministic_per_parent_and_position() {
+        let texts = || {
+            vec![
+                ReprocessRequest::ids([], &correlation()).to_text(),
+                ReprocessRequest::ids([], &correlation()).to_text(),
+            ]
+        };
+        let first = with_message_keys(texts(), "parent");
+        let again = with_message_keys(texts(), "parent");
+        assert_eq!(first, again, "a redelivery makes the same keys");
+        assert_ne!(first[0].0, first[1].0, "siblings differ");
+        assert_ne!(first[0].0, with_message_keys(texts(), "other")[0].0);
+        for (key, text) in &first {
+            assert!(MessageKey::parse(key.as_str()).is_some());
+            let parsed = parse_queue_message(text, 1000);
+            // An empty ID list is refused, but the key itself parses: the only error is "no IDs".
+            assert!(matches!(parsed, Err(RequestError::NoTargets)), "{parsed:?}");
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(v["messageKey"], key.as_str());
+        }
+        assert!(MessageKey::parse("ABCDEF000000000000000000").is_none());
+        assert!(MessageKey::parse("abc").is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::ReprocessRequest;
 use super::field::{self, KNOWN_FIELDS};
 use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
-use crate::domain::{Caller, Scope, Target, Targets};
+use crate::domain::{Caller, MessageKey, Scope, Target, Targets};
 use crate::json::{StrictJsonError, parse_strict, value_budget};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -266,6 +266,17 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
             None
         }
     };
+    let message_key = match map.get(field::MESSAGE_KEY) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if MessageKey::parse(s).is_some() => MessageKey::parse(s),
+        Some(_) => {
+            errors.push(FieldError {
+                field: field::MESSAGE_KEY.into(),
+                reason: "must be 24 lower-case hex digits (set by the handler)".into(),
+            });
+            None
+        }
+    };
 
     if !errors.is_empty() {
         return Err(RequestError::fields(errors));
@@ -298,6 +309,7 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         not_before,
         correlation_id,
         origin,
+        message_key,
     })
 }
 

@@ -5,7 +5,7 @@
 use super::views::line;
 use super::{HttpOutcome, Shim, invoke_http, run_queue_message};
 use crate::emulator::host::HttpCall;
-use crate::emulator::host_client::HTTP_FUNCTION;
+use crate::emulator::host_client::{HTTP_FUNCTION, OPERATIONS_FUNCTION};
 use crate::emulator::{Fault, sample};
 use serde_json::json;
 
@@ -91,6 +91,24 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         .filter(|r| !r.batched)
         .count();
     println!("   -> {done} assignments of the package reprocessed once each, after {lists} list pages");
+    let location = outcome
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("Location"))
+        .map(|(_, value)| value.clone());
+    match location.as_deref().and_then(HttpCall::get_status_url) {
+        None => println!("   -> no Location: {}", outcome.body["statusUnavailable"]),
+        Some(call) => {
+            let status = invoke_http(shim, OPERATIONS_FUNCTION, &call).await;
+            println!(
+                "   -> GET {} : HTTP {} {}",
+                location.unwrap_or_default(),
+                status.status,
+                json!({ "status": status.body["status"], "summary": status.body["summary"], "listing": status.body["listing"],
+                        "results": status.body["results"].as_array().map_or(0, Vec::len), "nextLink": status.body["nextLink"] })
+            );
+        }
+    }
 
     println!(
         "\nsandbox: 5) catalog scope  ALLOWED_CATALOG_IDS={} (General); Payroll is in catalog Human resources",
@@ -151,6 +169,7 @@ pub(super) fn print_curl_lines(port: u16) {
         "  curl -s 'localhost:{port}/api/reprocess?dryRun=true' -H 'Content-Type: application/json' \\\n    -d '{{\"userIds\":[\"{}\"]}}'",
         sample::USER_ADELE
     );
+    println!("  curl -s localhost:{port}/api/operations/<correlationId>   # the Location of a 202 (curl -i shows it)");
     println!("  curl -s localhost:{port}/queue/reprocess-requests-poison");
     println!("  curl -s localhost:{port}/tenant");
     println!("  curl -s localhost:{port}/audit");

@@ -134,6 +134,10 @@ impl Filter {
     pub fn rows_after(self, after: &TableKey) -> Self {
         Self(format!("{} and RowKey gt {}", self.0, literal(after.as_str())))
     }
+    /// `… and RowKey lt '<bound>'` (the bound need not be a valid key: it is only compared).
+    pub fn and_row_key_lt(self, bound: &str) -> Result<Self, KeyError> {
+        Ok(Self(format!("{} and RowKey lt {}", self.0, literal(bound))))
+    }
     /// `… and <property> eq '<value>'` for a string property.
     pub fn and_eq(self, name: &str, value: &str) -> Result<Self, KeyError> {
         Ok(Self(format!(

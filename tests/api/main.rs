@@ -7,6 +7,8 @@ mod azurite;
 mod helpers;
 mod hostile;
 mod http;
+mod operations;
+mod operations_redelivery;
 mod pacing;
 mod protocol;
 mod queue;
