@@ -101,6 +101,7 @@ impl GraphClient {
                 answer => answer,
             };
             round += 1;
+            let sent = pending.len();
             for &i in &pending {
                 results[i].attempts += 1;
             }
@@ -109,6 +110,7 @@ impl GraphClient {
             let answer = answer.unwrap_or_else(Round::from);
             // Graph refused the whole batch with a named wait: the app as a whole must wait.
             let whole_batch_throttled = matches!(answer, Round::Whole(Attempt::Retry { wait: Some(_), .. }));
+            let whole_batch_failed = matches!(answer, Round::Whole(_));
             match answer {
                 Round::Whole(Attempt::Final(outcome)) => {
                     for &i in &pending {
@@ -135,7 +137,7 @@ impl GraphClient {
                 continue;
             }
             let named_wait = retry.iter().filter_map(|(_, _, w)| *w).max();
-            let wait = named_wait.unwrap_or_else(|| backoff(round));
+            let wait = retry_wait(named_wait, whole_batch_failed, retry.len(), sent, round);
             if whole_batch_throttled {
                 self.limiter().back_off(wait);
             }
@@ -235,5 +237,39 @@ impl From<SendError> for Round {
             }),
             other => Round::Whole(Attempt::Final(refused_before_sending(other))),
         }
+    }
+}
+
+/// How long a batch waits before sending its failed sub-requests again: Graph's `Retry-After` when it
+/// named one; else, when a few sub-requests failed among answered ones (Graph's everyday noise), soon —
+/// growing waits would keep the invocation asleep while the budget goes unused; when the whole batch or
+/// most of it failed, Graph is in trouble: longer each round.
+fn retry_wait(named: Option<Duration>, whole_batch_failed: bool, failed: usize, sent: usize, round: u32) -> Duration {
+    let sporadic = !whole_batch_failed && failed * 2 < sent;
+    named.unwrap_or_else(|| backoff(if sporadic { 1 } else { round }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sporadic_failures_are_retried_soon_whatever_the_round() {
+        for round in 1..=5 {
+            assert!(retry_wait(None, false, 1, 3, round) <= Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn whole_or_mostly_failed_batches_back_off_more_each_round() {
+        assert!(retry_wait(None, true, 20, 20, 4) >= Duration::from_secs(4));
+        assert!(retry_wait(None, false, 15, 20, 4) >= Duration::from_secs(4));
+    }
+
+    #[test]
+    fn a_named_wait_wins() {
+        let named = Some(Duration::from_secs(7));
+        assert_eq!(retry_wait(named, false, 1, 20, 1), Duration::from_secs(7));
+        assert_eq!(retry_wait(named, true, 20, 20, 5), Duration::from_secs(7));
     }
 }
