@@ -3,12 +3,16 @@
 //! except the alert schema, whose only job is to find targets in an alert.
 
 pub mod alert;
+pub mod heal;
 pub mod ids;
 pub mod outcome;
 pub mod scope;
 pub mod targets;
 
-pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, Guid, GuidError, UserId};
+pub use ids::{
+    AccessPackageId, AppRoleId, AssignmentId, AssignmentRequestId, CorrelationId, GroupId, Guid, GuidError,
+    ServicePrincipalId, UserId,
+};
 pub use outcome::{ItemResult, Outcome, Report, Summary};
 pub use scope::Scope;
 pub use targets::{Target, TargetKind, Targets};

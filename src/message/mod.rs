@@ -20,7 +20,8 @@ mod parse;
 pub use dead_letter::{DeadLetter, DeadLetterSource};
 pub use parse::{FieldError, MAX_LISTED_FIELD_ERRORS, RequestError, parse_json_request, parse_queue_message};
 
-use crate::domain::{CorrelationId, Scope, Target, TargetKind, Targets};
+use crate::domain::heal::HealListing;
+use crate::domain::{AccessPackageId, CorrelationId, Scope, Target, TargetKind, Targets};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -48,6 +49,10 @@ pub(crate) mod field {
     pub const ATTEMPT: &str = "attempt";
     pub const NOT_BEFORE: &str = "notBefore";
     pub const CORRELATION_ID: &str = "correlationId";
+    /// `{"detectDriftFor":{"accessPackageIds":[…]}}`: drift detection for these packages (`crate::drift`).
+    pub const DETECT_DRIFT_FOR: &str = "detectDriftFor";
+    /// `{"heal":"requests:deliveryFailed"}`: one listing of the scheduled heal, resumed at `nextLink`.
+    pub const HEAL: &str = "heal";
 
     /// Everything the JSON forms accept; anything else is refused so a typo is not silently ignored.
     pub const KNOWN_FIELDS: &[&str] = &[
@@ -64,6 +69,8 @@ pub(crate) mod field {
         ATTEMPT,
         NOT_BEFORE,
         CORRELATION_ID,
+        DETECT_DRIFT_FOR,
+        HEAL,
     ];
 }
 
@@ -91,6 +98,10 @@ pub struct ReprocessRequest {
     pub not_before: Option<OffsetDateTime>,
     /// Carried through every message of one request so its logs can be joined.
     pub correlation_id: Option<CorrelationId>,
+    /// Packages to check for drift (`detectDriftFor.accessPackageIds`), without duplicates.
+    pub drift_packages: Vec<AccessPackageId>,
+    /// A heal listing (timer continuation messages only).
+    pub heal: Option<HealListing>,
 }
 
 impl ReprocessRequest {
@@ -107,6 +118,25 @@ impl ReprocessRequest {
     pub fn expansion(scope: Scope, next_link: Option<&str>, correlation_id: &CorrelationId) -> Self {
         Self {
             scopes: vec![scope],
+            next_link: next_link.map(str::to_owned),
+            correlation_id: Some(correlation_id.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// A drift-detection message for one package.
+    pub fn drift(package: AccessPackageId, correlation_id: &CorrelationId) -> Self {
+        Self {
+            drift_packages: vec![package],
+            correlation_id: Some(correlation_id.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// A heal listing message, from the start or resuming at Graph's `nextLink`.
+    pub fn heal(listing: HealListing, next_link: Option<&str>, correlation_id: &CorrelationId) -> Self {
+        Self {
+            heal: Some(listing),
             next_link: next_link.map(str::to_owned),
             correlation_id: Some(correlation_id.clone()),
             ..Self::default()
@@ -165,6 +195,16 @@ impl Serialize for ReprocessRequest {
             if !ids.is_empty() {
                 map.serialize_entry(name, &ids)?;
             }
+        }
+        if !self.drift_packages.is_empty() {
+            let ids: Vec<&str> = self.drift_packages.iter().map(AccessPackageId::as_str).collect();
+            map.serialize_entry(
+                field::DETECT_DRIFT_FOR,
+                &serde_json::json!({ field::ACCESS_PACKAGE_IDS: ids }),
+            )?;
+        }
+        if let Some(listing) = &self.heal {
+            map.serialize_entry(field::HEAL, &listing.name())?;
         }
         if let Some(link) = &self.next_link {
             map.serialize_entry(field::NEXT_LINK, link)?;
