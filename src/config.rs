@@ -1,7 +1,7 @@
 //! Settings from the environment (Function App settings), typed with `envy` and then validated so
 //! a bad value stops start-up with a message that names the variable.
 
-use crate::domain::Guid;
+use crate::domain::{AccessPackageId, Guid};
 use serde::Deserialize;
 use std::time::Duration;
 use url::Url;
@@ -49,6 +49,8 @@ struct RawSettings {
     max_ids_per_call: Option<usize>,
     http_sync_max_ids: Option<usize>,
     max_body_bytes: Option<usize>,
+    drift_detection_enabled: Option<String>,
+    drift_package_ids: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +104,11 @@ pub struct Settings {
     /// HTTP calls with more IDs are split into queue messages and answered 202.
     pub http_sync_max_ids: usize,
     pub max_body_bytes: usize,
+    /// `DRIFT_DETECTION_ENABLED`: drift detection reads group memberships and app-role assignments,
+    /// which need Graph app roles beyond reprocess; off unless the infra granted them.
+    pub drift_detection: bool,
+    /// `DRIFT_PACKAGE_IDS`: packages the heal timer checks for drift on every run.
+    pub drift_package_ids: Vec<AccessPackageId>,
 }
 
 impl Settings {
@@ -201,6 +208,36 @@ impl Settings {
             64 << 20,
         )? as usize;
 
+        let drift_detection = match raw.drift_detection_enabled.as_deref().map(str::trim) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(other) => {
+                return Err(invalid(
+                    "DRIFT_DETECTION_ENABLED",
+                    format!("must be true or false, got {other:?}"),
+                ));
+            }
+        };
+        let mut drift_package_ids = Vec::new();
+        for (i, part) in raw.drift_package_ids.as_deref().unwrap_or("").split(',').enumerate() {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let id = AccessPackageId::parse(part)
+                .map_err(|e| invalid("DRIFT_PACKAGE_IDS", format!("entry {} {e}", i + 1)))?;
+            if !drift_package_ids.contains(&id) {
+                drift_package_ids.push(id);
+            }
+        }
+        if !drift_package_ids.is_empty() && !drift_detection {
+            return Err(invalid(
+                "DRIFT_PACKAGE_IDS",
+                "is set but DRIFT_DETECTION_ENABLED is not true (drift detection needs GroupMember.Read.All and Application.Read.All)",
+            ));
+        }
+
         Ok(Self {
             port: raw.functions_customhandler_port.unwrap_or(8080),
             graph: GraphSettings {
@@ -221,6 +258,8 @@ impl Settings {
             max_ids_per_call,
             http_sync_max_ids,
             max_body_bytes,
+            drift_detection,
+            drift_package_ids,
         })
     }
 }

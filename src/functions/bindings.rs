@@ -25,3 +25,10 @@ pub mod alert {
     pub const FUNCTION: &str = "function-reprocess-alert";
     pub const ENQUEUE: &str = "enqueue";
 }
+
+/// `function-heal-timer/function.json`: the scheduled heal (`schedule: %HEAL_SCHEDULE%`).
+pub mod timer {
+    pub const FUNCTION: &str = "function-heal-timer";
+    pub const TIMER: &str = "timer";
+    pub const ENQUEUE: &str = "enqueue";
+}

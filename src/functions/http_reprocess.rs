@@ -57,7 +57,20 @@ pub async fn handle(
             ),
         );
     }
+    if parsed.heal.is_some() {
+        return HttpReply::json(
+            400,
+            error_body(
+                "invalid_field",
+                "heal is only for the heal timer's continuation messages",
+                json!({ "fields": [{ "field": "heal", "reason": "not accepted over HTTP" }] }),
+            ),
+        );
+    }
     let deadline = Instant::now() + settings.http_budget;
+    if !parsed.drift_packages.is_empty() {
+        return super::http_drift::handle(state, &parsed, dry_run, deadline, invocation_id, response).await;
+    }
     if dry_run {
         let mut body = dry_run::report(&state.services().await.graph, &parsed.targets, &parsed.scopes, deadline).await;
         body["invocationId"] = json!(invocation_id);

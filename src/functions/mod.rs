@@ -5,9 +5,13 @@
 pub mod alert_reprocess;
 pub mod bindings;
 mod http;
+mod http_drift;
 pub mod http_reprocess;
+mod queue_drift;
 mod queue_expand;
+mod queue_heal;
 pub mod queue_reprocess;
+pub mod timer_heal;
 
 use crate::config::Settings;
 use crate::host::{Envelope, EnvelopeError, HttpReply, InvokeResponse};
@@ -25,6 +29,7 @@ pub async fn dispatch(
 ) -> Option<Result<InvokeResponse, EnvelopeError>> {
     match function {
         bindings::queue::FUNCTION => Some(queue_reprocess::handle(state, envelope, invocation_id).await),
+        bindings::timer::FUNCTION => Some(timer_heal::handle(state, envelope, invocation_id).await),
         bindings::http::FUNCTION | bindings::alert::FUNCTION => {
             let mut response = InvokeResponse::default();
             let reply = match http::post_request(envelope, HTTP_REQUEST) {

@@ -77,6 +77,14 @@ pub async fn handle(
         .or_else(|| CorrelationId::parse(invocation_id))
         .unwrap_or_else(CorrelationId::new_random);
 
+    if let Some(listing) = request.heal {
+        super::queue_heal::handle(state, listing, &request, &correlation_id, source(), &mut response).await;
+        return Ok(response);
+    }
+    if !request.drift_packages.is_empty() {
+        super::queue_drift::handle(state, &request, &correlation_id, source(), &mut response).await;
+        return Ok(response);
+    }
     if !request.scopes.is_empty() {
         super::queue_expand::handle(state, &request, &correlation_id, source(), &mut response).await;
         return Ok(response);
