@@ -108,8 +108,16 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
             Err((code, message)) => to_response(&ctx, unauthorized(&ctx, code, message)),
             Ok(()) => {
                 let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                super::list::respond(&request, &state, &ctx, &segments)
+                super::directory_api::respond_get(&request, &state, &ctx, &segments)
+                    .unwrap_or_else(|| super::list::respond(&request, &state, &ctx, &segments))
             }
+        }
+    } else if method == "DELETE" {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match check_token(ctx.authorization, &state) {
+            Err((code, message)) => to_response(&ctx, unauthorized(&ctx, code, message)),
+            Ok(()) => super::directory_api::respond_delete(&state, &ctx, &segments)
+                .unwrap_or_else(|| ctx.http_error(400, "BadRequest", &format!("Invalid request URL '{path}'."))),
         }
     } else if path == "/v1.0/$batch" || path == "/beta/$batch" {
         let version = &path[1..path.len() - "/$batch".len()];
