@@ -2,6 +2,7 @@
 //! and drives it with envelopes as the Functions host sends them.
 
 mod alert;
+mod drift;
 mod helpers;
 mod hostile;
 mod http;
