@@ -57,6 +57,15 @@ param principalType string = 'User'
 @description('Also grant the Microsoft Graph app role to the identity (graph-permission.bicep). Needs Privileged Role Administrator; otherwise leave false and have an admin deploy graph-permission.bicep.')
 param grantGraphAppRole bool = false
 
+@description('Drift detection: grants the extra read app roles GroupMember.Read.All and Application.Read.All (with grantGraphAppRole, or when an admin deploys graph-permission.bicep with enableDriftDetection=true) and sets DRIFT_DETECTION_ENABLED.')
+param enableDriftDetection bool = false
+
+@description('Schedule of the heal timer (NCRONTAB with seconds); hourly by default.')
+param healSchedule string = '0 0 * * * *'
+
+@description('Comma-separated access package IDs the heal timer checks for drift (needs enableDriftDetection).')
+param driftPackageIds string = ''
+
 @description('Allow basic (publishing profile) auth on the SCM site. Leave false unless a deployment tool needs it.')
 param allowBasicPublishingCredentials bool = false
 
@@ -147,6 +156,9 @@ module functionApp 'modules/function-app.bicep' = {
     graphBaseUrl: graphBaseUrl
     graphApiVersion: graphApiVersion
     allowBasicPublishingCredentials: allowBasicPublishingCredentials
+    healSchedule: healSchedule
+    enableDriftDetection: enableDriftDetection
+    driftPackageIds: driftPackageIds
   }
 }
 
@@ -155,6 +167,7 @@ module graphPermission 'graph-permission.bicep' = if (grantGraphAppRole) {
   scope: rg
   params: {
     principalId: identity.outputs.principalId
+    enableDriftDetection: enableDriftDetection
   }
 }
 

@@ -128,6 +128,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         )
     });
     vars.push(("GRAPH_BASE_URL".into(), emulator.graph_base_url()));
+    // The emulated identity holds the read app roles drift detection needs (step 5).
+    if !vars.iter().any(|(k, _)| k == "DRIFT_DETECTION_ENABLED") {
+        vars.push(("DRIFT_DETECTION_ENABLED".into(), "true".into()));
+    }
     vars.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), handler_port.to_string()));
     let settings = Settings::from_vars(vars).context("invalid settings")?;
 

@@ -91,8 +91,11 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let started = Instant::now();
+    let mut demo = String::new();
     loop {
         let line = lines.next().expect("the sandbox ended early").unwrap();
+        demo.push_str(&line);
+        demo.push('\n');
         if line.contains("serving until") {
             break;
         }
@@ -102,6 +105,11 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         );
     }
     std::thread::spawn(move || for _ in lines {});
+    // Step 5: member removed by hand → drift found → reprocessed → membership back.
+    assert!(demo.contains("drift found: assignment 0c1d2e3f-4a5b-4c6d-8e7f-8a9b0c1d2e3f"), "{demo}");
+    assert!(demo.contains("not checked: \"SharePointOnline\""), "{demo}");
+    assert!(demo.contains("1 drifted, 1 reprocessed here"), "{demo}");
+    assert!(demo.contains("Carlos is a member of Engineering again"), "{demo}");
     let one = r#"{"assignmentIds":["0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10"]}"#;
 
     // Repeated query keys reach the handler joined, as the host passes them: refused, not last-wins.
