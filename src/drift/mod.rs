@@ -2,8 +2,8 @@
 //!
 //! For one package: read the roles it grants (one call), list its delivered assignments (the fan-out's
 //! listing, page by page), and for every distinct group or service principal among the checkable roles
-//! list who holds it (`$select=id`, up to 999 a page). The comparison is in memory, so the Graph calls
-//! are proportional to pages, never one per user. Roles that cannot be checked are reported with the
+//! list who holds it (`$select=id`, up to 999 a page), the listings side by side. The comparison is in
+//! memory, so the Graph calls are proportional to pages, never one per user. Roles that cannot be checked are reported with the
 //! reason (`roles`). Reprocessing the drifted assignments is the caller's (`functions::queue_drift`),
 //! through the shared transport and limiter; a dry run only reports them.
 
@@ -59,7 +59,11 @@ impl PackageDrift {
 }
 
 /// Detects drift for `package` before `deadline`.
-pub async fn detect(graph: &GraphClient, package: AccessPackageId, deadline: Instant) -> Result<PackageDrift, ListError> {
+pub async fn detect(
+    graph: &GraphClient,
+    package: AccessPackageId,
+    deadline: Instant,
+) -> Result<PackageDrift, ListError> {
     let mut reads = 1;
     let Some(granted) = package_roles(graph, &package, deadline).await? else {
         return Ok(PackageDrift {
@@ -74,45 +78,22 @@ pub async fn detect(graph: &GraphClient, package: AccessPackageId, deadline: Ins
     };
     let classified = classify(&granted);
 
-    // Delivered assignments and their targets, through the fan-out's own listing and checks.
-    let scope = Scope::AccessPackage(package);
-    let mut assignments: Vec<(AssignmentId, Option<Guid>)> = Vec::new();
-    let mut url = list::page_url(graph, &scope, None)?;
-    loop {
-        let page = list::fetch_page(graph, &scope, &url, deadline).await?;
-        reads += 1;
-        assignments.extend(page.items.iter().map(|a| {
-            let target = a.target.as_ref().and_then(|t| t.get("objectId")).and_then(|v| v.as_str());
-            (a.id, target.and_then(|t| Guid::parse(t).ok()))
-        }));
-        match page.next_link {
-            Some(next) => url = next,
-            None => break,
+    // Delivered assignments and who holds each distinct resource (one listing per group or service
+    // principal, not per role), listed side by side: each listing pages one nextLink after another.
+    let mut distinct: Vec<Holders> = Vec::new();
+    for (check, _) in &classified.checks {
+        if !distinct.contains(&check.holders()) {
+            distinct.push(check.holders());
         }
     }
-
-    // Who holds each distinct resource, one listing per group/service principal (not per role).
-    let mut held: HashMap<Holders, HashSet<(Guid, Option<AppRoleId>)>> = HashMap::new();
-    if !assignments.is_empty() {
-        for (check, _) in &classified.checks {
-            let holders = check.holders();
-            if held.contains_key(&holders) {
-                continue;
-            }
-            let mut set = HashSet::new();
-            let mut next = None;
-            loop {
-                let page = holders_page(graph, &holders, next.as_ref(), deadline).await?;
-                reads += 1;
-                set.extend(page.principals);
-                match page.next_link {
-                    Some(link) => next = Some(link),
-                    None => break,
-                }
-            }
-            held.insert(holders, set);
-        }
-    }
+    let holders = futures_util::future::try_join_all(distinct.iter().map(|h| list_holders(graph, *h, deadline)));
+    let ((assignments, assignment_reads), listed) =
+        futures_util::future::try_join(list_delivered(graph, package, deadline), holders).await?;
+    reads += assignment_reads + listed.iter().map(|(_, r)| r).sum::<usize>();
+    let held: HashMap<Holders, HashSet<(Guid, Option<AppRoleId>)>> = distinct
+        .into_iter()
+        .zip(listed.into_iter().map(|(set, _)| set))
+        .collect();
 
     let checked = classified
         .checks
@@ -150,6 +131,55 @@ pub async fn detect(graph: &GraphClient, package: AccessPackageId, deadline: Ins
         drifted,
         graph_reads: reads,
     })
+}
+
+/// Every delivered assignment of `package` with its target, through the fan-out's own listing and
+/// checks; and the pages read.
+async fn list_delivered(
+    graph: &GraphClient,
+    package: AccessPackageId,
+    deadline: Instant,
+) -> Result<(Vec<(AssignmentId, Option<Guid>)>, usize), ListError> {
+    let scope = Scope::AccessPackage(package);
+    let mut assignments = Vec::new();
+    let mut reads = 0;
+    let mut url = list::page_url(graph, &scope, None)?;
+    loop {
+        let page = list::fetch_page(graph, &scope, &url, deadline).await?;
+        reads += 1;
+        assignments.extend(page.items.iter().map(|a| {
+            let target = a
+                .target
+                .as_ref()
+                .and_then(|t| t.get("objectId"))
+                .and_then(|v| v.as_str());
+            (a.id, target.and_then(|t| Guid::parse(t).ok()))
+        }));
+        match page.next_link {
+            Some(next) => url = next,
+            None => return Ok((assignments, reads)),
+        }
+    }
+}
+
+/// Everyone `holders` lists, over all pages; and the pages read.
+async fn list_holders(
+    graph: &GraphClient,
+    holders: Holders,
+    deadline: Instant,
+) -> Result<(HashSet<(Guid, Option<AppRoleId>)>, usize), ListError> {
+    let mut set = HashSet::new();
+    let mut reads = 0;
+    let mut next = None;
+    loop {
+        let page = holders_page(graph, &holders, next.as_ref(), deadline).await?;
+        reads += 1;
+        set.extend(page.principals);
+        match page.next_link {
+            Some(link) => next = Some(link),
+            None => return Ok((set, reads)),
+        }
+    }
 }
 
 fn count_holding(check: &Check, set: &HashSet<(Guid, Option<AppRoleId>)>) -> usize {

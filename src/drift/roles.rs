@@ -89,9 +89,7 @@ pub fn classify(roles: &[GrantedRole]) -> Classified {
 fn check_for(granted: &GrantedRole) -> Result<Check, String> {
     let system = granted.origin_system.as_str();
     if system.eq_ignore_ascii_case("AadGroup") {
-        let group = |id: &str| {
-            GroupId::parse(id).map_err(|e| format!("the group's originId {:?} {e}", clip(id)))
-        };
+        let group = |id: &str| GroupId::parse(id).map_err(|e| format!("the group's originId {:?} {e}", clip(id)));
         let role = granted.role_origin_id.as_str();
         return match role.split_once('_') {
             Some((kind, id)) if kind.eq_ignore_ascii_case("Member") => Ok(Check::GroupMember(group(id)?)),
@@ -105,8 +103,7 @@ fn check_for(granted: &GrantedRole) -> Result<Check, String> {
     if system.eq_ignore_ascii_case("AadApplication") {
         let sp = ServicePrincipalId::parse(&granted.scope_origin_id)
             .map_err(|e| format!("the application's originId (its service principal) {e}"))?;
-        let role = AppRoleId::parse_any(&granted.role_origin_id)
-            .map_err(|e| format!("the app role's originId {e}"))?;
+        let role = AppRoleId::parse_any(&granted.role_origin_id).map_err(|e| format!("the app role's originId {e}"))?;
         return Ok(Check::AppRole(sp, role));
     }
     if system.eq_ignore_ascii_case("SharePointOnline") {

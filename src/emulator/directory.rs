@@ -84,10 +84,18 @@ impl Directory {
     }
 
     pub fn add_package_role(&mut self, package: &str, role: RoleScope) {
-        if let RoleScope { origin_system: "AadGroup", scope_origin_id, .. } = &role {
+        if let RoleScope {
+            origin_system: "AadGroup",
+            scope_origin_id,
+            ..
+        } = &role
+        {
             self.groups.entry(scope_origin_id.clone()).or_default();
         }
-        self.package_roles.entry(package.to_ascii_lowercase()).or_default().push(role);
+        self.package_roles
+            .entry(package.to_ascii_lowercase())
+            .or_default()
+            .push(role);
     }
 
     pub fn group_mut(&mut self, group: &str) -> &mut Group {
@@ -116,7 +124,11 @@ impl Directory {
     /// Gives `user` every role `package` grants (what delivery and reprocess do).
     pub fn grant(&mut self, package: &str, user: &str) {
         let user = user.to_ascii_lowercase();
-        let roles = self.package_roles.get(&package.to_ascii_lowercase()).cloned().unwrap_or_default();
+        let roles = self
+            .package_roles
+            .get(&package.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default();
         for role in roles {
             match (role.origin_system, role.role_origin_id.split_once('_')) {
                 ("AadGroup", Some(("Member", group))) => {

@@ -30,7 +30,12 @@ pub(super) fn respond_get(
         .into_owned()
         .collect();
     let option = |name: &str| options.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let unknown = |allowed: &[&str]| options.iter().find(|(k, _)| !allowed.contains(&k.as_str())).map(|(k, _)| k.clone());
+    let unknown = |allowed: &[&str]| {
+        options
+            .iter()
+            .find(|(k, _)| !allowed.contains(&k.as_str()))
+            .map(|(k, _)| k.clone())
+    };
     let refuse_unknown = |allowed: &[&str]| {
         unknown(allowed).map(|k| ctx.http_error(400, "BadRequest", &format!("Query option '{k}' is not supported.")))
     };
@@ -100,14 +105,23 @@ pub(super) fn respond_get(
             };
             let expand = option("$expand").unwrap_or_default();
             let (list, role_key, scope_key) = if version == "beta" {
-                ("accessPackageResourceRoleScopes", "accessPackageResourceRole", "accessPackageResourceScope")
+                (
+                    "accessPackageResourceRoleScopes",
+                    "accessPackageResourceRole",
+                    "accessPackageResourceScope",
+                )
             } else {
                 ("resourceRoleScopes", "role", "scope")
             };
             let mut body = json!({ "id": package.to_ascii_lowercase(), "displayName":
                 t.package_names.get(&package.to_ascii_lowercase()).cloned().unwrap_or_default(), "isHidden": false });
             if expand.starts_with(list) {
-                body[list] = Value::Array(roles.iter().map(|r| render_role_scope(r, role_key, scope_key)).collect());
+                body[list] = Value::Array(
+                    roles
+                        .iter()
+                        .map(|r| render_role_scope(r, role_key, scope_key))
+                        .collect(),
+                );
             }
             Some(json_ok(ctx, body))
         }
@@ -137,8 +151,15 @@ pub(super) fn respond_get(
             let items = requests
                 .iter()
                 .map(|r| {
-                    let state_text = if version == "beta" { pascal(r.state) } else { r.state.to_owned() };
-                    let completed = r.completed.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+                    let state_text = if version == "beta" {
+                        pascal(r.state)
+                    } else {
+                        r.state.to_owned()
+                    };
+                    let completed = r
+                        .completed
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
                     json!({ "id": r.id, state_key: state_text, date_key: completed })
                 })
                 .collect();
@@ -153,7 +174,12 @@ pub(super) fn respond_delete(state: &EmulatorState, ctx: &Ctx, segments: &[&str]
     let ["v1.0" | "beta", "groups", group, "members", user, "$ref"] = segments else {
         return None;
     };
-    let removed = state.tenant.lock().expect("tenant lock").directory.remove_member(group, user);
+    let removed = state
+        .tenant
+        .lock()
+        .expect("tenant lock")
+        .directory
+        .remove_member(group, user);
     Some(if removed {
         ctx.builder(204).finish()
     } else {
@@ -165,10 +191,16 @@ fn render_role_scope(r: &RoleScope, role_key: &str, scope_key: &str) -> Value {
     let role_id = format!("{}-role", &r.scope_origin_id.chars().take(8).collect::<String>());
     let mut v = Map::new();
     v.insert("id".into(), json!(format!("{role_id}_{}", r.role_origin_id)));
-    v.insert(role_key.into(), json!({ "id": role_id, "displayName": r.role_name,
-        "originSystem": r.origin_system, "originId": r.role_origin_id }));
-    v.insert(scope_key.into(), json!({ "id": format!("{role_id}-scope"), "displayName": r.scope_name,
-        "originId": r.scope_origin_id, "originSystem": r.origin_system, "isRootScope": true }));
+    v.insert(
+        role_key.into(),
+        json!({ "id": role_id, "displayName": r.role_name,
+        "originSystem": r.origin_system, "originId": r.role_origin_id }),
+    );
+    v.insert(
+        scope_key.into(),
+        json!({ "id": format!("{role_id}-scope"), "displayName": r.scope_name,
+        "originId": r.scope_origin_id, "originSystem": r.origin_system, "isRootScope": true }),
+    );
     Value::Object(v)
 }
 
@@ -228,7 +260,11 @@ fn paged(
     let options: Vec<(String, String)> = url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
-    let offset = match options.iter().find(|(k, _)| k == "$skiptoken").map(|(_, v)| decode_skiptoken(v)) {
+    let offset = match options
+        .iter()
+        .find(|(k, _)| k == "$skiptoken")
+        .map(|(_, v)| decode_skiptoken(v))
+    {
         None => 0,
         Some(Some(offset)) => offset,
         Some(None) => return ctx.http_error(400, "BadRequest", "The $skiptoken is invalid or expired."),
@@ -242,7 +278,10 @@ fn paged(
     );
     body.insert("value".into(), Value::Array(value));
     if offset + page_size < total {
-        body.insert("@odata.nextLink".into(), json!(next_link(state, request, offset + page_size)));
+        body.insert(
+            "@odata.nextLink".into(),
+            json!(next_link(state, request, offset + page_size)),
+        );
     }
     json_ok(ctx, Value::Object(body))
 }

@@ -108,7 +108,10 @@ pub fn queue_envelope(function: &str, binding: &str, text: &str, meta: &QueueMes
 /// in "trigger" and is dropped). Shape as KarlGW/azfunc `trigger/timer_test.go` captures it.
 pub fn timer_envelope(function: &str, binding: &str, is_past_due: bool) -> String {
     let now = time::OffsetDateTime::now_utc();
-    let stamp = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let stamp = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
     let mut data = Map::new();
     data.insert(
         binding.into(),
@@ -120,7 +123,10 @@ pub fn timer_envelope(function: &str, binding: &str, is_past_due: bool) -> Strin
         }),
     );
     let mut metadata = Map::new();
-    metadata.insert("sys".into(), sys(function, &stamp(now), &crate::domain::Guid::new_random().to_string()));
+    metadata.insert(
+        "sys".into(),
+        sys(function, &stamp(now), &crate::domain::Guid::new_random().to_string()),
+    );
     json!({ "Data": data, "Metadata": metadata }).to_string()
 }
 

@@ -221,7 +221,10 @@ pub mod sample {
         use crate::emulator::directory::RoleScope;
         t.name_package(PACKAGE_ENGINEERING, "Engineering");
         let d = &mut t.directory;
-        d.add_package_role(PACKAGE_ENGINEERING, RoleScope::group_member(GROUP_ENGINEERING, "Engineering"));
+        d.add_package_role(
+            PACKAGE_ENGINEERING,
+            RoleScope::group_member(GROUP_ENGINEERING, "Engineering"),
+        );
         d.add_package_role(
             PACKAGE_ENGINEERING,
             RoleScope::app_role(SP_BUILD_PORTAL, APP_ROLE_BUILDER, "Build portal", "Builder"),
@@ -230,8 +233,14 @@ pub mod sample {
             PACKAGE_ENGINEERING,
             RoleScope::sharepoint_site("https://contoso.sharepoint.com/sites/engineering", "Members"),
         );
-        for (user, name, assignment) in [(USER_CARLOS, "Carlos Slattery", ENG_CARLOS), (USER_DIANA, "Diana Prince", ENG_DIANA)] {
-            let upn = format!("{}@contoso.example", name.split(' ').next().unwrap_or("").to_ascii_lowercase());
+        for (user, name, assignment) in [
+            (USER_CARLOS, "Carlos Slattery", ENG_CARLOS),
+            (USER_DIANA, "Diana Prince", ENG_DIANA),
+        ] {
+            let upn = format!(
+                "{}@contoso.example",
+                name.split(' ').next().unwrap_or("").to_ascii_lowercase()
+            );
             t.add_user(user, name, &upn);
             t.add_assignment(assignment, "delivered", PACKAGE_ENGINEERING, user);
             t.directory.grant(PACKAGE_ENGINEERING, user);

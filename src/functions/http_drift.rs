@@ -134,7 +134,14 @@ async fn dry(
     body["invocationId"] = json!(invocation_id);
     body["drift"] = Value::Array(packages);
     body["driftSummary"] = json!({ "packages": parsed.drift_packages.len(), "drifted": drifted, "graphReads": reads });
-    tracing::info!(packages = parsed.drift_packages.len(), drifted, graph_reads = reads, "drift dry run finished");
-    response.log(format!("drift dry run, nothing reprocessed: {drifted} drifted assignments"));
+    tracing::info!(
+        packages = parsed.drift_packages.len(),
+        drifted,
+        graph_reads = reads,
+        "drift dry run finished"
+    );
+    response.log(format!(
+        "drift dry run, nothing reprocessed: {drifted} drifted assignments"
+    ));
     HttpReply::json(200, body)
 }

@@ -47,7 +47,9 @@ pub(super) async fn handle(
             let attempt = request.attempt + 1;
             let retry = ReprocessRequest::drift(package, correlation_id).requeued(attempt, e.retry_after_seconds());
             response.enqueue(b::ENQUEUE, retry.to_texts());
-            response.log(format!("drift detection for {package} failed ({e}); re-enqueued as attempt {attempt}"));
+            response.log(format!(
+                "drift detection for {package} failed ({e}); re-enqueued as attempt {attempt}"
+            ));
             return;
         }
         Err(e) => {
@@ -55,7 +57,10 @@ pub(super) async fn handle(
             let mut work = ReprocessRequest::drift(package, correlation_id);
             work.attempt = request.attempt;
             let reason = format!("drift detection for access package {package} failed: {e}");
-            response.enqueue(b::DEAD_LETTER, DeadLetter::work(reason, work, Vec::new(), source).into_texts());
+            response.enqueue(
+                b::DEAD_LETTER,
+                DeadLetter::work(reason, work, Vec::new(), source).into_texts(),
+            );
             response.log(format!("drift detection dead-lettered: {e}"));
             return;
         }
@@ -82,7 +87,10 @@ pub(super) async fn handle(
     if let Some(drifted) = body["drifted"].as_array_mut() {
         for d in drifted {
             let id = d["assignmentId"].as_str().unwrap_or_default().to_owned();
-            d["reprocess"] = outcomes.get(&id).cloned().unwrap_or_else(|| json!({ "outcome": "enqueued" }));
+            d["reprocess"] = outcomes
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| json!({ "outcome": "enqueued" }));
         }
     }
     tracing::info!(
@@ -119,5 +127,8 @@ fn split(request: &ReprocessRequest, correlation_id: &CorrelationId, response: &
         messages.push(rest);
     }
     response.enqueue(b::ENQUEUE, messages.iter().flat_map(ReprocessRequest::to_texts));
-    response.log(format!("split into {} messages (one per drift package)", messages.len()));
+    response.log(format!(
+        "split into {} messages (one per drift package)",
+        messages.len()
+    ));
 }

@@ -55,15 +55,24 @@ pub(super) async fn handle(
         }
         Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {
             let attempt = request.attempt + 1;
-            let retry = ReprocessRequest::heal(listing, next_link, correlation_id).requeued(attempt, e.retry_after_seconds());
+            let retry =
+                ReprocessRequest::heal(listing, next_link, correlation_id).requeued(attempt, e.retry_after_seconds());
             response.enqueue(b::ENQUEUE, retry.to_texts());
-            response.log(format!("heal {} failed ({e}); re-enqueued as attempt {attempt}", listing.name()));
+            response.log(format!(
+                "heal {} failed ({e}); re-enqueued as attempt {attempt}",
+                listing.name()
+            ));
         }
         Err(e) => {
             tracing::error!(listing = %listing.name(), error = %e, "heal listing dead-lettered");
             let mut work = ReprocessRequest::heal(listing, next_link, correlation_id);
             work.attempt = request.attempt;
-            let record = DeadLetter::work(format!("heal listing {} failed: {e}", listing.name()), work, Vec::new(), source);
+            let record = DeadLetter::work(
+                format!("heal listing {} failed: {e}", listing.name()),
+                work,
+                Vec::new(),
+                source,
+            );
             response.enqueue(b::DEAD_LETTER, record.into_texts());
             response.log(format!("heal listing dead-lettered: {e}"));
         }

@@ -25,7 +25,8 @@ pub async fn handle(
 ) -> Result<InvokeResponse, EnvelopeError> {
     let trigger = TimerTrigger::from_envelope(envelope, b::TIMER)?;
     let settings = &state.settings;
-    let correlation_id = CorrelationId::parse(&format!("heal-{invocation_id}")).unwrap_or_else(CorrelationId::new_random);
+    let correlation_id =
+        CorrelationId::parse(&format!("heal-{invocation_id}")).unwrap_or_else(CorrelationId::new_random);
     tracing::info!(
         correlation_id = %correlation_id,
         is_past_due = trigger.is_past_due,

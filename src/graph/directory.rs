@@ -101,7 +101,10 @@ pub fn holders_permission(holders: &Holders) -> (&'static str, String) {
     match holders {
         Holders::GroupMembers(g) => (GROUP_MEMBER_READ, format!("the members of group {g}")),
         Holders::GroupOwners(g) => (GROUP_MEMBER_READ, format!("the owners of group {g}")),
-        Holders::AppRoleAssignedTo(sp) => (APPLICATION_READ, format!("the app-role assignments of service principal {sp}")),
+        Holders::AppRoleAssignedTo(sp) => (
+            APPLICATION_READ,
+            format!("the app-role assignments of service principal {sp}"),
+        ),
     }
 }
 
@@ -140,7 +143,10 @@ pub async fn holders_page(
         .iter()
         .filter_map(|e| {
             if app_roles {
-                let role = e.get("appRoleId").and_then(Value::as_str).and_then(|s| AppRoleId::parse_any(s).ok());
+                let role = e
+                    .get("appRoleId")
+                    .and_then(Value::as_str)
+                    .and_then(|s| AppRoleId::parse_any(s).ok());
                 Some((guid(e, "principalId")?, Some(role?)))
             } else {
                 Some((guid(e, "id")?, None))
@@ -199,13 +205,17 @@ pub async fn heal_page(
         .get("value")
         .and_then(Value::as_array)
         .ok_or_else(|| ListError::BadBody("no `value` array".into()))?;
-    let text = |e: &Value, keys: &[&str]| keys.iter().find_map(|k| e.get(*k).and_then(Value::as_str)).map(str::to_owned);
+    let text = |e: &Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| e.get(*k).and_then(Value::as_str))
+            .map(str::to_owned)
+    };
     let items = entries
         .iter()
         .filter_map(|e| {
             let id = Guid::parse(e.get("id")?.as_str()?).ok()?;
-            let completed = text(e, &["completedDateTime", "completedDate"])
-                .and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok());
+            let completed =
+                text(e, &["completedDateTime", "completedDate"]).and_then(|t| OffsetDateTime::parse(&t, &Rfc3339).ok());
             Some(HealItem {
                 id,
                 state: text(e, &["state", "requestState", "assignmentState"]),

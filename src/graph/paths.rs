@@ -321,7 +321,11 @@ pub fn heal_first_page(base: &Url, version: ApiVersion, listing: &HealListing) -
             with_query(
                 base,
                 &assignments_path(version),
-                &[("$filter", &filter), ("$expand", "target,accessPackage"), ("$select", select)],
+                &[
+                    ("$filter", &filter),
+                    ("$expand", "target,accessPackage"),
+                    ("$select", select),
+                ],
             )
         }
     }

@@ -4,8 +4,8 @@
 
 use super::ReprocessRequest;
 use super::field::{self, KNOWN_FIELDS};
-use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
 use crate::domain::heal::HealListing;
+use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
 use crate::domain::{Scope, Target, Targets};
 use crate::json::{StrictJsonError, parse_strict, value_budget};
 use serde::Serialize;

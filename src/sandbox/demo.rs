@@ -86,7 +86,13 @@ async fn drift(shim: &Shim) {
          (DELETE /v1.0/groups/{group}/members/{user}/$ref); his assignment {} still says Delivered",
         sample::ENG_CARLOS
     );
-    shim.emulator.state.tenant.lock().expect("tenant lock").directory.remove_member(group, user);
+    shim.emulator
+        .state
+        .tenant
+        .lock()
+        .expect("tenant lock")
+        .directory
+        .remove_member(group, user);
     let body = json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_ENGINEERING] } }).to_string();
     println!("   POST /api/reprocess?dryRun=true {body}");
     let mut call = HttpCall::post_json("reprocess", &body);
@@ -108,7 +114,10 @@ async fn drift(shim: &Shim) {
         }
     }
     for n in package["notChecked"].as_array().into_iter().flatten() {
-        println!("   -> not checked: {} {}: {}", n["originSystem"], n["resource"], n["reason"]);
+        println!(
+            "   -> not checked: {} {}: {}",
+            n["originSystem"], n["resource"], n["reason"]
+        );
     }
     println!("   POST /api/reprocess {body}");
     let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
@@ -116,7 +125,14 @@ async fn drift(shim: &Shim) {
     for message in outcome.enqueued {
         run_queue_message(shim, &message, 1).await;
     }
-    let back = shim.emulator.state.tenant.lock().expect("tenant lock").directory.is_member(group, user);
+    let back = shim
+        .emulator
+        .state
+        .tenant
+        .lock()
+        .expect("tenant lock")
+        .directory
+        .is_member(group, user);
     println!(
         "   -> Carlos {} a member of Engineering again",
         if back { "is" } else { "is NOT" }

@@ -49,7 +49,8 @@ fn gets_to(app: &TestApp, fragment: &str) -> Vec<String> {
 fn dry_run_reports_drift_page_by_page_without_reprocessing() {
     let group = generated_id(0x61, 1);
     let mut t = Tenant::default();
-    t.directory.add_package_role(sample::PACKAGE_SALES, RoleScope::group_member(&group, "Sales team"));
+    t.directory
+        .add_package_role(sample::PACKAGE_SALES, RoleScope::group_member(&group, "Sales team"));
     let people = users(7);
     let assignments = add_delivered(&mut t, sample::PACKAGE_SALES, &people, 0x52);
     let state = EmulatorState::new(t);
@@ -72,7 +73,11 @@ fn dry_run_reports_drift_page_by_page_without_reprocessing() {
     // 7 assignments and 6 members at 3 a page: 3 + 2 pages, plus the package itself.
     let members = gets_to(&app, &format!("/groups/{group}/members"));
     assert_eq!(members.len(), 2, "{members:?}");
-    assert!(members.iter().all(|m| m.contains("%24select=id") || m.contains("$select=id")));
+    assert!(
+        members
+            .iter()
+            .all(|m| m.contains("%24select=id") || m.contains("$select=id"))
+    );
     assert!(members[1].contains("skiptoken"));
     assert_eq!(package["graphReads"], 1 + 3 + 2);
     assert_eq!(body["driftSummary"]["drifted"], 1);
@@ -105,8 +110,10 @@ fn a_user_in_several_packages_and_a_role_granted_by_two_packages() {
             .iter()
             .map(|d| {
                 let roles = d["missing"].as_array().unwrap();
-                let mut groups: Vec<String> =
-                    roles.iter().map(|r| r["resourceOriginId"].as_str().unwrap().to_owned()).collect();
+                let mut groups: Vec<String> = roles
+                    .iter()
+                    .map(|r| r["resourceOriginId"].as_str().unwrap().to_owned())
+                    .collect();
                 groups.sort();
                 (d["assignmentId"].as_str().unwrap().to_owned(), groups)
             })
@@ -115,7 +122,10 @@ fn a_user_in_several_packages_and_a_role_granted_by_two_packages() {
     let mut both = vec![g1.clone(), shared.clone()];
     both.sort();
     assert_eq!(missing(&body["drift"][0]), vec![(in_p1[0].clone(), both)]);
-    assert_eq!(missing(&body["drift"][1]), vec![(in_p2[0].clone(), vec![shared.clone()])]);
+    assert_eq!(
+        missing(&body["drift"][1]),
+        vec![(in_p2[0].clone(), vec![shared.clone()])]
+    );
     // One members listing per group per package, never one call per user.
     assert_eq!(gets_to(&app, &format!("/groups/{shared}/members")).len(), 2);
     assert!(app.graph_posts().is_empty());
@@ -153,23 +163,45 @@ fn without_the_read_permissions_drift_detection_is_off_and_says_which_app_role_i
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "drift_detection_off");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains(GROUP_MEMBER_READ) && message.contains(APPLICATION_READ), "{message}");
-    let reply = app.queue_message(&format!(r#"{{"detectDriftFor":{{"accessPackageIds":["{}"]}}}}"#, sample::PACKAGE_ENGINEERING));
+    assert!(
+        message.contains(GROUP_MEMBER_READ) && message.contains(APPLICATION_READ),
+        "{message}"
+    );
+    let reply = app.queue_message(&format!(
+        r#"{{"detectDriftFor":{{"accessPackageIds":["{}"]}}}}"#,
+        sample::PACKAGE_ENGINEERING
+    ));
     let dead = reply.output_messages("deadLetter");
-    assert!(dead[0]["reason"].as_str().unwrap().contains(GROUP_MEMBER_READ), "{dead:?}");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains(GROUP_MEMBER_READ),
+        "{dead:?}"
+    );
     assert!(app.emulator.state.graph_requests().is_empty());
 
     // On, but Graph refuses the membership read: 403 naming GroupMember.Read.All, and a dead letter.
     let app = spawn_app_env(ON);
-    app.emulator.state.tenant.lock().unwrap().directory.granted_reads.remove(GROUP_MEMBER_READ);
+    app.emulator
+        .state
+        .tenant
+        .lock()
+        .unwrap()
+        .directory
+        .granted_reads
+        .remove(GROUP_MEMBER_READ);
     let (status, body) = dry_run_drift(&app, &[sample::PACKAGE_ENGINEERING]);
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "missing_permission");
     assert_eq!(body["error"]["missingAppRole"], GROUP_MEMBER_READ);
-    let reply = app.queue_message(&format!(r#"{{"detectDriftFor":{{"accessPackageIds":["{}"]}}}}"#, sample::PACKAGE_ENGINEERING));
+    let reply = app.queue_message(&format!(
+        r#"{{"detectDriftFor":{{"accessPackageIds":["{}"]}}}}"#,
+        sample::PACKAGE_ENGINEERING
+    ));
     let dead = reply.output_messages("deadLetter");
     assert_eq!(dead.len(), 1, "{}", reply.json);
-    assert!(dead[0]["reason"].as_str().unwrap().contains(GROUP_MEMBER_READ), "{dead:?}");
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains(GROUP_MEMBER_READ),
+        "{dead:?}"
+    );
     assert!(app.graph_posts().is_empty());
 }
 
@@ -178,17 +210,35 @@ fn queued_drift_detection_reprocesses_the_drifted_and_the_membership_comes_back(
     let app = spawn_app_env(ON);
     let state = &app.emulator.state;
     // A member removed by hand.
-    assert!(state.tenant.lock().unwrap().directory.is_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS));
-    state.tenant.lock().unwrap().directory.remove_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS);
+    assert!(
+        state
+            .tenant
+            .lock()
+            .unwrap()
+            .directory
+            .is_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS)
+    );
+    state
+        .tenant
+        .lock()
+        .unwrap()
+        .directory
+        .remove_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS);
 
-    let body = format!(r#"{{"detectDriftFor":{{"accessPackageIds":["{}"]}}}}"#, sample::PACKAGE_ENGINEERING);
+    let body = format!(
+        r#"{{"detectDriftFor":{{"accessPackageIds":["{}"]}}}}"#,
+        sample::PACKAGE_ENGINEERING
+    );
     let reply = app.post_ids(&body);
     let (status, _, accepted) = reply.res();
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["enqueued"]["driftMessages"], 1);
     let messages = reply.output_messages("enqueue");
     assert_eq!(messages.len(), 1);
-    assert!(app.emulator.state.graph_requests().is_empty(), "the HTTP call read Graph");
+    assert!(
+        app.emulator.state.graph_requests().is_empty(),
+        "the HTTP call read Graph"
+    );
     let reply = app.queue_message(&messages[0].to_string());
     assert_eq!(reply.status, 200);
     let log = reply.json["Logs"][0].as_str().unwrap().to_owned();
@@ -196,7 +246,11 @@ fn queued_drift_detection_reprocesses_the_drifted_and_the_membership_comes_back(
     let tenant = state.tenant.lock().unwrap();
     assert_eq!(tenant.reprocess_count(sample::ENG_CARLOS), 1);
     assert_eq!(tenant.reprocess_count(sample::ENG_DIANA), 0);
-    assert!(tenant.directory.is_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS));
+    assert!(
+        tenant
+            .directory
+            .is_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS)
+    );
     drop(tenant);
     assert!(app.stdout_contains("drift detected"));
     assert!(app.stdout().contains(r#"\"outcome\":\"accepted\""#) || app.stdout().contains(r#""outcome":"accepted""#));
@@ -212,23 +266,39 @@ fn the_timer_heals_failed_requests_inside_the_window_only_and_reports_failed_ass
     let reply = app.invoke(TIMER_FUNCTION, &fixture("timer_past_due.json"));
     assert_eq!(reply.status, 200, "{}", reply.json);
     let messages = reply.output_messages("enqueue");
-    let requests: Vec<&Value> = messages.iter().filter(|m| m.get("assignmentRequestIds").is_some()).collect();
+    let requests: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m.get("assignmentRequestIds").is_some())
+        .collect();
     assert_eq!(requests.len(), 1, "{messages:?}");
-    assert_eq!(requests[0]["assignmentRequestIds"], serde_json::json!([sample::REQUEST_FAILED]));
+    assert_eq!(
+        requests[0]["assignmentRequestIds"],
+        serde_json::json!([sample::REQUEST_FAILED])
+    );
     let correlation = requests[0]["correlationId"].as_str().unwrap();
     assert!(correlation.starts_with("heal-"), "{correlation}");
     let drift: Vec<&Value> = messages.iter().filter(|m| m.get("detectDriftFor").is_some()).collect();
     assert_eq!(drift.len(), 1);
     assert_eq!(drift[0]["correlationId"], correlation);
     let log = reply.json["Logs"][0].as_str().unwrap();
-    assert!(log.contains("1 enqueued for reprocess, 1 outside the 14-day window"), "{log}");
+    assert!(
+        log.contains("1 enqueued for reprocess, 1 outside the 14-day window"),
+        "{log}"
+    );
     assert!(log.contains("10 failed assignments reported"), "{log}");
     assert!(app.stdout_contains("heal run summary"));
     // Graph filtered the state; the window was applied to the pages (no completedDateTime filter).
     let lists = gets_to(&app, "assignmentRequests");
     assert!(lists.iter().any(|p| p.contains("deliveryFailed")), "{lists:?}");
-    assert!(lists.iter().all(|p| !p.contains("completedDateTime%20") && !p.contains("completedDateTime+")));
-    assert!(app.graph_posts().is_empty(), "the timer reprocessed in its own invocation");
+    assert!(
+        lists
+            .iter()
+            .all(|p| !p.contains("completedDateTime%20") && !p.contains("completedDateTime+"))
+    );
+    assert!(
+        app.graph_posts().is_empty(),
+        "the timer reprocessed in its own invocation"
+    );
 
     // Through the queue: the request in the window is reprocessed, the stale one never.
     let drained = app.drain(requests.into_iter().cloned().collect(), true);
@@ -253,7 +323,11 @@ fn a_heal_listing_resumes_page_by_page_on_the_queue_and_refuses_a_widened_link()
     let tenant = app.emulator.state.tenant.lock().unwrap();
     // Completed 0, 4, 8, 12 days ago are inside the window; 16 days ago is not.
     for i in 0..5 {
-        assert_eq!(tenant.reprocess_count(&generated_id(0x71, i)), u32::from(i < 4), "request {i}");
+        assert_eq!(
+            tenant.reprocess_count(&generated_id(0x71, i)),
+            u32::from(i < 4),
+            "request {i}"
+        );
     }
     drop(tenant);
     let pages = gets_to(&app, "assignmentRequests");
@@ -263,7 +337,8 @@ fn a_heal_listing_resumes_page_by_page_on_the_queue_and_refuses_a_widened_link()
     let forged = format!(
         "{base}/v1.0/identityGovernance/entitlementManagement/assignmentRequests?$filter=state%20eq%20%27delivered%27&$select=id,state,completedDateTime&$skiptoken=RFNwdF2x2"
     );
-    let reply = app.queue_message(&serde_json::json!({ "heal": "requests:deliveryFailed", "nextLink": forged }).to_string());
+    let reply =
+        app.queue_message(&serde_json::json!({ "heal": "requests:deliveryFailed", "nextLink": forged }).to_string());
     let dead = reply.output_messages("deadLetter");
     assert_eq!(dead.len(), 1, "{}", reply.json);
     assert!(dead[0]["reason"].as_str().unwrap().contains("$filter"), "{dead:?}");

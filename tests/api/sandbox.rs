@@ -106,7 +106,10 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
     }
     std::thread::spawn(move || for _ in lines {});
     // Step 5: member removed by hand → drift found → reprocessed → membership back.
-    assert!(demo.contains("drift found: assignment 0c1d2e3f-4a5b-4c6d-8e7f-8a9b0c1d2e3f"), "{demo}");
+    assert!(
+        demo.contains("drift found: assignment 0c1d2e3f-4a5b-4c6d-8e7f-8a9b0c1d2e3f"),
+        "{demo}"
+    );
     assert!(demo.contains("not checked: \"SharePointOnline\""), "{demo}");
     assert!(demo.contains("1 drifted, 1 reprocessed here"), "{demo}");
     assert!(demo.contains("Carlos is a member of Engineering again"), "{demo}");
