@@ -69,10 +69,12 @@ pub(super) async fn run(shim: &Shim, port: u16) {
     for message in outcome.enqueued {
         run_queue_message(shim, &message, 1).await;
     }
-    let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
-    let done = (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
-        .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
-        .count();
+    let done = {
+        let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
+        (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
+            .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
+            .count()
+    };
     let lists = shim.emulator.state.graph_requests_with("GET").len();
     println!("   -> {done} assignments of the package reprocessed once each, after {lists} list pages");
     drift(shim).await;
