@@ -72,6 +72,9 @@ pub async fn heal_one_page(
     Ok(out)
 }
 
+/// Failed assignments listed by name in one summary event; the rest are counted.
+pub const MAX_REPORTED: usize = 200;
+
 /// A heal run's totals, logged as one summary event.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -80,6 +83,8 @@ pub struct HealSummary {
     pub requests_listed: usize,
     pub requests_enqueued: usize,
     pub requests_outside_window: usize,
+    pub failed_assignment_count: usize,
+    /// The first [`MAX_REPORTED`] failed assignments (the count has them all).
     pub failed_assignments: Vec<Value>,
     pub drift_packages_enqueued: usize,
     /// Listings handed to the queue to finish (budget ran out or Graph was throttling).
@@ -95,7 +100,10 @@ impl HealSummary {
         }
         self.requests_enqueued += page.to_reprocess.len();
         self.requests_outside_window += page.outside_window;
-        self.failed_assignments.extend(page.failed_assignments.iter().cloned());
+        self.failed_assignment_count += page.failed_assignments.len();
+        let room = MAX_REPORTED.saturating_sub(self.failed_assignments.len());
+        self.failed_assignments
+            .extend(page.failed_assignments.iter().take(room).cloned());
     }
 
     pub fn one_line(&self) -> String {
@@ -104,7 +112,7 @@ impl HealSummary {
             self.requests_listed,
             self.requests_enqueued,
             self.requests_outside_window,
-            self.failed_assignments.len(),
+            self.failed_assignment_count,
             self.drift_packages_enqueued,
             self.continued.len(),
             self.errors.len()

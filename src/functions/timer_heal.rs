@@ -88,7 +88,7 @@ pub async fn handle(
         summary = %serde_json::to_string(&summary).unwrap_or_default(),
         requests_enqueued = summary.requests_enqueued,
         requests_outside_window = summary.requests_outside_window,
-        failed_assignments = summary.failed_assignments.len(),
+        failed_assignments = summary.failed_assignment_count,
         drift_packages = summary.drift_packages_enqueued,
         errors = summary.errors.len(),
         "heal run summary"
