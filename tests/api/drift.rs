@@ -343,3 +343,35 @@ fn a_heal_listing_resumes_page_by_page_on_the_queue_and_refuses_a_widened_link()
     assert_eq!(dead.len(), 1, "{}", reply.json);
     assert!(dead[0]["reason"].as_str().unwrap().contains("$filter"), "{dead:?}");
 }
+
+#[test]
+fn beta_reads_the_beta_names_for_role_scopes_and_requests() {
+    let app = spawn_app_env(&[("DRIFT_DETECTION_ENABLED", "true"), ("GRAPH_API_VERSION", "beta")]);
+    app.emulator
+        .state
+        .tenant
+        .lock()
+        .unwrap()
+        .directory
+        .remove_member(sample::GROUP_ENGINEERING, sample::USER_DIANA);
+    let (status, body) = dry_run_drift(&app, &[sample::PACKAGE_ENGINEERING]);
+    assert_eq!(status, 200, "{body}");
+    let drifted = body["drift"][0]["drifted"].as_array().unwrap();
+    assert_eq!(drifted.len(), 1, "{body}");
+    assert_eq!(drifted[0]["assignmentId"], sample::ENG_DIANA);
+    let package = gets_to(&app, "/accessPackages/");
+    assert!(package[0].contains("accessPackageResourceRoleScopes"), "{package:?}");
+    assert!(gets_to(&app, "/beta/groups/").len() == 1);
+
+    let reply = app.invoke(TIMER_FUNCTION, &fixture("timer_past_due.json"));
+    let messages = reply.output_messages("enqueue");
+    let ids: Vec<&Value> = messages.iter().filter_map(|m| m.get("assignmentRequestIds")).collect();
+    assert_eq!(ids, [&serde_json::json!([sample::REQUEST_FAILED])], "{messages:?}");
+    let lists = gets_to(&app, "accessPackageAssignmentRequests");
+    assert!(
+        lists
+            .iter()
+            .any(|p| p.contains("requestState%20eq%20%27DeliveryFailed%27")),
+        "{lists:?}"
+    );
+}
