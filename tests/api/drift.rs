@@ -375,3 +375,47 @@ fn beta_reads_the_beta_names_for_role_scopes_and_requests() {
         "{lists:?}"
     );
 }
+
+#[test]
+fn more_drifted_than_http_sync_max_ids_go_out_as_id_messages() {
+    let app = spawn_app_env(&[("DRIFT_DETECTION_ENABLED", "true"), ("HTTP_SYNC_MAX_IDS", "1")]);
+    {
+        let mut tenant = app.emulator.state.tenant.lock().unwrap();
+        tenant
+            .directory
+            .remove_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS);
+        tenant
+            .directory
+            .remove_member(sample::GROUP_ENGINEERING, sample::USER_DIANA);
+    }
+    let message = format!(
+        r#"{{"detectDriftFor":{{"accessPackageIds":["{}"]}},"correlationId":"drift-1"}}"#,
+        sample::PACKAGE_ENGINEERING
+    );
+    let reply = app.queue_message(&message);
+    let out = reply.output_messages("enqueue");
+    assert_eq!(out.len(), 1, "{}", reply.json);
+    let mut ids: Vec<&str> = out[0]["assignmentIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, [sample::ENG_CARLOS, sample::ENG_DIANA]);
+    assert_eq!(out[0]["correlationId"], "drift-1");
+    assert!(app.graph_posts().is_empty(), "reprocessed in the detecting invocation");
+    let drained = app.drain(out, true);
+    assert!(drained.dead_letters.is_empty());
+    let tenant = app.emulator.state.tenant.lock().unwrap();
+    assert!(
+        tenant
+            .directory
+            .is_member(sample::GROUP_ENGINEERING, sample::USER_CARLOS)
+    );
+    assert!(
+        tenant
+            .directory
+            .is_member(sample::GROUP_ENGINEERING, sample::USER_DIANA)
+    );
+}
