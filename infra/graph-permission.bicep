@@ -13,6 +13,9 @@
 // Example:
 //   az deployment group create -g <rg> -f infra/graph-permission.bicep \
 //     -p principalId=<managed identity principal (object) id>
+// With enableDriftDetection=true it also grants the read roles drift detection needs
+// (least privilege per the Graph permission tables: GroupMember.Read.All for group
+// members/owners, Application.Read.All for servicePrincipals/{id}/appRoleAssignedTo).
 extension microsoftGraphV1
 
 @description('Object (principal) id of the managed identity service principal that receives the app role.')
@@ -20,6 +23,11 @@ param principalId string
 
 @description('Value of the Microsoft Graph application permission to grant.')
 param appRoleValue string = 'EntitlementManagement.ReadWrite.All'
+
+@description('Also grant GroupMember.Read.All and Application.Read.All, which drift detection needs. Off by default: least privilege.')
+param enableDriftDetection bool = false
+
+var driftReadRoles = enableDriftDetection ? ['GroupMember.Read.All', 'Application.Read.All'] : []
 
 // Microsoft Graph's well-known application (client) id; the same in every tenant.
 var microsoftGraphAppId = '00000003-0000-0000-c000-000000000000'
@@ -41,5 +49,17 @@ resource appRoleAssignment 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
   appRoleId: matchingAppRoles[0].id
 }
 
+resource driftReadAssignments 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for role in driftReadRoles: {
+    principalId: principalId
+    resourceId: microsoftGraph.id
+    appRoleId: filter(
+      microsoftGraph.appRoles,
+      r => r.value == role && contains(r.allowedMemberTypes, 'Application')
+    )[0].id
+  }
+]
+
+output driftReadAppRoleIds array = [for (role, i) in driftReadRoles: driftReadAssignments[i].appRoleId]
 output appRoleId string = appRoleAssignment.appRoleId
 output graphServicePrincipalId string = microsoftGraph.id

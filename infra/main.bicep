@@ -72,6 +72,14 @@ param allowedAccessPackageIds string = ''
 
 @description('Table of the durable audit records (AUDIT_TABLE_NAME).')
 param auditTableName string = 'reprocessaudit'
+@description('Drift detection: grants the extra read app roles GroupMember.Read.All and Application.Read.All (with grantGraphAppRole, or when an admin deploys graph-permission.bicep with enableDriftDetection=true) and sets DRIFT_DETECTION_ENABLED.')
+param enableDriftDetection bool = false
+
+@description('Schedule of the heal timer (NCRONTAB with seconds); hourly by default.')
+param healSchedule string = '0 0 * * * *'
+
+@description('Comma-separated access package IDs the heal timer checks for drift (needs enableDriftDetection).')
+param driftPackageIds string = ''
 
 @description('Allow basic (publishing profile) auth on the SCM site. Leave false unless a deployment tool needs it.')
 param allowBasicPublishingCredentials bool = false
@@ -171,6 +179,9 @@ module functionApp 'modules/function-app.bicep' = {
     graphBaseUrl: graphBaseUrl
     graphApiVersion: graphApiVersion
     allowBasicPublishingCredentials: allowBasicPublishingCredentials
+    healSchedule: healSchedule
+    enableDriftDetection: enableDriftDetection
+    driftPackageIds: driftPackageIds
   }
 }
 
@@ -188,6 +199,7 @@ module graphPermission 'graph-permission.bicep' = if (grantGraphAppRole && graph
   scope: rg
   params: {
     principalId: identity.outputs.principalId
+    enableDriftDetection: enableDriftDetection
   }
 }
 

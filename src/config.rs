@@ -55,6 +55,8 @@ struct RawSettings {
     operations_table_name: Option<String>,
     operations_retention_days: Option<u64>,
     operations_results_page_size: Option<usize>,
+    drift_detection_enabled: Option<String>,
+    drift_package_ids: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,11 @@ pub struct Settings {
     pub operations_retention: Duration,
     /// Per-ID results per status answer.
     pub operations_page_size: usize,
+    /// `DRIFT_DETECTION_ENABLED`: drift detection reads group memberships and app-role assignments,
+    /// which need Graph app roles beyond reprocess; off unless the infra granted them.
+    pub drift_detection: bool,
+    /// `DRIFT_PACKAGE_IDS`: packages the heal timer checks for drift on every run.
+    pub drift_package_ids: Vec<AccessPackageId>,
 }
 
 impl Settings {
@@ -255,6 +262,35 @@ impl Settings {
             1,
             crate::operations::RESULTS_PAGE_SIZE as u64,
         )? as usize;
+        let drift_detection = match raw.drift_detection_enabled.as_deref().map(str::trim) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(other) => {
+                return Err(invalid(
+                    "DRIFT_DETECTION_ENABLED",
+                    format!("must be true or false, got {other:?}"),
+                ));
+            }
+        };
+        let mut drift_package_ids = Vec::new();
+        for (i, part) in raw.drift_package_ids.as_deref().unwrap_or("").split(',').enumerate() {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let id = AccessPackageId::parse(part)
+                .map_err(|e| invalid("DRIFT_PACKAGE_IDS", format!("entry {} {e}", i + 1)))?;
+            if !drift_package_ids.contains(&id) {
+                drift_package_ids.push(id);
+            }
+        }
+        if !drift_package_ids.is_empty() && !drift_detection {
+            return Err(invalid(
+                "DRIFT_PACKAGE_IDS",
+                "is set but DRIFT_DETECTION_ENABLED is not true (drift detection needs GroupMember.Read.All and Application.Read.All)",
+            ));
+        }
 
         Ok(Self {
             port: raw.functions_customhandler_port.unwrap_or(8080),
@@ -282,6 +318,8 @@ impl Settings {
             operations_table,
             operations_retention: Duration::from_secs(retention_days * 86_400),
             operations_page_size,
+            drift_detection,
+            drift_package_ids,
         })
     }
 }

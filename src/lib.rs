@@ -14,12 +14,14 @@ pub mod audit;
 pub mod catalog_scope;
 pub mod config;
 pub mod domain;
+pub mod drift;
 pub mod dry_run;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod fanout;
 pub mod functions;
 pub mod graph;
+pub mod heal;
 pub mod host;
 pub mod json;
 pub mod message;

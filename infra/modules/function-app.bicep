@@ -40,6 +40,15 @@ param graphApiVersion string = 'v1.0'
 @description('Extra app settings (e.g. GRAPH_MAX_CONCURRENCY); the settings below take precedence over them.')
 param additionalAppSettings object = {}
 
+@description('Schedule of function-heal-timer (NCRONTAB with seconds), the HEAL_SCHEDULE app setting.')
+param healSchedule string = '0 0 * * * *'
+
+@description('Turns drift detection on (DRIFT_DETECTION_ENABLED); only with the read app roles granted (graph-permission.bicep enableDriftDetection).')
+param enableDriftDetection bool = false
+
+@description('Comma-separated access package IDs the heal timer checks for drift (DRIFT_PACKAGE_IDS).')
+param driftPackageIds string = ''
+
 @description('Zone-redundant Flex Consumption plan (supported regions only; pair with ZRS storage).')
 param zoneRedundant bool = false
 
@@ -131,6 +140,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       GRAPH_API_VERSION: graphApiVersion
       // Operation state, in the host's own storage account (AzureWebJobsStorage__* above).
       OPERATIONS_TABLE_NAME: operationsTableName
+      // function-heal-timer's schedule ("%HEAL_SCHEDULE%" in its function.json) and drift detection.
+      HEAL_SCHEDULE: healSchedule
+      DRIFT_DETECTION_ENABLED: enableDriftDetection ? 'true' : 'false'
+      DRIFT_PACKAGE_IDS: driftPackageIds
     })
   }
 

@@ -59,6 +59,15 @@ impl Guid {
         Self::parse(&text).expect("formatted GUID is valid")
     }
 
+    /// The nil GUID, which `parse` refuses; only app roles use it (default access).
+    fn zero() -> Self {
+        let mut out = [b'0'; 36];
+        for i in [8, 13, 18, 23] {
+            out[i] = b'-';
+        }
+        Self(out)
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII bytes are ever stored.
         std::str::from_utf8(&self.0).expect("GUID bytes are ASCII")
@@ -185,6 +194,29 @@ guid_newtype!(
     /// The `id` of an `accessPackageCatalog`.
     CatalogId
 );
+guid_newtype!(
+    /// The object ID of an Entra group (an `AadGroup` resource's scope `originId`).
+    GroupId
+);
+guid_newtype!(
+    /// The object ID of a service principal (an `AadApplication` resource's scope `originId`).
+    ServicePrincipalId
+);
+guid_newtype!(
+    /// The `id` of an app role (an `AadApplication` resource role's `originId`; all zeros is the
+    /// default-access role, which [`Guid::parse`] refuses, so it is read with [`AppRoleId::parse_any`]).
+    AppRoleId
+);
+
+impl AppRoleId {
+    /// Like `parse`, but also takes the all-zero GUID Entra uses for "default access".
+    pub fn parse_any(input: &str) -> Result<Self, GuidError> {
+        if input == "00000000-0000-0000-0000-000000000000" {
+            return Ok(Self(Guid::zero()));
+        }
+        Self::parse(input)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 pub mod alert;
 pub mod allowed;
 pub mod caller;
+pub mod heal;
 pub mod ids;
 pub mod outcome;
 pub mod scope;
@@ -13,7 +14,8 @@ pub mod targets;
 pub use allowed::{AllowedScope, Membership};
 pub use caller::Caller;
 pub use ids::{
-    AccessPackageId, AssignmentId, AssignmentRequestId, CatalogId, CorrelationId, Guid, GuidError, MessageKey, UserId,
+    AccessPackageId, AppRoleId, AssignmentId, AssignmentRequestId, CatalogId, CorrelationId, GroupId, Guid, GuidError,
+    MessageKey, ServicePrincipalId, UserId,
 };
 pub use outcome::{ItemResult, Outcome, Report, Summary};
 pub use scope::Scope;

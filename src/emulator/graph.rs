@@ -108,8 +108,29 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
             Err((code, message)) => to_response(&ctx, unauthorized(&ctx, code, message)),
             Ok(()) => {
                 let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-                super::list::respond(&request, &state, &ctx, &segments)
+                // Reads count against the same token bucket as writes, as Graph's identity throttling does.
+                if let Err(retry_after) = state.take_throttle_token() {
+                    let mut answer = ctx.error(429, "TooManyRequests", "Please retry again later.");
+                    answer.headers.push(("Retry-After", retry_after.to_string()));
+                    return finish(
+                        &state,
+                        &request,
+                        &ctx,
+                        client_request_id,
+                        authorization.is_some(),
+                        to_response(&ctx, answer),
+                    );
+                }
+                super::directory_api::respond_get(&request, &state, &ctx, &segments)
+                    .unwrap_or_else(|| super::list::respond(&request, &state, &ctx, &segments))
             }
+        }
+    } else if method == "DELETE" {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match check_token(ctx.authorization, &state) {
+            Err((code, message)) => to_response(&ctx, unauthorized(&ctx, code, message)),
+            Ok(()) => super::directory_api::respond_delete(&state, &ctx, &segments)
+                .unwrap_or_else(|| ctx.http_error(400, "BadRequest", &format!("Invalid request URL '{path}'."))),
         }
     } else if path == "/v1.0/$batch" || path == "/beta/$batch" {
         let version = &path[1..path.len() - "/$batch".len()];
@@ -117,13 +138,37 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
     } else {
         to_response(&ctx, call(&state, &ctx, &method, &path, true).await)
     };
+    finish(
+        &state,
+        &request,
+        &ctx,
+        client_request_id,
+        authorization.is_some(),
+        response,
+    )
+}
+
+/// Logs the request as it arrived, with the status it got.
+fn finish(
+    state: &EmulatorState,
+    request: &HttpRequest,
+    ctx: &Ctx<'_>,
+    client_request_id: Option<String>,
+    had_authorization: bool,
+    response: HttpResponse,
+) -> HttpResponse {
+    let content_length = request
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     state.graph_log.lock().expect("log lock").push(LoggedRequest {
         batched: false,
-        method,
+        method: request.method().to_string(),
         path_and_query: request.uri().to_string(),
         client_request_id,
-        had_authorization: authorization.is_some(),
-        content_length: header("content-length"),
+        had_authorization,
+        content_length,
         status: response.status().as_u16(),
         at: std::time::Instant::now(),
         token: ctx.token,

@@ -103,14 +103,31 @@ pub fn queue_envelope(function: &str, binding: &str, text: &str, meta: &QueueMes
     json!({ "Data": data, "Metadata": metadata }).to_string()
 }
 
-/// The body the host POSTs for a timer trigger: `Data.<binding>` is the serialized `TimerInfo`
-/// (`Schedule`, `ScheduleStatus`, `IsPastDue`), `Metadata` holds `sys`.
-pub fn timer_envelope(function: &str, binding: &str) -> String {
-    let meta = QueueMessageMeta::now(1);
-    let info = json!({ "Schedule": { "AdjustForDST": true }, "ScheduleStatus": null, "IsPastDue": false });
+/// The body the host POSTs for a timer trigger: `Data.<binding>` is the `TimerInfo` object itself
+/// (`JObject.FromObject`, not a string), `Metadata` only `sys` (the `TimerTrigger` binding data key ends
+/// in "trigger" and is dropped). Shape as KarlGW/azfunc `trigger/timer_test.go` captures it.
+pub fn timer_envelope(function: &str, binding: &str, is_past_due: bool) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
     let mut data = Map::new();
-    data.insert(binding.into(), host_string(&info.to_string()));
-    json!({ "Data": data, "Metadata": { "sys": sys(function, &meta.utc_now, &meta.rand_guid) } }).to_string()
+    data.insert(
+        binding.into(),
+        json!({
+            "Schedule": { "AdjustForDST": true },
+            "ScheduleStatus": { "Last": stamp(now - time::Duration::hours(1)), "Next": stamp(now + time::Duration::hours(1)),
+                                "LastUpdated": stamp(now - time::Duration::hours(1)) },
+            "IsPastDue": is_past_due
+        }),
+    );
+    let mut metadata = Map::new();
+    metadata.insert(
+        "sys".into(),
+        sys(function, &stamp(now), &crate::domain::Guid::new_random().to_string()),
+    );
+    json!({ "Data": data, "Metadata": metadata }).to_string()
 }
 
 /// A caller's HTTP request as the host's front end saw it.

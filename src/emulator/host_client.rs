@@ -26,6 +26,7 @@ pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
 pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
 pub const OPERATIONS_FUNCTION: &str = "function-operations";
 pub const CLEANUP_FUNCTION: &str = "function-operations-cleanup";
+pub const TIMER_FUNCTION: &str = "function-heal-timer";
 
 /// Names a prebuilt handler binary to drive instead of the one cargo built (CI runs the integration
 /// tests once against the packaged static binary).

@@ -115,11 +115,11 @@ pub(super) fn respond(request: &HttpRequest, state: &EmulatorState, ctx: &Ctx, s
     }
 }
 
-fn json_ok(ctx: &Ctx, body: Value) -> HttpResponse {
+pub(super) fn json_ok(ctx: &Ctx, body: Value) -> HttpResponse {
     ctx.builder(200).content_type("application/json").body(body.to_string())
 }
 
-fn injected_fault(state: &EmulatorState, ctx: &Ctx, key: &str) -> Option<HttpResponse> {
+pub(super) fn injected_fault(state: &EmulatorState, ctx: &Ctx, key: &str) -> Option<HttpResponse> {
     match state.faults.next_for(key)? {
         Fault::Status { status, retry_after } => {
             let mut response = ctx.http_error(status, "TooManyRequests", "Please retry again later.");
@@ -195,7 +195,7 @@ fn matches(clause: &Clause, a: &Assignment) -> bool {
 }
 
 /// Every query option as received (still encoded), minus the old `$skiptoken`, plus the new one.
-fn next_link(state: &EmulatorState, request: &HttpRequest, offset: usize) -> String {
+pub(super) fn next_link(state: &EmulatorState, request: &HttpRequest, offset: usize) -> String {
     let mut query: Vec<&str> = request
         .uri()
         .query()
@@ -218,7 +218,7 @@ fn encode_skiptoken(offset: usize) -> String {
     format!("RFNwdF{offset:x}x{}", offset % 7)
 }
 
-fn decode_skiptoken(token: &str) -> Option<usize> {
+pub(super) fn decode_skiptoken(token: &str) -> Option<usize> {
     let (hex, check) = token.strip_prefix("RFNwdF")?.split_once('x')?;
     let offset = usize::from_str_radix(hex, 16).ok()?;
     (check.parse::<usize>().ok()? == offset % 7).then_some(offset)

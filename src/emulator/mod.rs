@@ -8,6 +8,8 @@
 //!
 //! Only in builds with the `emulator` feature (the default); the deployed package is built without it.
 
+pub mod directory;
+mod directory_api;
 pub mod faults;
 mod graph;
 pub mod host;

@@ -1,6 +1,7 @@
 //! The emulated tenant's data: assignments and assignment requests in the states the Graph docs name,
 //! and the rules Graph applies to reprocess them.
 
+use super::directory::Directory;
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 
@@ -25,7 +26,7 @@ pub struct AssignmentRequest {
     pub reprocess_count: u32,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
     pub assignments: HashMap<String, Assignment>,
     pub requests: HashMap<String, AssignmentRequest>,
@@ -37,6 +38,22 @@ pub struct Tenant {
     pub package_catalogs: HashMap<String, String>,
     /// Catalog display names by ID.
     pub catalog_names: HashMap<String, String>,
+    /// Groups, app-role assignments and what each package grants (drift detection).
+    pub directory: Directory,
+}
+
+impl Default for Tenant {
+    fn default() -> Self {
+        Self {
+            assignments: HashMap::new(),
+            requests: HashMap::new(),
+            package_names: HashMap::new(),
+            users: HashMap::new(),
+            package_catalogs: HashMap::new(),
+            catalog_names: HashMap::new(),
+            directory: Directory::new(),
+        }
+    }
 }
 
 /// Why Graph refuses to reprocess, as (status, code, message).
@@ -85,6 +102,8 @@ impl Tenant {
             ));
         }
         a.reprocess_count += 1;
+        let (package, target) = (a.access_package_id.clone(), a.target_object_id.clone());
+        self.directory.grant(&package, &target);
         Ok(())
     }
 
@@ -222,8 +241,51 @@ pub mod sample {
         format!("a0a0a0a0-0000-4000-8000-{:012x}", i + 1)
     }
 
+    /// A package for drift detection: membership of [`GROUP_ENGINEERING`], the app role
+    /// [`APP_ROLE_BUILDER`] of [`SP_BUILD_PORTAL`], and a SharePoint site (reported as not checked).
+    /// [`USER_DIEGO`] and [`USER_DIANA`] hold delivered assignments and every role.
+    pub const PACKAGE_ENGINEERING: &str = "f1d2c3b4-a596-4877-8899-aabbccddeeff";
+    pub const GROUP_ENGINEERING: &str = "a1b2c3d4-0001-4abc-8def-000000000001";
+    pub const SP_BUILD_PORTAL: &str = "a1b2c3d4-0002-4abc-8def-000000000002";
+    pub const APP_ROLE_BUILDER: &str = "a1b2c3d4-0003-4abc-8def-000000000003";
+    pub const USER_DIEGO: &str = "e8d4c5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f";
+    pub const USER_DIANA: &str = "f9e5d6a7-b8c9-4d0e-9f1a-2b3c4d5e6f70";
+    pub const ENG_DIEGO: &str = "0c1d2e3f-4a5b-4c6d-8e7f-8a9b0c1d2e3f";
+    pub const ENG_DIANA: &str = "1d2e3f4a-5b6c-4d7e-8f8a-9b0c1d2e3f4a";
+
+    fn add_engineering(t: &mut super::Tenant) {
+        use crate::emulator::directory::RoleScope;
+        t.name_package(PACKAGE_ENGINEERING, "Engineering");
+        let d = &mut t.directory;
+        d.add_package_role(
+            PACKAGE_ENGINEERING,
+            RoleScope::group_member(GROUP_ENGINEERING, "Engineering"),
+        );
+        d.add_package_role(
+            PACKAGE_ENGINEERING,
+            RoleScope::app_role(SP_BUILD_PORTAL, APP_ROLE_BUILDER, "Build portal", "Builder"),
+        );
+        d.add_package_role(
+            PACKAGE_ENGINEERING,
+            RoleScope::sharepoint_site("https://contoso.sharepoint.com/sites/engineering", "Members"),
+        );
+        for (user, name, assignment) in [
+            (USER_DIEGO, "Diego Siciliani", ENG_DIEGO),
+            (USER_DIANA, "Diana Prince", ENG_DIANA),
+        ] {
+            let upn = format!(
+                "{}@contoso.example",
+                name.split(' ').next().unwrap_or("").to_ascii_lowercase()
+            );
+            t.add_user(user, name, &upn);
+            t.add_assignment(assignment, "delivered", PACKAGE_ENGINEERING, user);
+            t.directory.grant(PACKAGE_ENGINEERING, user);
+        }
+    }
+
     pub fn tenant() -> super::Tenant {
         let mut t = super::Tenant::default();
+        add_engineering(&mut t);
         t.name_package(PACKAGE_SALES, "Sales");
         t.name_package(PACKAGE_BULK, "All staff");
         t.add_user(USER_ADELE, "Adele Vance", "adelev@contoso.example");
@@ -234,7 +296,7 @@ pub mod sample {
         t.add_catalog(
             CATALOG_GENERAL,
             "General",
-            &[PACKAGE_SALES, PACKAGE_BULK, PACKAGE_VISITORS],
+            &[PACKAGE_SALES, PACKAGE_BULK, PACKAGE_VISITORS, PACKAGE_ENGINEERING],
         );
         t.add_catalog(CATALOG_HR, "Human resources", &[PACKAGE_PAYROLL]);
         t.add_assignment(VISITORS_CARLOS, "delivered", PACKAGE_VISITORS, USER_CARLOS);

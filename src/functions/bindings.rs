@@ -37,3 +37,9 @@ pub mod operations {
 pub mod cleanup {
     pub const FUNCTION: &str = "function-operations-cleanup";
 }
+/// `function-heal-timer/function.json`: the scheduled heal (`schedule: %HEAL_SCHEDULE%`).
+pub mod timer {
+    pub const FUNCTION: &str = "function-heal-timer";
+    pub const TIMER: &str = "timer";
+    pub const ENQUEUE: &str = "enqueue";
+}

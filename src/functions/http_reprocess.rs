@@ -78,6 +78,16 @@ pub async fn handle(
             );
         }
     }
+    if parsed.heal.is_some() {
+        return HttpReply::json(
+            400,
+            error_body(
+                "invalid_field",
+                "heal is only for the heal timer's continuation messages",
+                json!({ "fields": [{ "field": "heal", "reason": "not accepted over HTTP" }] }),
+            ),
+        );
+    }
     let deadline = Instant::now() + settings.http_budget;
     let caller = caller(request, "http", b::FUNCTION, invocation_id);
     let invocation = Invocation {
@@ -88,6 +98,9 @@ pub async fn handle(
         caller: caller.clone(),
         queue: None,
     };
+    if !parsed.drift_packages.is_empty() {
+        return super::http_drift::handle(state, &parsed, dry_run, deadline, invocation_id, response).await;
+    }
     if let Some(reply) = refuse_packages_out_of_scope(state, &parsed.scopes, &invocation, deadline, response).await {
         return reply;
     }

@@ -5,12 +5,16 @@
 pub mod alert_reprocess;
 pub mod bindings;
 mod http;
+mod http_drift;
 pub mod http_reprocess;
 pub mod operations;
 pub mod operations_cleanup;
+mod queue_drift;
 mod queue_expand;
+mod queue_heal;
 pub mod queue_reprocess;
 mod queue_track;
+pub mod timer_heal;
 pub mod tracked;
 
 use crate::config::Settings;
@@ -36,6 +40,7 @@ pub async fn dispatch(
             response.http(HTTP_RESPONSE, reply);
             Some(Ok(response))
         }
+        bindings::timer::FUNCTION => Some(timer_heal::handle(state, envelope, invocation_id).await),
         bindings::http::FUNCTION | bindings::alert::FUNCTION => {
             let mut response = InvokeResponse::default();
             let reply = match http::post_request(envelope, HTTP_REQUEST) {

@@ -106,6 +106,14 @@ async fn work(
         }),
     };
 
+    if let Some(listing) = request.heal {
+        super::queue_heal::handle(state, listing, &request, &correlation_id, source(), response).await;
+        return None;
+    }
+    if !request.drift_packages.is_empty() {
+        super::queue_drift::handle(state, &request, &correlation_id, source(), response).await;
+        return None;
+    }
     let mut done = Done::new(&request, &correlation_id);
     if !request.scopes.is_empty() {
         done.listed =

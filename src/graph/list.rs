@@ -29,6 +29,13 @@ pub enum ListError {
     },
     #[error("Graph refused to list ({code}: {message}); the identity needs the app role {REQUIRED_APP_ROLE}")]
     Denied { code: String, message: String },
+    #[error("Graph refused to read {what} ({code}: {message}); the identity needs the app role {permission}")]
+    MissingPermission {
+        what: String,
+        permission: &'static str,
+        code: String,
+        message: String,
+    },
     #[error("Graph answered {status} ({code}: {message})")]
     Rejected { status: u16, code: String, message: String },
     #[error("Graph's answer was not a collection page: {0}")]
@@ -207,7 +214,7 @@ pub fn parse_page(base: &Url, version: ApiVersion, scope: &Scope, body: &[u8]) -
     Ok(page)
 }
 
-fn error_from(status: u16, body: &[u8]) -> ListError {
+pub(super) fn error_from(status: u16, body: &[u8]) -> ListError {
     let error = graph_error_or_text(status, body);
     let (code, message) = (error.code, error.message);
     match StatusClass::of(status) {
@@ -218,7 +225,7 @@ fn error_from(status: u16, body: &[u8]) -> ListError {
 
 /// A GET through the transport, with the same retry rules as reprocess. Returns the status (2xx or
 /// 404) and the body; every other answer is an error.
-async fn get_json(client: &GraphClient, url: &Url, deadline: Instant) -> Result<(u16, Vec<u8>), ListError> {
+pub(super) async fn get_json(client: &GraphClient, url: &Url, deadline: Instant) -> Result<(u16, Vec<u8>), ListError> {
     let client_request_id = Guid::new_random();
     let request = GraphRequest {
         call: Call::Read,

@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod client;
 pub mod credential;
+pub mod directory;
 pub mod latency;
 pub mod limiter;
 

@@ -22,7 +22,8 @@
 //!   limits the page size (`concepts/paging.md`).
 
 use crate::config::ApiVersion;
-use crate::domain::{AccessPackageId, Scope, Target};
+use crate::domain::heal::{FailedState, HealListing};
+use crate::domain::{AccessPackageId, GroupId, Scope, ServicePrincipalId, Target};
 use std::collections::HashSet;
 use url::Url;
 
@@ -190,14 +191,17 @@ pub fn package_relative(version: ApiVersion, package: &AccessPackageId) -> Strin
 /// Accepts an `@odata.nextLink` only if it is on the configured Graph origin, on the assignments
 /// collection, without credentials or a fragment.
 pub fn checked_next_link(base: &Url, version: ApiVersion, link: &str) -> Result<Url, NextLinkError> {
+    checked_link_on(base, &assignments_path(version), link)
+}
+
+fn checked_link_on(base: &Url, expected_path: &str, link: &str) -> Result<Url, NextLinkError> {
     let url = Url::parse(link).map_err(|e| NextLinkError::Malformed(format!("not an absolute URL ({e})")))?;
     if url.origin() != base.origin() || !url.username().is_empty() || url.password().is_some() {
         return Err(NextLinkError::Foreign(url.origin().ascii_serialization()));
     }
-    let expected = assignments_path(version);
-    if url.path() != expected {
+    if url.path() != expected_path {
         return Err(NextLinkError::Malformed(format!(
-            "path {} is not {expected}",
+            "path {} is not {expected_path}",
             url.path()
         )));
     }
@@ -213,8 +217,14 @@ pub fn checked_next_link(base: &Url, version: ApiVersion, link: &str) -> Result<
 /// (another `$filter` lists other packages' assignments), so it is refused. The URL returned is
 /// rebuilt from the scope's first page plus those paging options: only Graph's tokens are carried over.
 pub fn continuation_url(base: &Url, version: ApiVersion, scope: &Scope, link: &str) -> Result<Url, NextLinkError> {
-    let url = checked_next_link(base, version, link)?;
-    let first = first_page_url(base, version, scope);
+    continuation_of(base, &first_page_url(base, version, scope), link)
+}
+
+/// The continuation at `link` of the listing whose first page is `first`, by the rule of
+/// [`continuation_url`]: same origin and path, the same query options, plus only Graph's paging options.
+/// Every listing (assignments, requests, members, app-role assignments) is held to it.
+pub fn continuation_of(base: &Url, first: &Url, link: &str) -> Result<Url, NextLinkError> {
+    let url = checked_link_on(base, first.path(), link)?;
     let expected: Vec<(String, String)> = first.query_pairs().into_owned().collect();
     let refuse = |why: String| Err(NextLinkError::Malformed(why));
     let mut seen: HashSet<&str> = HashSet::new();
@@ -255,9 +265,102 @@ pub fn continuation_url(base: &Url, version: ApiVersion, scope: &Scope, link: &s
     if !paging.iter().any(|(p, _)| *p == "$skiptoken" || *p == "$skip") {
         return refuse("it carries no $skiptoken or $skip, so it would list the first page again".into());
     }
-    let mut options: Vec<(&str, &str)> = expected.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut options: Vec<(&str, &str)> = expected
+        .iter()
+        .filter(|(k, _)| !paging.iter().any(|(p, _)| p == k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     options.extend(paging.iter().map(|(k, v)| (*k, v.as_str())));
-    Ok(with_query(base, &assignments_path(version), &options))
+    Ok(with_query(base, first.path(), &options))
+}
+
+/// Largest page the directory lists allow (`$top`, 1–999 for members, owners and app-role assignments).
+pub const DIRECTORY_PAGE: &str = "999";
+
+/// What holds a resource role: a group's members or owners, or the users assigned a service
+/// principal's app roles. Only GUID newtypes reach the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holders {
+    /// `GET /groups/{id}/members?$select=id` (`group-list-members.md`: GroupMember.Read.All).
+    GroupMembers(GroupId),
+    /// `GET /groups/{id}/owners?$select=id` (`group-list-owners.md`: GroupMember.Read.All).
+    GroupOwners(GroupId),
+    /// `GET /servicePrincipals/{id}/appRoleAssignedTo?$select=principalId,appRoleId`
+    /// (`serviceprincipal-list-approleassignedto.md`: Application.Read.All).
+    AppRoleAssignedTo(ServicePrincipalId),
+}
+
+/// First page of who holds a role. Both versions name these collections alike.
+pub fn holders_first_page(base: &Url, version: ApiVersion, holders: &Holders) -> Url {
+    let (path, select) = match holders {
+        Holders::GroupMembers(g) => (format!("/{}/groups/{g}/members", version.segment()), "id"),
+        Holders::GroupOwners(g) => (format!("/{}/groups/{g}/owners", version.segment()), "id"),
+        Holders::AppRoleAssignedTo(sp) => (
+            format!("/{}/servicePrincipals/{sp}/appRoleAssignedTo", version.segment()),
+            "principalId,appRoleId",
+        ),
+    };
+    with_query(base, &path, &[("$select", select), ("$top", DIRECTORY_PAGE)])
+}
+
+/// An access package with the roles it grants: v1.0 `accessPackages/{id}?$expand=resourceRoleScopes($expand=role,scope)`
+/// (`accesspackage-list-resourcerolescopes.md`); beta `accessPackageResourceRoleScopes($expand=accessPackageResourceRole,accessPackageResourceScope)`
+/// (`api-reference/beta/api/accesspackage-list-accesspackageresourcerolescopes.md`).
+pub fn package_roles_url(base: &Url, version: ApiVersion, package: &AccessPackageId) -> Url {
+    let expand = match version {
+        ApiVersion::V1 => "resourceRoleScopes($expand=role,scope)",
+        ApiVersion::Beta => {
+            "accessPackageResourceRoleScopes($expand=accessPackageResourceRole,accessPackageResourceScope)"
+        }
+    };
+    let path = format!("/{}/{EM}/accessPackages/{package}", version.segment());
+    with_query(base, &path, &[("$expand", expand)])
+}
+
+/// The failed states the heal timer looks for, in each version's spelling (v1.0 lower camel, beta
+/// PascalCase).
+pub fn failed_state(version: ApiVersion, state: FailedState) -> &'static str {
+    match (version, state) {
+        (ApiVersion::V1, FailedState::DeliveryFailed) => "deliveryFailed",
+        (ApiVersion::V1, FailedState::PartiallyDelivered) => "partiallyDelivered",
+        (ApiVersion::Beta, FailedState::DeliveryFailed) => "DeliveryFailed",
+        (ApiVersion::Beta, FailedState::PartiallyDelivered) => "PartiallyDelivered",
+    }
+}
+
+/// First page of a heal listing. Requests: v1.0 `state` supports `$filter (eq)`
+/// (`resources/accesspackageassignmentrequest.md`), beta shows `$filter=(requestState eq '…')`
+/// (`beta/api/accesspackageassignmentrequest-list.md`); `completedDateTime` (beta `completedDate`)
+/// documents no `$filter`, so the 14-day window is applied to each page here, not by Graph.
+/// Assignments: `state eq '…'` (beta `assignmentState`), as the fan-out's listing.
+pub fn heal_first_page(base: &Url, version: ApiVersion, listing: &HealListing) -> Url {
+    match listing {
+        HealListing::Requests(state) => {
+            let (filter, select) = match version {
+                ApiVersion::V1 => ("state", "id,state,completedDateTime"),
+                ApiVersion::Beta => ("requestState", "id,requestState,completedDate"),
+            };
+            let path = format!("/{}/{EM}/{}", version.segment(), requests(version));
+            let filter = format!("{filter} eq '{}'", failed_state(version, *state));
+            with_query(base, &path, &[("$filter", &filter), ("$select", select)])
+        }
+        HealListing::Assignments(state) => {
+            let (filter, select) = match version {
+                ApiVersion::V1 => ("state", "id,state,status"),
+                ApiVersion::Beta => ("assignmentState", "id,assignmentState,assignmentStatus"),
+            };
+            let filter = format!("{filter} eq '{}'", failed_state(version, *state));
+            with_query(
+                base,
+                &assignments_path(version),
+                &[
+                    ("$filter", &filter),
+                    ("$expand", "target,accessPackage"),
+                    ("$select", select),
+                ],
+            )
+        }
+    }
 }
 
 fn shorten(s: &str) -> String {

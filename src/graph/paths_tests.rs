@@ -190,3 +190,56 @@ fn continuations_keep_the_scopes_query_and_only_add_graphs_paging() {
         );
     }
 }
+
+#[test]
+fn drift_and_heal_urls_in_each_version_s_documented_forms() {
+    let g = GroupId::parse(U).unwrap();
+    let members = holders_first_page(&base(), ApiVersion::V1, &Holders::GroupMembers(g));
+    assert_eq!(
+        members.as_str(),
+        format!("https://graph.microsoft.com/v1.0/groups/{U}/members?$select=id&$top=999")
+    );
+    let sp = ServicePrincipalId::parse(P).unwrap();
+    let assigned = holders_first_page(&base(), ApiVersion::Beta, &Holders::AppRoleAssignedTo(sp));
+    assert_eq!(
+        assigned.as_str(),
+        format!(
+            "https://graph.microsoft.com/beta/servicePrincipals/{P}/appRoleAssignedTo?$select=principalId,appRoleId&$top=999"
+        )
+    );
+    let package = AccessPackageId::parse(P).unwrap();
+    assert_eq!(
+        package_roles_url(&base(), ApiVersion::V1, &package).as_str(),
+        format!(
+            "https://graph.microsoft.com/v1.0/identityGovernance/entitlementManagement/accessPackages/{P}?$expand=resourceRoleScopes%28%24expand%3Drole,scope%29"
+        )
+    );
+    let failed = HealListing::Requests(FailedState::DeliveryFailed);
+    assert_eq!(
+        heal_first_page(&base(), ApiVersion::V1, &failed).as_str(),
+        "https://graph.microsoft.com/v1.0/identityGovernance/entitlementManagement/assignmentRequests?$filter=state%20eq%20%27deliveryFailed%27&$select=id,state,completedDateTime"
+    );
+    assert!(
+        heal_first_page(&base(), ApiVersion::Beta, &failed)
+            .as_str()
+            .contains("accessPackageAssignmentRequests?$filter=requestState%20eq%20%27DeliveryFailed%27")
+    );
+}
+
+#[test]
+fn a_members_continuation_cannot_move_to_another_group_or_widen_the_select() {
+    let g = GroupId::parse(U).unwrap();
+    let first = holders_first_page(&base(), ApiVersion::V1, &Holders::GroupMembers(g));
+    let ok = format!("{first}&$skiptoken=abc");
+    let next = continuation_of(&base(), &first, &ok).unwrap();
+    assert!(next.as_str().ends_with("$select=id&$top=999&$skiptoken=abc"), "{next}");
+    let other = ok.replace(U, P);
+    assert!(continuation_of(&base(), &first, &other).is_err());
+    let wider = ok.replace("$select=id", "$select=id,mail");
+    assert!(continuation_of(&base(), &first, &wider).is_err());
+    let foreign = ok.replace("https://graph.microsoft.com", "https://evil.example");
+    assert!(matches!(
+        continuation_of(&base(), &first, &foreign),
+        Err(NextLinkError::Foreign(_))
+    ));
+}

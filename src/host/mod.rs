@@ -6,8 +6,10 @@ pub mod envelope;
 pub mod http_trigger;
 pub mod queue_trigger;
 pub mod response;
+pub mod timer_trigger;
 
 pub use envelope::{Envelope, EnvelopeError, INVOCATION_ID_HEADER};
 pub use http_trigger::HttpTrigger;
 pub use queue_trigger::QueueTrigger;
 pub use response::{HttpReply, InvokeResponse};
+pub use timer_trigger::TimerTrigger;

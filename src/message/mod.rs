@@ -20,7 +20,8 @@ mod parse;
 pub use dead_letter::{DeadLetter, DeadLetterSource};
 pub use parse::{FieldError, MAX_LISTED_FIELD_ERRORS, RequestError, parse_json_request, parse_queue_message};
 
-use crate::domain::{Caller, CorrelationId, MessageKey, Scope, Target, TargetKind, Targets};
+use crate::domain::heal::HealListing;
+use crate::domain::{AccessPackageId, Caller, CorrelationId, MessageKey, Scope, Target, TargetKind, Targets};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -51,6 +52,10 @@ pub(crate) mod field {
     /// Who asked (`domain::Caller`), carried from the HTTP call or alert through every queue message.
     pub const ORIGIN: &str = "origin";
     pub const MESSAGE_KEY: &str = "messageKey";
+    /// `{"detectDriftFor":{"accessPackageIds":[…]}}`: drift detection for these packages (`crate::drift`).
+    pub const DETECT_DRIFT_FOR: &str = "detectDriftFor";
+    /// `{"heal":"requests:deliveryFailed"}`: one listing of the scheduled heal, resumed at `nextLink`.
+    pub const HEAL: &str = "heal";
 
     /// Everything the JSON forms accept; anything else is refused so a typo is not silently ignored.
     pub const KNOWN_FIELDS: &[&str] = &[
@@ -69,6 +74,8 @@ pub(crate) mod field {
         CORRELATION_ID,
         ORIGIN,
         MESSAGE_KEY,
+        DETECT_DRIFT_FOR,
+        HEAL,
     ];
 }
 
@@ -102,6 +109,10 @@ pub struct ReprocessRequest {
     /// This message's key in its operation's state (`crate::operations`); set by the handler on the
     /// messages it enqueues for a tracked operation, absent on messages put on the queue by hand.
     pub message_key: Option<MessageKey>,
+    /// Packages to check for drift (`detectDriftFor.accessPackageIds`), without duplicates.
+    pub drift_packages: Vec<AccessPackageId>,
+    /// A heal listing (timer continuation messages only).
+    pub heal: Option<HealListing>,
 }
 
 impl ReprocessRequest {
@@ -128,6 +139,25 @@ impl ReprocessRequest {
     pub fn with_origin(mut self, origin: Option<&Caller>) -> Self {
         self.origin = origin.cloned();
         self
+    }
+
+    /// A drift-detection message for one package.
+    pub fn drift(package: AccessPackageId, correlation_id: &CorrelationId) -> Self {
+        Self {
+            drift_packages: vec![package],
+            correlation_id: Some(correlation_id.clone()),
+            ..Self::default()
+        }
+    }
+
+    /// A heal listing message, from the start or resuming at Graph's `nextLink`.
+    pub fn heal(listing: HealListing, next_link: Option<&str>, correlation_id: &CorrelationId) -> Self {
+        Self {
+            heal: Some(listing),
+            next_link: next_link.map(str::to_owned),
+            correlation_id: Some(correlation_id.clone()),
+            ..Self::default()
+        }
     }
 
     /// The same work as attempt `attempt`, not to be started before the queue's back-off for that
@@ -182,6 +212,16 @@ impl Serialize for ReprocessRequest {
             if !ids.is_empty() {
                 map.serialize_entry(name, &ids)?;
             }
+        }
+        if !self.drift_packages.is_empty() {
+            let ids: Vec<&str> = self.drift_packages.iter().map(AccessPackageId::as_str).collect();
+            map.serialize_entry(
+                field::DETECT_DRIFT_FOR,
+                &serde_json::json!({ field::ACCESS_PACKAGE_IDS: ids }),
+            )?;
+        }
+        if let Some(listing) = &self.heal {
+            map.serialize_entry(field::HEAL, &listing.name())?;
         }
         if let Some(link) = &self.next_link {
             map.serialize_entry(field::NEXT_LINK, link)?;

@@ -4,6 +4,7 @@
 
 use super::ReprocessRequest;
 use super::field::{self, KNOWN_FIELDS};
+use crate::domain::heal::HealListing;
 use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
 use crate::domain::{Caller, MessageKey, Scope, Target, Targets};
 use crate::json::{StrictJsonError, parse_strict, value_budget};
@@ -38,7 +39,7 @@ pub enum RequestError {
     #[error("{}", fields_message(.errors, *.total))]
     Fields { errors: Vec<FieldError>, total: usize },
     #[error(
-        "no IDs given: set assignmentIds, assignmentRequestIds, accessPackageIds or userIds (or the singular forms)"
+        "no IDs given: set assignmentIds, assignmentRequestIds, accessPackageIds, userIds (or the singular forms) or detectDriftFor"
     )]
     NoTargets,
     #[error("{count} distinct IDs exceed the limit of {limit} per call ({setting})")]
@@ -277,6 +278,19 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
             None
         }
     };
+    let drift_packages = parse_drift(map, &mut errors);
+    let heal = match map.get(field::HEAL) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if HealListing::parse(s).is_some() => HealListing::parse(s),
+        Some(_) => {
+            errors.push(FieldError {
+                field: field::HEAL.into(),
+                reason: "must be requests:<state> or assignments:<state>, state deliveryFailed or partiallyDelivered"
+                    .into(),
+            });
+            None
+        }
+    };
 
     if !errors.is_empty() {
         return Err(RequestError::fields(errors));
@@ -284,18 +298,27 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
     let targets = Targets::from_items(items);
     let mut seen = HashSet::new();
     scopes.retain(|s| seen.insert(*s));
-    if targets.is_empty() && scopes.is_empty() {
+    if targets.is_empty() && scopes.is_empty() && drift_packages.is_empty() && heal.is_none() {
         return Err(RequestError::NoTargets);
     }
-    if next_link.is_some() && !(targets.is_empty() && scopes.len() == 1) {
+    if heal.is_some() && !(targets.is_empty() && scopes.is_empty() && drift_packages.is_empty()) {
+        return Err(RequestError::fields(vec![FieldError {
+            field: field::HEAL.into(),
+            reason: "a heal listing message carries nothing else".into(),
+        }]));
+    }
+    let single_listing = (targets.is_empty() && scopes.len() == 1 && heal.is_none())
+        || (targets.is_empty() && scopes.is_empty() && heal.is_some());
+    if next_link.is_some() && !(single_listing && drift_packages.is_empty()) {
         return Err(RequestError::fields(vec![FieldError {
             field: field::NEXT_LINK.into(),
             reason: "only allowed with exactly one access package or user and no other IDs".into(),
         }]));
     }
-    if targets.len() + scopes.len() > max_ids {
+    let count = targets.len() + scopes.len() + drift_packages.len();
+    if count > max_ids {
         return Err(RequestError::TooManyIds {
-            count: targets.len() + scopes.len(),
+            count,
             limit: max_ids,
             setting: "MAX_IDS_PER_CALL",
         });
@@ -310,7 +333,55 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         correlation_id,
         origin,
         message_key,
+        drift_packages,
+        heal,
     })
+}
+
+/// `detectDriftFor`: an object whose only field is `accessPackageIds` (GUIDs; duplicates collapse).
+fn parse_drift(map: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Vec<AccessPackageId> {
+    let mut packages = Vec::new();
+    match map.get(field::DETECT_DRIFT_FOR) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(inner)) => {
+            for key in inner.keys().filter(|k| k.as_str() != field::ACCESS_PACKAGE_IDS) {
+                errors.push(FieldError {
+                    field: format!("{}.{}", field::DETECT_DRIFT_FOR, truncate(key)),
+                    reason: format!("unknown field; expected {}", field::ACCESS_PACKAGE_IDS),
+                });
+            }
+            match inner.get(field::ACCESS_PACKAGE_IDS) {
+                Some(Value::Array(values)) if !values.is_empty() => {
+                    for (i, v) in values.iter().enumerate() {
+                        match v.as_str().map(AccessPackageId::parse) {
+                            Some(Ok(id)) if !packages.contains(&id) => packages.push(id),
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => errors.push(FieldError {
+                                field: format!("{}.{}[{i}]", field::DETECT_DRIFT_FOR, field::ACCESS_PACKAGE_IDS),
+                                reason: e.to_string(),
+                            }),
+                            None => errors.push(FieldError {
+                                field: format!("{}.{}[{i}]", field::DETECT_DRIFT_FOR, field::ACCESS_PACKAGE_IDS),
+                                reason: format!("must be a string GUID, got {}", json_kind(v)),
+                            }),
+                        }
+                    }
+                }
+                _ => errors.push(FieldError {
+                    field: format!("{}.{}", field::DETECT_DRIFT_FOR, field::ACCESS_PACKAGE_IDS),
+                    reason: "must be a non-empty array of access package GUIDs".into(),
+                }),
+            }
+        }
+        Some(other) => errors.push(FieldError {
+            field: field::DETECT_DRIFT_FOR.into(),
+            reason: format!(
+                "must be an object such as {{\"accessPackageIds\":[\"…\"]}}, got {}",
+                json_kind(other)
+            ),
+        }),
+    }
+    packages
 }
 
 fn collect_ids<T>(

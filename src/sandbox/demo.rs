@@ -139,6 +139,7 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         "\nsandbox: {} audit records so far (GET /audit lists them; in Azure they go to the log and the table reprocessaudit)",
         records.len()
     );
+    drift(shim).await;
 }
 
 /// The audit records written since the first `seen`, one line each.
@@ -149,6 +150,67 @@ async fn print_audit_since(shim: &Shim, seen: usize) {
     for record in shim.audit.records().iter().skip(seen) {
         println!("        {}", line(record));
     }
+}
+
+/// Step 6: a member removed by hand → drift found (dry run) → reprocessed (queue) → membership back.
+async fn drift(shim: &Shim) {
+    let (group, user) = (sample::GROUP_ENGINEERING, sample::USER_DIEGO);
+    println!(
+        "\nsandbox: 6) drift  an admin removes Diego ({user}) from the Engineering group by hand \
+         (DELETE /v1.0/groups/{group}/members/{user}/$ref); his assignment {} still says Delivered",
+        sample::ENG_DIEGO
+    );
+    shim.emulator
+        .state
+        .tenant
+        .lock()
+        .expect("tenant lock")
+        .directory
+        .remove_member(group, user);
+    let body = json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_ENGINEERING] } }).to_string();
+    println!("   POST /api/reprocess?dryRun=true {body}");
+    let mut call = HttpCall::post_json("reprocess", &body);
+    call.query = vec![("dryRun".into(), "true".into())];
+    call.url = format!("{}?dryRun=true", call.url);
+    let outcome = invoke_http(shim, HTTP_FUNCTION, &call).await;
+    let package = &outcome.body["drift"][0];
+    for d in package["drifted"].as_array().into_iter().flatten() {
+        for role in d["missing"].as_array().into_iter().flatten() {
+            println!(
+                "   -> drift found: assignment {} (user {}) lacks {} \"{}\" of {} \"{}\"",
+                d["assignmentId"].as_str().unwrap_or(""),
+                d["userId"].as_str().unwrap_or(""),
+                role["originSystem"].as_str().unwrap_or(""),
+                role["role"].as_str().unwrap_or(""),
+                role["resource"].as_str().unwrap_or(""),
+                role["resourceOriginId"].as_str().unwrap_or("")
+            );
+        }
+    }
+    for n in package["notChecked"].as_array().into_iter().flatten() {
+        println!(
+            "   -> not checked: {} {}: {}",
+            n["originSystem"], n["resource"], n["reason"]
+        );
+    }
+    println!("   POST /api/reprocess {body}");
+    let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    println!("   -> HTTP {} {}", outcome.status, outcome.body["enqueued"]);
+    for message in outcome.enqueued {
+        run_queue_message(shim, &message, 1).await;
+    }
+    let back = shim
+        .emulator
+        .state
+        .tenant
+        .lock()
+        .expect("tenant lock")
+        .directory
+        .is_member(group, user);
+    println!(
+        "   -> Diego {} a member of Engineering again",
+        if back { "is" } else { "is NOT" }
+    );
 }
 
 pub(super) fn print_curl_lines(port: u16) {
@@ -170,6 +232,10 @@ pub(super) fn print_curl_lines(port: u16) {
         sample::USER_ADELE
     );
     println!("  curl -s localhost:{port}/api/operations/<correlationId>   # the Location of a 202 (curl -i shows it)");
+    println!(
+        "  curl -s 'localhost:{port}/api/reprocess?dryRun=true' -H 'Content-Type: application/json' \\\n    -d '{{\"detectDriftFor\":{{\"accessPackageIds\":[\"{}\"]}}}}'",
+        sample::PACKAGE_ENGINEERING
+    );
     println!("  curl -s localhost:{port}/queue/reprocess-requests-poison");
     println!("  curl -s localhost:{port}/tenant");
     println!("  curl -s localhost:{port}/audit");

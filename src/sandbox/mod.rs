@@ -147,6 +147,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         vars.push(("AzureWebJobsStorage".into(), connection.clone()));
     }
     vars.push(("GRAPH_BASE_URL".into(), emulator.graph_base_url()));
+    // The emulated identity holds the read app roles drift detection needs (step 5).
+    if !vars.iter().any(|(k, _)| k == "DRIFT_DETECTION_ENABLED") {
+        vars.push(("DRIFT_DETECTION_ENABLED".into(), "true".into()));
+    }
     vars.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), handler_port.to_string()));
     // A catalog scope, unless you set one: catalog General, so Payroll (Human resources) is refused.
     if !vars.iter().any(|(k, _)| k.starts_with("ALLOWED_")) {

@@ -4,6 +4,7 @@
 mod alert;
 mod audit;
 mod azurite;
+mod drift;
 mod helpers;
 mod hostile;
 mod http;

@@ -267,7 +267,7 @@ fn the_cleanup_timer_deletes_expired_operations_only() {
             client.insert(&table, &row).await.unwrap();
         }
     });
-    let envelope = timer_envelope(crate::helpers::CLEANUP_FUNCTION, "timer");
+    let envelope = timer_envelope(crate::helpers::CLEANUP_FUNCTION, "timer", false);
     let reply = app.invoke(crate::helpers::CLEANUP_FUNCTION, envelope.as_bytes());
     assert_eq!(reply.status, 200, "{}", reply.json);
     assert_eq!(reply.json["Logs"][0], "deleted 1 expired operations (3 rows)");

@@ -131,6 +131,14 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         tour.contains("HTTP 400") && tour.contains("outside this deployment's catalog scope"),
         "{tour}"
     );
+    // Step 6: member removed by hand → drift found → reprocessed → membership back.
+    assert!(
+        tour.contains("drift found: assignment 0c1d2e3f-4a5b-4c6d-8e7f-8a9b0c1d2e3f"),
+        "{tour}"
+    );
+    assert!(tour.contains("not checked: \"SharePointOnline\""), "{tour}");
+    assert!(tour.contains("1 drifted, 1 reprocessed here"), "{tour}");
+    assert!(tour.contains("Diego is a member of Engineering again"), "{tour}");
     let one = r#"{"assignmentIds":["0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10"]}"#;
 
     // Your own call is audited with your headers' caller hints, and never with a secret.

@@ -1,0 +1,154 @@
+//! `detectDriftFor` in an HTTP body (`function-reprocess`).
+//!
+//! - Dry run: detection runs in the invocation for each package and the answer (200) lists, per
+//!   package, the drifted assignments with the resource and role they lack (`wouldReprocess: true`),
+//!   the roles not checked with the reason, and the Graph reads made; nothing is reprocessed. A 403 from
+//!   a membership read answers 403 naming the missing app role.
+//! - Otherwise one drift message per package (plus any other targets, as the fan-out enqueues them)
+//!   goes to the queue and the answer is 202 at once; the queue function detects and reprocesses.
+
+use super::bindings::http as b;
+use super::http::error_body;
+use crate::domain::CorrelationId;
+use crate::drift;
+use crate::dry_run;
+use crate::graph::list::ListError;
+use crate::host::{HttpReply, InvokeResponse};
+use crate::message::{Plan, ReprocessRequest};
+use crate::state::AppState;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+pub(super) async fn handle(
+    state: &AppState,
+    parsed: &ReprocessRequest,
+    dry_run: bool,
+    deadline: Instant,
+    invocation_id: &str,
+    response: &mut InvokeResponse,
+) -> HttpReply {
+    let settings = &state.settings;
+    if !settings.drift_detection {
+        let reason = drift::off_reason();
+        response.log(reason.clone());
+        return HttpReply::json(
+            403,
+            error_body(
+                "drift_detection_off",
+                &reason,
+                json!({ "missingAppRoles": drift::REQUIRED_READ_ROLES, "setting": "DRIFT_DETECTION_ENABLED" }),
+            ),
+        );
+    }
+    let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
+    if dry_run {
+        return dry(state, parsed, deadline, invocation_id, response).await;
+    }
+    let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id);
+    let drift_messages: Vec<ReprocessRequest> = parsed
+        .drift_packages
+        .iter()
+        .map(|p| ReprocessRequest::drift(*p, &correlation_id))
+        .collect();
+    response.enqueue(
+        b::ENQUEUE,
+        drift_messages.iter().map(ReprocessRequest::to_text).chain(plan.texts()),
+    );
+    tracing::info!(correlation_id = %correlation_id, packages = drift_messages.len(), "drift detection enqueued");
+    response.log(format!(
+        "drift {correlation_id}: {} drift and {} other messages enqueued",
+        drift_messages.len(),
+        plan.len()
+    ));
+    let scopes = |kind: &str| -> Vec<&str> {
+        parsed
+            .scopes
+            .iter()
+            .filter(|s| crate::message::scope_field(s) == kind)
+            .map(|s| s.id())
+            .collect()
+    };
+    HttpReply::json(
+        202,
+        json!({
+            "status": "accepted",
+            "invocationId": invocation_id,
+            "correlationId": correlation_id,
+            "accepted": {
+                "detectDriftFor": { "accessPackageIds": parsed.drift_packages },
+                "accessPackageIds": scopes("accessPackageIds"),
+                "userIds": scopes("userIds"),
+                "assignmentIds": parsed.targets.assignment_ids().len(),
+                "assignmentRequestIds": parsed.targets.assignment_request_ids().len(),
+            },
+            "enqueued": {
+                "queue": settings.queue_name,
+                "messages": drift_messages.len() + plan.len(),
+                "driftMessages": drift_messages.len(),
+                "expansionMessages": plan.expansion_messages.len(),
+                "idMessages": plan.id_messages.len(),
+            }
+        }),
+    )
+}
+
+async fn dry(
+    state: &AppState,
+    parsed: &ReprocessRequest,
+    deadline: Instant,
+    invocation_id: &str,
+    response: &mut InvokeResponse,
+) -> HttpReply {
+    let graph = &state.services().await.graph;
+    let mut body = if parsed.targets.is_empty() && parsed.scopes.is_empty() {
+        json!({ "dryRun": true })
+    } else {
+        dry_run::report(
+            graph,
+            state.settings.allowed.as_ref(),
+            &parsed.targets,
+            &parsed.scopes,
+            deadline,
+        )
+        .await
+    };
+    let mut packages = Vec::new();
+    let (mut drifted, mut reads) = (0, 0);
+    for package in &parsed.drift_packages {
+        match drift::detect(graph, *package, deadline).await {
+            Ok(result) => {
+                drifted += result.drifted.len();
+                reads += result.graph_reads;
+                let mut value = json!(result);
+                for d in value["drifted"].as_array_mut().into_iter().flatten() {
+                    d["wouldReprocess"] = json!(true);
+                }
+                packages.push(value);
+            }
+            Err(ListError::MissingPermission { permission, .. }) => {
+                let message = format!(
+                    "drift detection for access package {package} needs the Graph app role {permission}, which the Function App's identity lacks (Graph answered 403); grant it with the infra parameter enableDriftDetection=true"
+                );
+                response.log(message.clone());
+                return HttpReply::json(
+                    403,
+                    error_body("missing_permission", &message, json!({ "missingAppRole": permission })),
+                );
+            }
+            Err(e) => packages.push(json!({ "accessPackageId": package, "error": e.to_string() })),
+        }
+    }
+    body["invocationId"] = json!(invocation_id);
+    body["drift"] = Value::Array(packages);
+    body["driftSummary"] = json!({ "packages": parsed.drift_packages.len(), "drifted": drifted, "graphReads": reads });
+    tracing::info!(
+        packages = parsed.drift_packages.len(),
+        drifted,
+        graph_reads = reads,
+        "drift dry run finished"
+    );
+    response.log(format!(
+        "drift dry run, nothing reprocessed: {drifted} drifted assignments"
+    ));
+    HttpReply::json(200, body)
+}

@@ -1,0 +1,134 @@
+//! The queue function's drift half: `{"detectDriftFor":{"accessPackageIds":[…]}}`.
+//!
+//! Several packages (or a package plus other work) are split into one message each first. One package
+//! is checked (`crate::drift::detect`) and its drifted assignments are reprocessed in the same
+//! invocation through the shared reprocessor (limiter, `$batch`, retries); more than `HTTP_SYNC_MAX_IDS`
+//! go out as ID messages instead. IDs still transient are re-enqueued like any reprocess remainder. The
+//! result — per drifted assignment the resource and role it lacks and what the reprocess answered — is
+//! logged as one `drift detected` event and one line in the host's `Logs`. Transient listing failures
+//! re-enqueue the message; missing permissions and refusals dead-letter it with the reason.
+
+use super::bindings::queue as b;
+use crate::domain::{CorrelationId, Target, Targets};
+use crate::drift;
+use crate::host::InvokeResponse;
+use crate::message::{self, DeadLetter, DeadLetterSource, ReprocessRequest};
+use crate::state::AppState;
+use serde_json::json;
+use tokio::time::Instant;
+
+pub(super) async fn handle(
+    state: &AppState,
+    request: &ReprocessRequest,
+    correlation_id: &CorrelationId,
+    source: DeadLetterSource,
+    response: &mut InvokeResponse,
+) {
+    let settings = &state.settings;
+    if !settings.drift_detection {
+        let record = DeadLetter::work(drift::off_reason(), request.clone(), Vec::new(), source);
+        response.enqueue(b::DEAD_LETTER, record.into_texts());
+        response.log(drift::off_reason());
+        return;
+    }
+    let others = !request.targets.is_empty() || !request.scopes.is_empty();
+    let [package] = request.drift_packages.as_slice() else {
+        return split(request, correlation_id, response);
+    };
+    if others {
+        return split(request, correlation_id, response);
+    }
+    let package = *package;
+    let deadline = Instant::now() + settings.queue_budget;
+    let services = state.services().await;
+    let result = match drift::detect(&services.graph, package, deadline).await {
+        Ok(result) => result,
+        Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {
+            let attempt = request.attempt + 1;
+            let retry = ReprocessRequest::drift(package, correlation_id).requeued(attempt, e.retry_after_seconds());
+            response.enqueue(b::ENQUEUE, retry.to_texts());
+            response.log(format!(
+                "drift detection for {package} failed ({e}); re-enqueued as attempt {attempt}"
+            ));
+            return;
+        }
+        Err(e) => {
+            tracing::error!(access_package_id = %package, correlation_id = %correlation_id, error = %e, "drift detection dead-lettered");
+            let mut work = ReprocessRequest::drift(package, correlation_id);
+            work.attempt = request.attempt;
+            let reason = format!("drift detection for access package {package} failed: {e}");
+            response.enqueue(
+                b::DEAD_LETTER,
+                DeadLetter::work(reason, work, Vec::new(), source).into_texts(),
+            );
+            response.log(format!("drift detection dead-lettered: {e}"));
+            return;
+        }
+    };
+    let targets = Targets::from_items(result.drifted_assignments().into_iter().map(Target::Assignment));
+    let mut outcomes = serde_json::Map::new();
+    let mut enqueued = 0;
+    if targets.len() > settings.http_sync_max_ids {
+        let messages = message::id_messages(&targets, correlation_id);
+        enqueued = messages.len();
+        response.enqueue(b::ENQUEUE, messages.iter().map(ReprocessRequest::to_text));
+    } else if !targets.is_empty() {
+        let report = services.reprocessor.run(&targets, deadline).await;
+        for r in &report.results {
+            outcomes.insert(r.id.clone(), json!(r));
+        }
+        let transient = report.transient_targets();
+        if !transient.is_empty() {
+            let retry = ReprocessRequest::ids(transient, correlation_id).requeued(1, report.max_retry_after());
+            response.enqueue(b::ENQUEUE, retry.to_texts());
+        }
+    }
+    let mut body = json!(result);
+    if let Some(drifted) = body["drifted"].as_array_mut() {
+        for d in drifted {
+            let id = d["assignmentId"].as_str().unwrap_or_default().to_owned();
+            d["reprocess"] = outcomes
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| json!({ "outcome": "enqueued" }));
+        }
+    }
+    tracing::info!(
+        access_package_id = %package,
+        correlation_id = %correlation_id,
+        delivered = result.delivered_assignments,
+        drifted = result.drifted.len(),
+        not_checked = result.not_checked.len(),
+        graph_reads = result.graph_reads,
+        result = %body,
+        "drift detected"
+    );
+    response.log(format!(
+        "drift {package}: {} delivered assignments checked, {} drifted, {} reprocessed here, {enqueued} messages enqueued, {} roles not checked, {} Graph reads",
+        result.delivered_assignments,
+        result.drifted.len(),
+        outcomes.len(),
+        result.not_checked.len(),
+        result.graph_reads
+    ));
+}
+
+/// One message per package, and the rest of the request as its own message.
+fn split(request: &ReprocessRequest, correlation_id: &CorrelationId, response: &mut InvokeResponse) {
+    let mut messages: Vec<ReprocessRequest> = request
+        .drift_packages
+        .iter()
+        .map(|p| ReprocessRequest::drift(*p, correlation_id))
+        .collect();
+    let mut rest = request.clone();
+    rest.drift_packages.clear();
+    if !rest.targets.is_empty() || !rest.scopes.is_empty() {
+        rest.correlation_id = Some(correlation_id.clone());
+        messages.push(rest);
+    }
+    response.enqueue(b::ENQUEUE, messages.iter().flat_map(ReprocessRequest::to_texts));
+    response.log(format!(
+        "split into {} messages (one per drift package)",
+        messages.len()
+    ));
+}

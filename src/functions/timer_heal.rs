@@ -1,0 +1,98 @@
+//! `function-heal-timer`: the scheduled heal (`schedule` from the app setting `HEAL_SCHEDULE`, hourly
+//! `0 0 * * * *` by default in the infra).
+//!
+//! One run lists, page by page within half the queue budget, the requests in `deliveryFailed` and
+//! `partiallyDelivered` (reprocessing those completed inside 14 days through the queue, in messages of
+//! 20) and the assignments in those states (reported only), and enqueues one drift-detection message per
+//! package in `DRIFT_PACKAGE_IDS`. A listing that runs out of time or meets throttling is handed to the
+//! queue as a continuation message (resumed one page per invocation, like the fan-out). Every message
+//! carries the run's correlation ID (`heal-<invocation ID>`), and the run ends with one summary event
+//! (`heal run summary`) and one line in the host's `Logs`.
+
+use super::bindings::timer as b;
+use crate::domain::CorrelationId;
+use crate::domain::heal::HealListing;
+use crate::heal::{HealSummary, heal_one_page};
+use crate::host::{Envelope, EnvelopeError, InvokeResponse, TimerTrigger};
+use crate::message::ReprocessRequest;
+use crate::state::AppState;
+use tokio::time::Instant;
+
+pub async fn handle(
+    state: &AppState,
+    envelope: &Envelope,
+    invocation_id: &str,
+) -> Result<InvokeResponse, EnvelopeError> {
+    let trigger = TimerTrigger::from_envelope(envelope, b::TIMER)?;
+    let settings = &state.settings;
+    let correlation_id =
+        CorrelationId::parse(&format!("heal-{invocation_id}")).unwrap_or_else(CorrelationId::new_random);
+    tracing::info!(
+        correlation_id = %correlation_id,
+        is_past_due = trigger.is_past_due,
+        last = trigger.last.as_deref().unwrap_or(""),
+        next = trigger.next.as_deref().unwrap_or(""),
+        "heal run started"
+    );
+    let mut response = InvokeResponse::default();
+    let mut summary = HealSummary::default();
+    let started = Instant::now();
+    let soft_deadline = started + settings.queue_budget / 2;
+    let deadline = started + settings.queue_budget;
+    let graph = &state.services().await.graph;
+    let mut messages: Vec<ReprocessRequest> = Vec::new();
+
+    for listing in HealListing::ALL {
+        let mut next: Option<String> = None;
+        loop {
+            if Instant::now() >= soft_deadline {
+                messages.push(ReprocessRequest::heal(listing, next.as_deref(), &correlation_id));
+                summary.continued.push(listing.name());
+                break;
+            }
+            match heal_one_page(graph, listing, next.as_deref(), &correlation_id, deadline).await {
+                Ok(page) => {
+                    summary.add(listing, &page);
+                    messages.extend(page.id_messages);
+                    match page.continuation.and_then(|c| c.next_link) {
+                        Some(link) => next = Some(link),
+                        None => break,
+                    }
+                }
+                Err(e) if e.is_transient() => {
+                    let retry = ReprocessRequest::heal(listing, next.as_deref(), &correlation_id)
+                        .requeued(1, e.retry_after_seconds());
+                    messages.push(retry);
+                    summary.continued.push(listing.name());
+                    tracing::warn!(listing = %listing.name(), error = %e, "heal listing continued on the queue");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(listing = %listing.name(), error = %e, "heal listing failed");
+                    summary.errors.push(format!("{}: {e}", listing.name()));
+                    break;
+                }
+            }
+        }
+    }
+    if settings.drift_detection {
+        for package in &settings.drift_package_ids {
+            messages.push(ReprocessRequest::drift(*package, &correlation_id));
+            summary.drift_packages_enqueued += 1;
+        }
+    }
+    response.enqueue(b::ENQUEUE, messages.iter().flat_map(ReprocessRequest::to_texts));
+    let line = summary.one_line();
+    tracing::info!(
+        correlation_id = %correlation_id,
+        summary = %serde_json::to_string(&summary).unwrap_or_default(),
+        requests_enqueued = summary.requests_enqueued,
+        requests_outside_window = summary.requests_outside_window,
+        failed_assignments = summary.failed_assignment_count,
+        drift_packages = summary.drift_packages_enqueued,
+        errors = summary.errors.len(),
+        "heal run summary"
+    );
+    response.log(format!("{line} (correlation {correlation_id})"));
+    Ok(response)
+}
