@@ -24,6 +24,7 @@ pub const HOST_VERSION: &str = "4.1036.1.23224";
 pub const HTTP_FUNCTION: &str = "function-reprocess";
 pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
 pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
+pub const OPENAPI_FUNCTION: &str = "function-openapi";
 
 /// Names a prebuilt handler binary to drive instead of the one cargo built (CI runs the integration
 /// tests once against the packaged static binary).

@@ -25,3 +25,8 @@ pub mod alert {
     pub const FUNCTION: &str = "function-reprocess-alert";
     pub const ENQUEUE: &str = "enqueue";
 }
+
+/// `function-openapi/function.json`: GET /api/openapi, the OpenAPI document (HTTP output only).
+pub mod openapi {
+    pub const FUNCTION: &str = "function-openapi";
+}

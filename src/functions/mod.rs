@@ -6,6 +6,7 @@ pub mod alert_reprocess;
 pub mod bindings;
 mod http;
 pub mod http_reprocess;
+pub mod openapi;
 mod queue_expand;
 pub mod queue_reprocess;
 
@@ -25,6 +26,11 @@ pub async fn dispatch(
 ) -> Option<Result<InvokeResponse, EnvelopeError>> {
     match function {
         bindings::queue::FUNCTION => Some(queue_reprocess::handle(state, envelope, invocation_id).await),
+        bindings::openapi::FUNCTION => {
+            let mut response = InvokeResponse::default();
+            response.http(HTTP_RESPONSE, openapi::handle(envelope, HTTP_REQUEST));
+            Some(Ok(response))
+        }
         bindings::http::FUNCTION | bindings::alert::FUNCTION => {
             let mut response = InvokeResponse::default();
             let reply = match http::post_request(envelope, HTTP_REQUEST) {

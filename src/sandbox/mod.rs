@@ -6,6 +6,7 @@
 //! - `POST http://127.0.0.1:7071/queue/reprocess-requests` — the body is a queue message; an in-memory
 //!   queue invokes the queue function, follows `enqueue` outputs and keeps `deadLetter` outputs;
 //! - `POST http://127.0.0.1:7071/api/alert` — an Azure Monitor common-alert-schema webhook;
+//! - `GET http://127.0.0.1:7071/api/openapi` — the OpenAPI 2.0 document, its `host` this address;
 //! - HTTP functions' `enqueue` outputs go to the same in-memory queue, so a package fan-out runs to the
 //!   end (page by page, then chunks of 20 IDs);
 //! - `GET /queue/reprocess-requests-poison` and `GET /tenant` show what happened.
@@ -20,7 +21,7 @@ mod demo;
 
 use crate::config::Settings;
 use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
-use crate::emulator::host_client::{ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, QUEUE_FUNCTION};
+use crate::emulator::host_client::{ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, OPENAPI_FUNCTION, QUEUE_FUNCTION};
 use crate::emulator::{Emulator, EmulatorState, sample};
 use crate::startup::Application;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -150,6 +151,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .app_data(web::PayloadConfig::new(FRONT_END_BODY_LIMIT))
                 .route("/api/reprocess", web::post().to(http_call))
                 .route("/api/alert", web::post().to(alert_call))
+                .route("/api/openapi", web::get().to(openapi_call))
                 .route("/queue/reprocess-requests", web::post().to(enqueue))
                 .route("/queue/reprocess-requests-poison", web::get().to(poison))
                 .route("/tenant", web::get().to(tenant))
@@ -324,6 +326,10 @@ async fn alert_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim
     forward(&shim, ALERT_FUNCTION, &caller_request(&request, &body)).await
 }
 
+async fn openapi_call(request: HttpRequest, shim: web::Data<Shim>) -> HttpResponse {
+    forward(&shim, OPENAPI_FUNCTION, &caller_request(&request, &[])).await
+}
+
 /// The caller's request as the host's front end hands it over (`GetRequestAsJObject`): every header
 /// as sent, the query decoded with repeats kept, and the body only with a `Content-Length` (the host
 /// drops chunked bodies), base64 for octet-stream and multipart, else UTF-8 text (BOM removed).
@@ -360,8 +366,10 @@ fn caller_request(request: &HttpRequest, body: &[u8]) -> HttpCall {
         .collect();
     let meta = QueueMessageMeta::now(1);
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    // The host builds `Url` as `{scheme}://{Host}{Path}{QueryString}` (`GetRequestAsJObject`).
+    let host = request.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     HttpCall {
-        url: format!("http://localhost{path_and_query}"),
+        url: format!("http://{host}{path_and_query}"),
         method: request.method().as_str().to_owned(),
         query,
         headers,
