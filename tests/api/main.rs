@@ -4,6 +4,7 @@
 mod alert;
 mod helpers;
 mod hostile;
+mod openapi;
 mod http;
 mod pacing;
 mod protocol;
