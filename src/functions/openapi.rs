@@ -76,7 +76,8 @@ pub fn handle(envelope: &Envelope, binding: &'static str) -> HttpReply {
         }
     };
     if !request.method.eq_ignore_ascii_case("GET") {
-        return HttpReply::json(405, error_body("method_not_allowed", "use GET", json!({}))).with_header("Allow", "GET");
+        return HttpReply::json(405, error_body("method_not_allowed", "use GET", json!({})))
+            .with_header("Allow", "GET");
     }
     HttpReply::json(200, document(ServedAt::parse(&request.url).as_ref()))
 }
@@ -100,8 +101,14 @@ mod tests {
             at("https://myapp.azurewebsites.net/api/openapi?code=k"),
             Some(("https", "myapp.azurewebsites.net".into()))
         );
-        assert_eq!(at("http://localhost:7071/api/openapi"), Some(("http", "localhost:7071".into())));
-        assert_eq!(at("https://127.0.0.1:443/api/openapi"), Some(("https", "127.0.0.1".into())));
+        assert_eq!(
+            at("http://localhost:7071/api/openapi"),
+            Some(("http", "localhost:7071".into()))
+        );
+        assert_eq!(
+            at("https://127.0.0.1:443/api/openapi"),
+            Some(("https", "127.0.0.1".into()))
+        );
         assert_eq!(at("http://[::1]:8080/x"), Some(("http", "[::1]:8080".into())));
         assert_eq!(at("ftp://example.com/x"), None);
         assert_eq!(at("not a url"), None);

@@ -367,7 +367,11 @@ fn caller_request(request: &HttpRequest, body: &[u8]) -> HttpCall {
     let meta = QueueMessageMeta::now(1);
     let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
     // The host builds `Url` as `{scheme}://{Host}{Path}{QueryString}` (`GetRequestAsJObject`).
-    let host = request.headers().get("host").and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = request
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     HttpCall {
         url: format!("http://{host}{path_and_query}"),
         method: request.method().as_str().to_owned(),

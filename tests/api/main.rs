@@ -4,8 +4,8 @@
 mod alert;
 mod helpers;
 mod hostile;
-mod openapi;
 mod http;
+mod openapi;
 mod pacing;
 mod protocol;
 mod queue;

@@ -88,7 +88,10 @@ impl Spec {
             .iter_errors(body)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
-        assert!(errors.is_empty(), "{what}: the body does not match the document: {errors:#?}\n{body}");
+        assert!(
+            errors.is_empty(),
+            "{what}: the body does not match the document: {errors:#?}\n{body}"
+        );
         let header = |name: &str| {
             headers
                 .as_object()
@@ -101,12 +104,16 @@ impl Spec {
         for (name, declared) in response["headers"].as_object().into_iter().flatten() {
             let value = header(name).unwrap_or_else(|| panic!("{what} without the header {name}: {headers}"));
             match declared["type"].as_str() {
-                Some("integer") => assert!(value.parse::<u64>().is_ok(), "{what}: {name}: {value} is not an integer"),
+                Some("integer") => assert!(
+                    value.parse::<u64>().is_ok(),
+                    "{what}: {name}: {value} is not an integer"
+                ),
                 Some("string") => assert!(!value.is_empty(), "{what}: {name} is empty"),
                 other => panic!("{what}: header {name} of type {other:?}"),
             }
             if name.eq_ignore_ascii_case("Location") {
-                let url = url::Url::parse(value).unwrap_or_else(|e| panic!("{what}: Location {value} is not absolute: {e}"));
+                let url =
+                    url::Url::parse(value).unwrap_or_else(|e| panic!("{what}: Location {value} is not absolute: {e}"));
                 assert!(matches!(url.scheme(), "https" | "http"), "{what}: Location {value}");
             }
         }
@@ -144,9 +151,18 @@ impl<'a> Coverage<'a> {
     fn finish(self, not_driven: &[u16]) {
         let mut want = self.spec.documented(self.path, self.method);
         for status in not_driven {
-            assert!(want.remove(status), "{status} is not documented for {} {}", self.method, self.path);
+            assert!(
+                want.remove(status),
+                "{status} is not documented for {} {}",
+                self.method,
+                self.path
+            );
         }
-        assert_eq!(self.seen, want, "statuses produced vs documented for {} {}", self.method, self.path);
+        assert_eq!(
+            self.seen, want,
+            "statuses produced vs documented for {} {}",
+            self.method, self.path
+        );
     }
 }
 
@@ -195,11 +211,17 @@ fn reprocess_answers_match_the_document() {
     assert!(!body["expansions"][0]["assignments"].as_array().unwrap().is_empty());
     app.emulator.state.set_app_role_granted(false);
     let (status, _, body) = c.answer(&app.post_ids(&json!({ "assignmentId": sample::DELIVERED_2 }).to_string()));
-    assert_eq!((status, &body["results"][0]["outcome"]), (200, &json!("permission_denied")));
+    assert_eq!(
+        (status, &body["results"][0]["outcome"]),
+        (200, &json!("permission_denied"))
+    );
     app.emulator.state.set_app_role_granted(true);
 
     // 503 + Retry-After: Graph stays unavailable for one ID (one attempt per invocation here).
-    app.emulator.state.faults.script(sample::DELIVERED_3, [Fault::status(503)]);
+    app.emulator
+        .state
+        .faults
+        .script(sample::DELIVERED_3, [Fault::status(503)]);
     let (status, _, body) = c.answer(&app.post_ids(&json!({ "assignmentIds": [sample::DELIVERED_3] }).to_string()));
     assert_eq!((status, &body["results"][0]["outcome"]), (503, &json!("transient")));
 
@@ -208,7 +230,10 @@ fn reprocess_answers_match_the_document() {
     let (status, _, body) = c.answer(&app.post_ids(&fan_out.to_string()));
     assert_eq!((status, &body["status"]), (202, &json!("accepted")));
     let (status, _, body) = c.answer(&app.post_ids(&ids_body(101)));
-    assert_eq!((status, &body["status"], &body["ids"]), (202, &json!("queued"), &json!(101)));
+    assert_eq!(
+        (status, &body["status"], &body["ids"]),
+        (202, &json!("queued"), &json!(101))
+    );
 
     // 400: each kind of refusal.
     let nil = "00000000-0000-4000-8000-000000000000";
@@ -257,10 +282,16 @@ fn alert_answers_match_the_document() {
     let resolved = repo_file("tests/fixtures/alerts/common_schema_sample.json");
     let (status, _, body) = c.answer(&app.post_alert(&resolved));
     assert_eq!((status, &body["status"]), (200, &json!("nothing to do")));
-    let alert = fired(vec![user(sample::USER_ADELE), json!({ "name": "userId", "value": "not-a-guid" })]);
+    let alert = fired(vec![
+        user(sample::USER_ADELE),
+        json!({ "name": "userId", "value": "not-a-guid" }),
+    ]);
     let call = TestApp::call_with_query("alert", &alert.to_string(), &[("dryRun", "true")]);
     let (status, _, body) = c.answer(&app.post_alert_call(&call));
-    assert_eq!((status, &body["wouldEnqueue"][0]["userIds"][0]), (200, &json!(sample::USER_ADELE)));
+    assert_eq!(
+        (status, &body["wouldEnqueue"][0]["userIds"][0]),
+        (200, &json!(sample::USER_ADELE))
+    );
 
     // 202: queued, with the skipped value named.
     let (status, _, body) = c.answer(&app.post_alert(&alert.to_string()));
@@ -275,8 +306,17 @@ fn alert_answers_match_the_document() {
     assert_eq!(c.answer(&app.post_alert(&text)).0, 400);
 
     // 413: more than MAX_IDS_PER_CALL IDs.
-    let ids = [sample::DELIVERED_1, sample::DELIVERED_2, sample::DELIVERED_3, sample::EXPIRED];
-    let alert = fired(ids.iter().map(|id| json!({ "name": "assignmentId", "value": id })).collect());
+    let ids = [
+        sample::DELIVERED_1,
+        sample::DELIVERED_2,
+        sample::DELIVERED_3,
+        sample::EXPIRED,
+    ];
+    let alert = fired(
+        ids.iter()
+            .map(|id| json!({ "name": "assignmentId", "value": id }))
+            .collect(),
+    );
     let (status, _, body) = c.answer(&app.post_alert(&alert.to_string()));
     assert_eq!((status, &body["error"]["code"]), (413, &json!("too_many_ids")));
 
@@ -293,7 +333,10 @@ fn get_openapi(app: &TestApp, url: &str) -> HostReply {
     call.url = url.into();
     call.body = None;
     call.headers = vec![("Host".into(), url::Url::parse(url).unwrap().authority().into())];
-    app.invoke(OPENAPI_FUNCTION, http_envelope(OPENAPI_FUNCTION, "req", &call).as_bytes())
+    app.invoke(
+        OPENAPI_FUNCTION,
+        http_envelope(OPENAPI_FUNCTION, "req", &call).as_bytes(),
+    )
 }
 
 #[test]
@@ -302,7 +345,11 @@ fn the_served_document_is_the_checked_in_one_with_the_callers_host() {
     let app = spawn_app();
     let mut c = Coverage::new(&spec, "/openapi", "get");
     for (url, host, scheme) in [
-        ("https://myapp.azurewebsites.net/api/openapi?code=k", "myapp.azurewebsites.net", "https"),
+        (
+            "https://myapp.azurewebsites.net/api/openapi?code=k",
+            "myapp.azurewebsites.net",
+            "https",
+        ),
         ("http://localhost:7071/api/openapi", "localhost:7071", "http"),
     ] {
         let (status, _, mut served) = c.answer(&get_openapi(&app, url));
@@ -324,7 +371,9 @@ fn every_operation_is_connector_ready() {
     let mut ids = BTreeSet::new();
     for (path, methods) in spec.doc["paths"].as_object().unwrap() {
         for (method, op) in methods.as_object().unwrap() {
-            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
             assert!(ids.insert(id.to_owned()), "operationId {id} twice");
             assert!(op["summary"].is_string(), "{id} has no summary");
             let visibility = op["x-ms-visibility"].as_str();
@@ -334,7 +383,11 @@ fn every_operation_is_connector_ready() {
             );
             for p in op["parameters"].as_array().into_iter().flatten() {
                 if p["in"] != "body" {
-                    assert!(p["x-ms-summary"].is_string(), "{id}: parameter {} has no x-ms-summary", p["name"]);
+                    assert!(
+                        p["x-ms-summary"].is_string(),
+                        "{id}: parameter {} has no x-ms-summary",
+                        p["name"]
+                    );
                 }
             }
         }
@@ -359,7 +412,9 @@ fn the_logic_app_workflows_parse_and_use_documented_operations() {
         let workflow: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let definition = &workflow["definition"];
         assert!(
-            definition["$schema"].as_str().is_some_and(|s| s.contains("workflowdefinition.json")),
+            definition["$schema"]
+                .as_str()
+                .is_some_and(|s| s.contains("workflowdefinition.json")),
             "{}",
             file.display()
         );
@@ -369,7 +424,11 @@ fn the_logic_app_workflows_parse_and_use_documented_operations() {
         while let Some(actions) = stack.pop() {
             for (name, action) in actions.as_object().into_iter().flatten() {
                 for nested in ["actions", "else"] {
-                    let inner = if nested == "else" { &action["else"]["actions"] } else { &action[nested] };
+                    let inner = if nested == "else" {
+                        &action["else"]["actions"]
+                    } else {
+                        &action[nested]
+                    };
                     if inner.is_object() {
                         stack.push(inner.clone());
                     }
@@ -383,7 +442,11 @@ fn the_logic_app_workflows_parse_and_use_documented_operations() {
                         .unwrap()
                         .iter()
                         .any(|(p, m)| template_matches(p, path) && m.get(method).is_some());
-                    assert!(documented, "{}: {name} calls {method} {path}, not in the document", file.display());
+                    assert!(
+                        documented,
+                        "{}: {name} calls {method} {path}, not in the document",
+                        file.display()
+                    );
                     connector_calls += 1;
                 }
             }
@@ -395,5 +458,8 @@ fn the_logic_app_workflows_parse_and_use_documented_operations() {
 /// `/operations/{correlationId}` matches `/operations/@{...}`.
 fn template_matches(template: &str, path: &str) -> bool {
     let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
-    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}')))
 }
