@@ -26,6 +26,9 @@ param functionAppName string = ''
 @description('Queue the HTTP function enqueues to and the queue function processes. Its dead-letter queue is <name>-poison.')
 param reprocessQueueName string = 'reprocess-requests'
 
+@description('Table that holds the state of asynchronous operations (GET /api/operations/{id}).')
+param operationsTableName string = 'reprocessoperations'
+
 @allowed(['v1.0', 'beta'])
 param graphApiVersion string = 'v1.0'
 
@@ -105,6 +108,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     deploymentContainerName: deploymentContainerName
     queueName: reprocessQueueName
+    operationsTableName: operationsTableName
     logAnalyticsId: monitoring.outputs.logAnalyticsId
   }
 }
@@ -139,6 +143,7 @@ module functionApp 'modules/function-app.bicep' = {
     storageQueueEndpoint: storage.outputs.queueEndpoint
     deploymentContainerName: deploymentContainerName
     queueName: storage.outputs.queueName
+    operationsTableName: storage.outputs.operationsTableName
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
@@ -170,4 +175,5 @@ output AZURE_MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output REPROCESS_QUEUE_NAME string = storage.outputs.queueName
 output REPROCESS_POISON_QUEUE_NAME string = storage.outputs.poisonQueueName
+output OPERATIONS_TABLE_NAME string = storage.outputs.operationsTableName
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName

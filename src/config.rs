@@ -49,6 +49,9 @@ struct RawSettings {
     max_ids_per_call: Option<usize>,
     http_sync_max_ids: Option<usize>,
     max_body_bytes: Option<usize>,
+    operations_table_name: Option<String>,
+    operations_retention_days: Option<u64>,
+    operations_results_page_size: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +105,14 @@ pub struct Settings {
     /// HTTP calls with more IDs are split into queue messages and answered 202.
     pub http_sync_max_ids: usize,
     pub max_body_bytes: usize,
+    /// The app's storage account (the host's own `AzureWebJobsStorage` settings), if configured.
+    pub storage: Option<crate::storage::StorageSettings>,
+    /// The table holding operation state (`crate::operations`).
+    pub operations_table: crate::storage::TableName,
+    /// How long operation records are kept and answered.
+    pub operations_retention: Duration,
+    /// Per-ID results per status answer.
+    pub operations_page_size: usize,
 }
 
 impl Settings {
@@ -111,12 +122,13 @@ impl Settings {
 
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         // An empty app setting means "not set", as in the portal.
-        let vars = vars.into_iter().filter(|(_, v)| !v.trim().is_empty());
+        let vars: Vec<(String, String)> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+        let storage = crate::storage::StorageSettings::from_vars(&vars)?;
         let raw: RawSettings = envy::from_iter(vars).map_err(|e| ConfigError::Env(e.to_string()))?;
-        Self::validate(raw)
+        Self::validate(raw, storage)
     }
 
-    fn validate(raw: RawSettings) -> Result<Self, ConfigError> {
+    fn validate(raw: RawSettings, storage: Option<crate::storage::StorageSettings>) -> Result<Self, ConfigError> {
         let base_url = parse_graph_base_url(raw.graph_base_url.as_deref().unwrap_or(KNOWN_GRAPH_ROOTS[0]))?;
         let api_version = match raw.graph_api_version.as_deref().map(str::trim) {
             None | Some("v1.0") | Some("v1") => ApiVersion::V1,
@@ -201,6 +213,29 @@ impl Settings {
             64 << 20,
         )? as usize;
 
+        let operations_table = crate::storage::TableName::parse(
+            raw.operations_table_name
+                .as_deref()
+                .unwrap_or("reprocessoperations")
+                .trim(),
+        )
+        .map_err(|e| invalid("OPERATIONS_TABLE_NAME", e.to_string()))?;
+        let retention_days = in_range(
+            "OPERATIONS_RETENTION_DAYS",
+            raw.operations_retention_days
+                .unwrap_or(crate::operations::DEFAULT_RETENTION_DAYS),
+            1,
+            90,
+        )?;
+
+        let operations_page_size = in_range(
+            "OPERATIONS_RESULTS_PAGE_SIZE",
+            raw.operations_results_page_size
+                .unwrap_or(crate::operations::RESULTS_PAGE_SIZE) as u64,
+            1,
+            crate::operations::RESULTS_PAGE_SIZE as u64,
+        )? as usize;
+
         Ok(Self {
             port: raw.functions_customhandler_port.unwrap_or(8080),
             graph: GraphSettings {
@@ -221,6 +256,10 @@ impl Settings {
             max_ids_per_call,
             http_sync_max_ids,
             max_body_bytes,
+            storage,
+            operations_table,
+            operations_retention: Duration::from_secs(retention_days * 86_400),
+            operations_page_size,
         })
     }
 }
@@ -323,6 +362,8 @@ mod tests {
             ("REPROCESS_QUEUE_NAME", "Bad_Name"),
             ("CREDENTIAL_SOURCE", "secret"),
             ("GRAPH_MAX_CONCURRENCY", "0"),
+            ("OPERATIONS_TABLE_NAME", "bad-name"),
+            ("OPERATIONS_RETENTION_DAYS", "0"),
         ];
         for (var, value) in cases {
             let err = settings(&[(var, value)]).unwrap_err().to_string();

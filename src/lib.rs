@@ -19,6 +19,7 @@ pub mod graph;
 pub mod host;
 pub mod json;
 pub mod message;
+pub mod operations;
 #[cfg(test)]
 mod props;
 pub mod reprocess;
@@ -26,4 +27,5 @@ pub mod reprocess;
 pub mod sandbox;
 pub mod startup;
 pub mod state;
+pub mod storage;
 pub mod telemetry;

@@ -4,6 +4,7 @@
 
 use crate::config::Settings;
 use crate::graph::{GraphClient, Limiter, TokenProvider};
+use crate::operations::OperationStore;
 use crate::reprocess::Reprocessor;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
@@ -14,6 +15,8 @@ pub struct Services {
     pub reprocessor: Reprocessor,
     /// For reads (listing, dry runs); shares the limiter and token cache with the reprocessor.
     pub graph: Arc<GraphClient>,
+    /// Operation state in the app's storage account; `None` when no storage is configured.
+    pub operations: Option<OperationStore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +25,8 @@ pub enum ServicesError {
     Credential(#[from] crate::graph::CredentialError),
     #[error(transparent)]
     Client(#[from] crate::graph::ClientError),
+    #[error("operation state storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 impl Services {
@@ -30,7 +35,19 @@ impl Services {
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
         let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
-        Ok(Self { reprocessor, graph })
+        let operations = crate::storage::client_from_settings(settings)?.map(|client| {
+            OperationStore::new(
+                client,
+                settings.operations_table.clone(),
+                settings.operations_retention,
+                settings.operations_page_size,
+            )
+        });
+        Ok(Self {
+            reprocessor,
+            graph,
+            operations,
+        })
     }
 }
 

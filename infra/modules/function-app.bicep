@@ -19,6 +19,9 @@ param storageQueueEndpoint string
 param deploymentContainerName string
 param queueName string
 
+@description('Table holding the state of asynchronous operations.')
+param operationsTableName string
+
 param applicationInsightsConnectionString string
 
 @allowed([512, 2048, 4096])
@@ -126,6 +129,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       CREDENTIAL_SOURCE: 'managed_identity'
       GRAPH_BASE_URL: graphBaseUrl
       GRAPH_API_VERSION: graphApiVersion
+      // Operation state, in the host's own storage account (AzureWebJobsStorage__* above).
+      OPERATIONS_TABLE_NAME: operationsTableName
     })
   }
 

@@ -11,6 +11,9 @@ param deploymentContainerName string
 @description('Queue the HTTP function writes to and the queue function reads from.')
 param queueName string
 
+@description('Table holding the state of asynchronous operations (the handler writes it through the Table REST API with the managed identity).')
+param operationsTableName string
+
 @description('Replication. LRS keeps cost down; use ZRS/GZRS where the region supports it for zone resilience.')
 @allowed(['Standard_LRS', 'Standard_ZRS', 'Standard_GRS', 'Standard_GZRS', 'Standard_RAGRS', 'Standard_RAGZRS'])
 param skuName string = 'Standard_LRS'
@@ -83,6 +86,16 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
       name: '${queueName}-poison'
     }
   }
+
+  // Operation state: one partition per operation, written by the handler (README: Asynchronous
+  // operations). The handler would create the table itself; creating it here needs no create rights.
+  resource tableServices 'tableServices' = {
+    name: 'default'
+
+    resource operationsTable 'tables' = {
+      name: operationsTableName
+    }
+  }
 }
 
 // Storage resource logs (read/write/delete) for the blob and queue services.
@@ -118,3 +131,17 @@ output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output queueName string = storage::queueServices::reprocessQueue.name
 output poisonQueueName string = storage::queueServices::poisonQueue.name
+output operationsTableName string = storage::tableServices::operationsTable.name
+
+resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'storage-table-logs'
+  scope: storage::tableServices
+  properties: {
+    workspaceId: logAnalyticsId
+    logs: [
+      { category: 'StorageRead', enabled: true }
+      { category: 'StorageWrite', enabled: true }
+      { category: 'StorageDelete', enabled: true }
+    ]
+  }
+}

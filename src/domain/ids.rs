@@ -222,3 +222,45 @@ mod tests {
         assert_ne!(Guid::new_random(), g);
     }
 }
+
+/// The key of one queue message of a tracked operation: 24 lower-case hex digits, derived
+/// deterministically (SHA-256) from its parent's key and its place among the parent's outputs, so a
+/// redelivered message produces the same keys for the same children (`crate::operations`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageKey(String);
+
+impl MessageKey {
+    pub const LEN: usize = 24;
+
+    pub fn parse(input: &str) -> Option<Self> {
+        (input.len() == Self::LEN && input.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .then(|| Self(input.to_owned()))
+    }
+    /// The key of output number `index` of the message (or invocation) named `parent`.
+    pub fn derive(parent: &str, index: usize) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{parent}/{index}").as_bytes());
+        Self(digest.iter().take(Self::LEN / 2).map(|b| format!("{b:02x}")).collect())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for MessageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageKey({})", self.0)
+    }
+}
+
+impl serde::Serialize for MessageKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}

@@ -8,7 +8,7 @@ pub mod outcome;
 pub mod scope;
 pub mod targets;
 
-pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, Guid, GuidError, UserId};
+pub use ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, Guid, GuidError, MessageKey, UserId};
 pub use outcome::{ItemResult, Outcome, Report, Summary};
 pub use scope::Scope;
 pub use targets::{Target, TargetKind, Targets};

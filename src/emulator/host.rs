@@ -103,6 +103,16 @@ pub fn queue_envelope(function: &str, binding: &str, text: &str, meta: &QueueMes
     json!({ "Data": data, "Metadata": metadata }).to_string()
 }
 
+/// The body the host POSTs for a timer trigger: `Data.<binding>` is the serialized `TimerInfo`
+/// (`Schedule`, `ScheduleStatus`, `IsPastDue`), `Metadata` holds `sys`.
+pub fn timer_envelope(function: &str, binding: &str) -> String {
+    let meta = QueueMessageMeta::now(1);
+    let info = json!({ "Schedule": { "AdjustForDST": true }, "ScheduleStatus": null, "IsPastDue": false });
+    let mut data = Map::new();
+    data.insert(binding.into(), host_string(&info.to_string()));
+    json!({ "Data": data, "Metadata": { "sys": sys(function, &meta.utc_now, &meta.rand_guid) } }).to_string()
+}
+
 /// A caller's HTTP request as the host's front end saw it.
 #[derive(Debug, Clone)]
 pub struct HttpCall {
@@ -115,9 +125,39 @@ pub struct HttpCall {
     pub function_key_name: Option<String>,
     pub utc_now: String,
     pub rand_guid: String,
+    /// Route values (`Params`), e.g. `correlationId` for `operations/{correlationId}`.
+    pub params: Vec<(String, String)>,
 }
 
 impl HttpCall {
+    /// A GET of an absolute URL the handler gave out (a `Location` or `nextLink`), routed as the host
+    /// routes `operations/{correlationId}`: the last path segment becomes the route value, the query is
+    /// parsed as the front end does. `None` for a URL that is not such a status URL.
+    pub fn get_status_url(url: &str) -> Option<Self> {
+        let parsed = url::Url::parse(url).ok()?;
+        let mut segments: Vec<&str> = parsed.path_segments()?.collect();
+        let id = segments.pop()?.to_owned();
+        if segments.last() != Some(&"operations") {
+            return None;
+        }
+        let meta = QueueMessageMeta::now(1);
+        let host = match parsed.port() {
+            Some(port) => format!("{}:{port}", parsed.host_str()?),
+            None => parsed.host_str()?.to_owned(),
+        };
+        Some(Self {
+            url: url.to_owned(),
+            method: "GET".into(),
+            query: parsed.query_pairs().into_owned().collect(),
+            headers: vec![("Host".into(), host)],
+            body: None,
+            function_key_name: Some("default".into()),
+            utc_now: meta.utc_now,
+            rand_guid: meta.rand_guid,
+            params: vec![("correlationId".into(), id)],
+        })
+    }
+
     /// A POST of `body` to `/api/{route}` with a valid function key named `default`.
     pub fn post_json(route: &str, body: &str) -> Self {
         let meta = QueueMessageMeta::now(1);
@@ -134,6 +174,7 @@ impl HttpCall {
             function_key_name: Some("default".into()),
             utc_now: meta.utc_now,
             rand_guid: meta.rand_guid,
+            params: Vec::new(),
         }
     }
 }
@@ -186,7 +227,12 @@ pub fn http_envelope(function: &str, binding: &str, call: &HttpCall) -> String {
     req.insert("Method".into(), Value::String(call.method.clone()));
     req.insert("Query".into(), Value::Object(query.clone()));
     req.insert("Headers".into(), Value::Object(headers));
-    req.insert("Params".into(), json!({}));
+    let params: Map<String, Value> = call
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    req.insert("Params".into(), Value::Object(params.clone()));
     req.insert("Identities".into(), identities(call.function_key_name.as_deref()));
     if let Some(body) = call.body.as_ref().filter(|b| !b.is_empty()) {
         req.insert("Body".into(), Value::String(body.clone()));
@@ -200,6 +246,10 @@ pub fn http_envelope(function: &str, binding: &str, call: &HttpCall) -> String {
         if !k.eq_ignore_ascii_case("code") {
             metadata.insert(k.clone(), host_string(values.last().map_or("", String::as_str)));
         }
+    }
+    // Route values come after the query parameters (`GetBindingData`).
+    for (k, v) in &params {
+        metadata.insert(k.clone(), host_string(v.as_str().unwrap_or("")));
     }
     let has = |m: &Map<String, Value>, key: &str| m.keys().any(|k| k.eq_ignore_ascii_case(key));
     if !has(&metadata, "Query") {

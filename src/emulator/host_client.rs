@@ -25,6 +25,8 @@ pub const HTTP_FUNCTION: &str = "function-reprocess";
 pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
 pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
 pub const OPENAPI_FUNCTION: &str = "function-openapi";
+pub const OPERATIONS_FUNCTION: &str = "function-operations";
+pub const CLEANUP_FUNCTION: &str = "function-operations-cleanup";
 
 /// Names a prebuilt handler binary to drive instead of the one cargo built (CI runs the integration
 /// tests once against the packaged static binary).

@@ -56,7 +56,7 @@ fn json_error_reply(e: &StrictJsonError) -> HttpReply {
     }
 }
 
-pub fn handle(
+pub async fn handle(
     state: &AppState,
     request: &HttpTrigger,
     invocation_id: &str,
@@ -124,7 +124,22 @@ pub fn handle(
         response.log(format!("alert dry run: {} messages would be enqueued", plan.len()));
         return HttpReply::json(200, json!(body.dry_run(&plan)));
     }
-    response.enqueue(b::ENQUEUE, plan.texts());
+    let texts = plan.texts().collect();
+    let tracked = match super::tracked::start(
+        state,
+        request,
+        &correlation_id,
+        "alert",
+        scopes.len(),
+        texts,
+        invocation_id,
+    )
+    .await
+    {
+        Ok(tracked) => tracked,
+        Err(reply) => return refused(reply, "the operation state store is unavailable", response),
+    };
+    response.enqueue(b::ENQUEUE, tracked.texts);
     tracing::info!(
         correlation_id = %correlation_id,
         alert_rule = alert_rule.as_deref().unwrap_or(""),
@@ -138,5 +153,5 @@ pub fn handle(
         plan.len(),
         skipped.len()
     ));
-    HttpReply::json(202, json!(body))
+    super::tracked::accepted(json!(body), tracked.status_url.as_deref())
 }

@@ -30,3 +30,15 @@ pub mod alert {
 pub mod openapi {
     pub const FUNCTION: &str = "function-openapi";
 }
+
+/// `function-operations/function.json`: `GET /api/operations/{correlationId}`.
+pub mod operations {
+    pub const FUNCTION: &str = "function-operations";
+    /// The route value naming the operation.
+    pub const ID_PARAM: &str = "correlationId";
+}
+
+/// `function-operations-cleanup/function.json`: the timer that deletes expired operation state.
+pub mod cleanup {
+    pub const FUNCTION: &str = "function-operations-cleanup";
+}

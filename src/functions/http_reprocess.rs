@@ -9,6 +9,7 @@
 
 use super::bindings::http as b;
 use super::http::{error_body, json_body, query_flag};
+use super::tracked;
 use crate::domain::{CorrelationId, Targets};
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
@@ -47,6 +48,16 @@ pub async fn handle(
         Ok(flag) => flag || parsed.dry_run,
         Err(reply) => return reply,
     };
+    if parsed.message_key.is_some() {
+        return HttpReply::json(
+            400,
+            error_body(
+                "invalid_field",
+                "messageKey is set by the handler on its own queue messages; an HTTP call cannot send one",
+                json!({ "fields": [{ "field": "messageKey", "reason": "not accepted over HTTP" }] }),
+            ),
+        );
+    }
     if parsed.next_link.is_some() {
         return HttpReply::json(
             400,
@@ -69,7 +80,14 @@ pub async fn handle(
     if !parsed.scopes.is_empty() {
         let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
         let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id);
-        response.enqueue(b::ENQUEUE, plan.texts());
+        let texts = plan.texts().collect();
+        let scopes = parsed.scopes.len();
+        let tracked = match tracked::start(state, request, &correlation_id, "http", scopes, texts, invocation_id).await
+        {
+            Ok(tracked) => tracked,
+            Err(reply) => return reply,
+        };
+        response.enqueue(b::ENQUEUE, tracked.texts);
         let line = format!(
             "fan-out {correlation_id}: {} expansion and {} ID messages enqueued",
             plan.expansion_messages.len(),
@@ -85,16 +103,18 @@ pub async fn handle(
             invocation_id,
             &settings.queue_name,
         );
-        return HttpReply::json(202, json!(body));
+        return tracked::accepted(json!(body), tracked.status_url.as_deref());
     }
     if parsed.targets.len() > settings.http_sync_max_ids {
         return split_into_messages(
             state,
+            request,
             &parsed.targets,
             parsed.correlation_id.as_ref(),
             invocation_id,
             response,
-        );
+        )
+        .await;
     }
     let report = state.services().await.reprocessor.run(&parsed.targets, deadline).await;
     response.log(report.one_line());
@@ -111,8 +131,9 @@ pub async fn handle(
 /// More IDs than one invocation should carry (`HTTP_SYNC_MAX_IDS`): one queue message per
 /// `$batch`-sized chunk, answered 202 with the count and a correlation ID. The queue function then
 /// reprocesses them with its retry and dead-letter rules.
-fn split_into_messages(
+async fn split_into_messages(
     state: &AppState,
+    request: &HttpTrigger,
     targets: &Targets,
     correlation_id: Option<&CorrelationId>,
     invocation_id: &str,
@@ -125,7 +146,12 @@ fn split_into_messages(
         .unwrap_or_else(CorrelationId::new_random);
     let messages = message::id_messages(targets, &correlation_id);
     let count = messages.len();
-    response.enqueue(b::ENQUEUE, messages.iter().map(|m| m.to_text()));
+    let texts = messages.iter().map(|m| m.to_text()).collect();
+    let tracked = match tracked::start(state, request, &correlation_id, "http", 0, texts, invocation_id).await {
+        Ok(tracked) => tracked,
+        Err(reply) => return reply,
+    };
+    response.enqueue(b::ENQUEUE, tracked.texts);
     response.log(format!(
         "{} IDs split into {count} queue messages, correlation {correlation_id}",
         targets.len()
@@ -139,7 +165,7 @@ fn split_into_messages(
         messages: count,
         queue: &state.settings.queue_name,
     };
-    HttpReply::json(202, json!(body))
+    tracked::accepted(json!(body), tracked.status_url.as_deref())
 }
 
 fn request_error_reply(e: &RequestError) -> HttpReply {

@@ -7,8 +7,12 @@ pub mod bindings;
 mod http;
 pub mod http_reprocess;
 pub mod openapi;
+pub mod operations;
+pub mod operations_cleanup;
 mod queue_expand;
 pub mod queue_reprocess;
+mod queue_track;
+pub mod tracked;
 
 use crate::config::Settings;
 use crate::host::{Envelope, EnvelopeError, HttpReply, InvokeResponse};
@@ -31,6 +35,13 @@ pub async fn dispatch(
             response.http(HTTP_RESPONSE, openapi::handle(envelope, HTTP_REQUEST));
             Some(Ok(response))
         }
+        bindings::cleanup::FUNCTION => Some(operations_cleanup::handle(state).await),
+        bindings::operations::FUNCTION => {
+            let mut response = InvokeResponse::default();
+            let reply = operations::handle(state, envelope, &mut response).await;
+            response.http(HTTP_RESPONSE, reply);
+            Some(Ok(response))
+        }
         bindings::http::FUNCTION | bindings::alert::FUNCTION => {
             let mut response = InvokeResponse::default();
             let reply = match http::post_request(envelope, HTTP_REQUEST) {
@@ -38,7 +49,7 @@ pub async fn dispatch(
                 Ok(request) if function == bindings::http::FUNCTION => {
                     http_reprocess::handle(state, &request, invocation_id, &mut response).await
                 }
-                Ok(request) => alert_reprocess::handle(state, &request, invocation_id, &mut response),
+                Ok(request) => alert_reprocess::handle(state, &request, invocation_id, &mut response).await,
             };
             response.http(HTTP_RESPONSE, reply);
             Some(Ok(response))

@@ -14,6 +14,7 @@ use crate::domain::CorrelationId;
 use crate::fanout;
 use crate::host::InvokeResponse;
 use crate::message::{DeadLetter, DeadLetterSource, Plan, ReprocessRequest, scope_field};
+use crate::operations::ListedPage;
 use crate::state::AppState;
 use tokio::time::Instant;
 
@@ -23,7 +24,7 @@ pub(super) async fn handle(
     correlation_id: &CorrelationId,
     source: DeadLetterSource,
     response: &mut InvokeResponse,
-) {
+) -> Option<ListedPage> {
     let settings = &state.settings;
     let [scope] = request.scopes.as_slice() else {
         let plan = Plan::new(&request.targets, &request.scopes, correlation_id);
@@ -33,13 +34,13 @@ pub(super) async fn handle(
             plan.expansion_messages.len(),
             plan.id_messages.len()
         ));
-        return;
+        return None;
     };
     if !request.targets.is_empty() {
         let plan = Plan::new(&request.targets, &request.scopes, correlation_id);
         response.enqueue(b::ENQUEUE, plan.texts());
         response.log(format!("split into {} messages", plan.len()));
-        return;
+        return None;
     }
 
     let scope = *scope;
@@ -76,6 +77,14 @@ pub(super) async fn handle(
                     ", listing complete"
                 }
             ));
+            Some(ListedPage {
+                scope_kind: match scope {
+                    crate::domain::Scope::AccessPackage(_) => "accessPackage",
+                    crate::domain::Scope::User(_) => "user",
+                },
+                scope_id: scope.id().to_owned(),
+                ids_found: page.listed,
+            })
         }
         Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {
             let attempt = request.attempt + 1;
@@ -87,6 +96,7 @@ pub(super) async fn handle(
                 "listing {} failed ({e}); re-enqueued as attempt {attempt}",
                 scope.id()
             ));
+            None
         }
         Err(e) => {
             tracing::error!(scope = scope.id(), error = %e, "listing dead-lettered");
@@ -96,6 +106,7 @@ pub(super) async fn handle(
             let record = DeadLetter::work(reason, work, Vec::new(), source);
             response.enqueue(b::DEAD_LETTER, record.into_texts());
             response.log(format!("listing dead-lettered: {e}"));
+            None
         }
     }
 }

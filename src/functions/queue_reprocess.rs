@@ -30,6 +30,21 @@ pub async fn handle(
 ) -> Result<InvokeResponse, EnvelopeError> {
     let trigger = QueueTrigger::from_envelope(envelope, b::MESSAGE)?;
     let mut response = InvokeResponse::default();
+    let done = work(state, &trigger, invocation_id, &mut response).await;
+    if let Some(tracked) = done {
+        super::queue_track::record(state, tracked, &mut response).await?;
+    }
+    Ok(response)
+}
+
+/// The message's work; for a message of a tracked operation, what to record about it.
+async fn work(
+    state: &AppState,
+    trigger: &QueueTrigger,
+    invocation_id: &str,
+    response: &mut InvokeResponse,
+) -> Option<super::queue_track::Done> {
+    use super::queue_track::Done;
     let settings = &state.settings;
     let source = || {
         DeadLetterSource::now(
@@ -55,7 +70,7 @@ pub async fn handle(
                 "malformed message dead-lettered to {}-poison: {e}",
                 settings.queue_name
             ));
-            return Ok(response);
+            return None;
         }
     };
 
@@ -64,7 +79,7 @@ pub async fn handle(
         let record = DeadLetter::unusable(reason, Vec::new(), &trigger.text, source());
         response.enqueue(b::DEAD_LETTER, record.into_texts());
         response.log("dry-run message dead-lettered: dry runs are HTTP only");
-        return Ok(response);
+        return None;
     }
 
     wait_for_not_before(&request, settings.queue_budget).await;
@@ -77,9 +92,10 @@ pub async fn handle(
         .or_else(|| CorrelationId::parse(invocation_id))
         .unwrap_or_else(CorrelationId::new_random);
 
+    let mut done = Done::new(&request, &correlation_id);
     if !request.scopes.is_empty() {
-        super::queue_expand::handle(state, &request, &correlation_id, source(), &mut response).await;
-        return Ok(response);
+        done.listed = super::queue_expand::handle(state, &request, &correlation_id, source(), response).await;
+        return Some(done);
     }
 
     let deadline = Instant::now() + settings.queue_budget;
@@ -104,7 +120,8 @@ pub async fn handle(
 
     let transient = report.transient_targets();
     if transient.is_empty() {
-        return Ok(response);
+        done.results = report.results;
+        return Some(done);
     }
     let next_attempt = request.attempt + 1;
     let remainder = ReprocessRequest::ids(transient.iter().copied(), &correlation_id);
@@ -125,7 +142,8 @@ pub async fn handle(
             retry.not_before.map(crate::message::rfc3339).unwrap_or_default()
         ));
     }
-    Ok(response)
+    done.results = report.results;
+    Some(done)
 }
 
 /// A re-enqueued message waits here for its `notBefore` (at most two minutes, and at most half the

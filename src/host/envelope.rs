@@ -16,6 +16,10 @@ pub enum EnvelopeError {
     MissingInput(&'static str),
     #[error("Data.{name} has an unexpected shape: {reason}")]
     Shape { name: &'static str, reason: String },
+    /// Not the envelope's fault: the operation state could not be recorded, so the invocation must fail
+    /// and the host retry the message (`functions::queue_track`).
+    #[error("the operation state could not be recorded: {0}")]
+    State(String),
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,6 +12,8 @@ pub struct HttpTrigger {
     pub url: String,
     pub query: Map<String, Value>,
     pub headers: Map<String, Value>,
+    /// Route values (`Params`, e.g. `{"correlationId": "…"}` for `operations/{correlationId}`).
+    pub params: Map<String, Value>,
     pub body: Option<String>,
 }
 
@@ -43,6 +45,7 @@ impl HttpTrigger {
             url: text("Url"),
             query: object("Query"),
             headers: object("Headers"),
+            params: object("Params"),
             body,
         })
     }
@@ -54,6 +57,11 @@ impl HttpTrigger {
             Value::String(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// A route value, case-insensitively.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        get_ci(&self.params, name).and_then(Value::as_str)
     }
 
     /// A query parameter, case-insensitively (repeated keys arrive joined with `,`).

@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 /// 64 KiB of base64 is 48 KiB of text.
 pub const MAX_MESSAGE_TEXT: usize = 48 * 1024;
 
+/// Room kept free in every split message for the `"messageKey":"<24 hex>",` a tracked operation adds
+/// after the split (`crate::operations`).
+pub const MESSAGE_KEY_ROOM: usize = 64;
+
 /// `s` cut to at most `max` characters, saying so and how long it was.
 pub fn clip(s: &str, max: usize) -> String {
     let count = s.chars().count();
@@ -26,7 +30,7 @@ pub fn clip(s: &str, max: usize) -> String {
 /// Texts for `items` split in halves until each text fits (or holds a single item).
 pub fn split_to_fit<T>(items: &[T], render: &dyn Fn(&[T]) -> String) -> Vec<String> {
     let text = render(items);
-    if text.len() <= MAX_MESSAGE_TEXT || items.len() <= 1 {
+    if text.len() <= MAX_MESSAGE_TEXT - MESSAGE_KEY_ROOM || items.len() <= 1 {
         return vec![text];
     }
     let (left, right) = items.split_at(items.len() / 2);

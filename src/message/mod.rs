@@ -20,7 +20,7 @@ mod parse;
 pub use dead_letter::{DeadLetter, DeadLetterSource};
 pub use parse::{FieldError, MAX_LISTED_FIELD_ERRORS, RequestError, parse_json_request, parse_queue_message};
 
-use crate::domain::{CorrelationId, Scope, Target, TargetKind, Targets};
+use crate::domain::{CorrelationId, MessageKey, Scope, Target, TargetKind, Targets};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -48,6 +48,7 @@ pub(crate) mod field {
     pub const ATTEMPT: &str = "attempt";
     pub const NOT_BEFORE: &str = "notBefore";
     pub const CORRELATION_ID: &str = "correlationId";
+    pub const MESSAGE_KEY: &str = "messageKey";
 
     /// Everything the JSON forms accept; anything else is refused so a typo is not silently ignored.
     pub const KNOWN_FIELDS: &[&str] = &[
@@ -64,6 +65,7 @@ pub(crate) mod field {
         ATTEMPT,
         NOT_BEFORE,
         CORRELATION_ID,
+        MESSAGE_KEY,
     ];
 }
 
@@ -91,6 +93,9 @@ pub struct ReprocessRequest {
     pub not_before: Option<OffsetDateTime>,
     /// Carried through every message of one request so its logs can be joined.
     pub correlation_id: Option<CorrelationId>,
+    /// This message's key in its operation's state (`crate::operations`); set by the handler on the
+    /// messages it enqueues for a tracked operation, absent on messages put on the queue by hand.
+    pub message_key: Option<MessageKey>,
 }
 
 impl ReprocessRequest {
@@ -178,6 +183,9 @@ impl Serialize for ReprocessRequest {
         if let Some(id) = &self.correlation_id {
             map.serialize_entry(field::CORRELATION_ID, id)?;
         }
+        if let Some(key) = &self.message_key {
+            map.serialize_entry(field::MESSAGE_KEY, key)?;
+        }
         if self.dry_run {
             map.serialize_entry(field::DRY_RUN, &true)?;
         }
@@ -233,6 +241,26 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Each message text with its `messageKey` (derived from `parent` and its position), for a tracked
+/// operation. Texts are the JSON objects this module writes; [`fit::split_to_fit`] leaves room for the key.
+pub fn with_message_keys(texts: impl IntoIterator<Item = String>, parent: &str) -> Vec<(MessageKey, String)> {
+    texts
+        .into_iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let key = MessageKey::derive(parent, index);
+            let text = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(mut map)) => {
+                    map.insert(field::MESSAGE_KEY.into(), serde_json::json!(key.as_str()));
+                    serde_json::Value::Object(map).to_string()
+                }
+                _ => text,
+            };
+            (key, text)
+        })
+        .collect()
 }
 
 /// RFC 3339 in whole seconds, as `notBefore` and `deadLetteredAt` are written.

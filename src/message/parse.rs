@@ -5,7 +5,7 @@
 use super::ReprocessRequest;
 use super::field::{self, KNOWN_FIELDS};
 use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
-use crate::domain::{Scope, Target, Targets};
+use crate::domain::{MessageKey, Scope, Target, Targets};
 use crate::json::{StrictJsonError, parse_strict, value_budget};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -243,6 +243,18 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         }
     };
 
+    let message_key = match map.get(field::MESSAGE_KEY) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if MessageKey::parse(s).is_some() => MessageKey::parse(s),
+        Some(_) => {
+            errors.push(FieldError {
+                field: field::MESSAGE_KEY.into(),
+                reason: "must be 24 lower-case hex digits (set by the handler)".into(),
+            });
+            None
+        }
+    };
+
     if !errors.is_empty() {
         return Err(RequestError::fields(errors));
     }
@@ -273,6 +285,7 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
         attempt,
         not_before,
         correlation_id,
+        message_key,
     })
 }
 

@@ -3,7 +3,7 @@
 
 use super::{HttpOutcome, Shim, invoke_http, run_queue_message};
 use crate::emulator::host::HttpCall;
-use crate::emulator::host_client::HTTP_FUNCTION;
+use crate::emulator::host_client::{HTTP_FUNCTION, OPERATIONS_FUNCTION};
 use crate::emulator::{Fault, sample};
 use serde_json::json;
 
@@ -69,12 +69,31 @@ pub(super) async fn run(shim: &Shim, port: u16) {
     for message in outcome.enqueued {
         run_queue_message(shim, &message, 1).await;
     }
-    let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
-    let done = (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
-        .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
-        .count();
+    let done = {
+        let tenant = shim.emulator.state.tenant.lock().expect("tenant lock");
+        (0..sample::BULK_DELIVERED + sample::BULK_OTHER)
+            .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
+            .count()
+    };
     let lists = shim.emulator.state.graph_requests_with("GET").len();
     println!("   -> {done} assignments of the package reprocessed once each, after {lists} list pages");
+    let location = outcome
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("Location"))
+        .map(|(_, value)| value.clone());
+    let Some(call) = location.as_deref().and_then(HttpCall::get_status_url) else {
+        println!("   -> no Location: {}", outcome.body["statusUnavailable"]);
+        return;
+    };
+    let status = invoke_http(shim, OPERATIONS_FUNCTION, &call).await;
+    println!(
+        "   -> GET {} : HTTP {} {}",
+        location.unwrap_or_default(),
+        status.status,
+        json!({ "status": status.body["status"], "summary": status.body["summary"], "listing": status.body["listing"],
+                "results": status.body["results"].as_array().map_or(0, Vec::len), "nextLink": status.body["nextLink"] })
+    );
 }
 
 pub(super) fn print_curl_lines(port: u16) {
@@ -95,6 +114,7 @@ pub(super) fn print_curl_lines(port: u16) {
         "  curl -s 'localhost:{port}/api/reprocess?dryRun=true' -H 'Content-Type: application/json' \\\n    -d '{{\"userIds\":[\"{}\"]}}'",
         sample::USER_ADELE
     );
+    println!("  curl -s localhost:{port}/api/operations/<correlationId>   # the Location of a 202 (curl -i shows it)");
     println!("  curl -s localhost:{port}/queue/reprocess-requests-poison");
     println!("  curl -s localhost:{port}/tenant");
 }

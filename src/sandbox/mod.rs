@@ -18,14 +18,17 @@
 //! bodies. It stops on SIGINT or SIGTERM.
 
 mod demo;
+mod front;
+mod storage;
 
 use crate::config::Settings;
-use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
-use crate::emulator::host_client::{ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, OPENAPI_FUNCTION, QUEUE_FUNCTION};
+use crate::emulator::host::{QueueMessageMeta, queue_envelope};
+use crate::emulator::host_client::QUEUE_FUNCTION;
 use crate::emulator::{Emulator, EmulatorState, sample};
 use crate::startup::Application;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use front::{HttpOutcome, invoke, invoke_http};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -39,9 +42,10 @@ struct Shim {
     emulator: Emulator,
 }
 
-pub const USAGE: &str = "usage: reprocess-handler sandbox [--port <port>] [--handler-port <port>]\n\
+pub const USAGE: &str = "usage: reprocess-handler sandbox [--port <port>] [--handler-port <port>] [--storage <connection string>]\n\
     --port          the emulated Functions host (default 7071)\n\
     --handler-port  the handler itself (default 7072)\n\
+    --storage       AzureWebJobsStorage for operation status (default: start tools/azurite if installed)\n\
     -h, --help      this text";
 
 /// Largest request the emulated front end takes: the Functions host's default request body limit
@@ -51,6 +55,7 @@ const FRONT_END_BODY_LIMIT: usize = 104_857_600;
 struct Options {
     host_port: u16,
     handler_port: u16,
+    storage: Option<String>,
 }
 
 /// `None` for `--help`; unknown flags and stray arguments are errors, so a typo never starts a sandbox.
@@ -58,11 +63,17 @@ fn parse_args(args: &[String]) -> anyhow::Result<Option<Options>> {
     let mut options = Options {
         host_port: 7071,
         handler_port: 7072,
+        storage: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let port = match arg.as_str() {
             "-h" | "--help" => return Ok(None),
+            "--storage" => {
+                let value = args.next().with_context(|| format!("{arg} needs a value\n{USAGE}"))?;
+                options.storage = Some(value.clone());
+                continue;
+            }
             "--port" => &mut options.host_port,
             "--handler-port" => &mut options.handler_port,
             other => anyhow::bail!("unknown argument {other:?}\n{USAGE}"),
@@ -103,6 +114,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let Some(Options {
         host_port,
         handler_port,
+        storage,
     }) = parse_args(args)?
     else {
         println!("{USAGE}");
@@ -120,14 +132,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     crate::telemetry::init();
+    let storage = storage::prepare(storage)?;
     let emulator = Emulator::start_on(emulator_listener, state).context("starting the emulated tenant")?;
     let mut vars: Vec<(String, String)> = std::env::vars().collect();
     vars.retain(|(k, _)| {
         !matches!(
             k.as_str(),
             "GRAPH_BASE_URL" | "FUNCTIONS_CUSTOMHANDLER_PORT" | "CREDENTIAL_SOURCE" | "AZURE_CLIENT_ID"
-        )
+        ) && !k.to_ascii_lowercase().starts_with("azurewebjobsstorage")
     });
+    if let Some(connection) = &storage.connection {
+        vars.push(("AzureWebJobsStorage".into(), connection.clone()));
+    }
     vars.push(("GRAPH_BASE_URL".into(), emulator.graph_base_url()));
     vars.push(("FUNCTIONS_CUSTOMHANDLER_PORT".into(), handler_port.to_string()));
     let settings = Settings::from_vars(vars).context("invalid settings")?;
@@ -136,6 +152,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         let app = Application::build(settings).context("starting the handler")?;
         let handler = format!("http://127.0.0.1:{}", app.port());
         let (tx, rx) = mpsc::unbounded_channel();
+        println!("sandbox: {}", storage.note);
         let shim = web::Data::new(Shim {
             handler,
             client: reqwest::Client::new(),
@@ -149,9 +166,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             App::new()
                 .app_data(shim_data.clone())
                 .app_data(web::PayloadConfig::new(FRONT_END_BODY_LIMIT))
-                .route("/api/reprocess", web::post().to(http_call))
-                .route("/api/alert", web::post().to(alert_call))
-                .route("/api/openapi", web::get().to(openapi_call))
+                .route("/api/reprocess", web::post().to(front::http_call))
+                .route("/api/alert", web::post().to(front::alert_call))
+                .route("/api/operations/{correlationId}", web::get().to(front::operations_call))
+                .route("/api/openapi", web::get().to(front::openapi_call))
                 .route("/queue/reprocess-requests", web::post().to(enqueue))
                 .route("/queue/reprocess-requests-poison", web::get().to(poison))
                 .route("/tenant", web::get().to(tenant))
@@ -172,84 +190,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         println!("sandbox: stopping");
         handle.stop(true).await;
         handler_task.abort();
+        drop(storage);
         Ok(())
     })
-}
-
-fn host_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-    request
-        .header("X-Azure-Functions-HostVersion", HOST_VERSION)
-        .header(
-            "X-Azure-Functions-InvocationId",
-            crate::domain::Guid::new_random().to_string(),
-        )
-        .header("User-Agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
-        .header("Content-Type", "application/json; charset=utf-8")
-}
-
-async fn invoke(shim: &Shim, function: &str, envelope: String) -> Result<Value, String> {
-    let response = host_headers(shim.client.post(format!("{}/{function}", shim.handler)))
-        .body(envelope)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = response.status();
-    let body: Value = response.json().await.map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(format!("handler answered {status}: {body}"))
-    }
-}
-
-/// What an HTTP function answered, unwrapped as the host would, plus its queue outputs.
-struct HttpOutcome {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-    enqueued: Vec<String>,
-}
-
-async fn invoke_http(shim: &Shim, function: &str, call: &HttpCall) -> HttpOutcome {
-    let envelope = http_envelope(function, "req", call);
-    match invoke(shim, function, envelope).await {
-        Ok(reply) => {
-            let res = &reply["Outputs"]["res"];
-            let status = res["statusCode"].as_str().and_then(|s| s.parse().ok()).unwrap_or(200);
-            let headers = res["headers"]
-                .as_object()
-                .map(|h| {
-                    h.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let body = res["body"]
-                .as_str()
-                .and_then(|b| serde_json::from_str(b).ok())
-                .unwrap_or(Value::Null);
-            let enqueued = reply["Outputs"]["enqueue"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect();
-            HttpOutcome {
-                status,
-                headers,
-                body,
-                enqueued,
-            }
-        }
-        // What the host does when the invocation fails: 500 with an empty body.
-        Err(e) => HttpOutcome {
-            status: 500,
-            headers: Vec::new(),
-            body: json!({ "sandbox": e }),
-            enqueued: Vec::new(),
-        },
-    }
 }
 
 fn short(text: &str) -> String {
@@ -316,92 +259,6 @@ async fn queue_worker(shim: Arc<Shim>, mut rx: mpsc::UnboundedReceiver<(String, 
             run_queue_message(&shim, &text, dequeue).await;
         });
     }
-}
-
-async fn http_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, HTTP_FUNCTION, &caller_request(&request, &body)).await
-}
-
-async fn alert_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, ALERT_FUNCTION, &caller_request(&request, &body)).await
-}
-
-async fn openapi_call(request: HttpRequest, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, OPENAPI_FUNCTION, &caller_request(&request, &[])).await
-}
-
-/// The caller's request as the host's front end hands it over (`GetRequestAsJObject`): every header
-/// as sent, the query decoded with repeats kept, and the body only with a `Content-Length` (the host
-/// drops chunked bodies), base64 for octet-stream and multipart, else UTF-8 text (BOM removed).
-fn caller_request(request: &HttpRequest, body: &[u8]) -> HttpCall {
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.to_ascii_lowercase())
-    };
-    let has_length = header("content-length").is_some_and(|v| v.trim().parse::<u64>().is_ok_and(|n| n > 0));
-    let binary = header("content-type")
-        .is_some_and(|t| t.starts_with("application/octet-stream") || t.starts_with("multipart/"));
-    let body = has_length.then(|| {
-        if binary {
-            crate::emulator::host::base64(body)
-        } else {
-            let text = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
-            String::from_utf8_lossy(text).into_owned()
-        }
-    });
-    let query = url::form_urlencoded::parse(request.query_string().as_bytes())
-        .into_owned()
-        .collect();
-    let meta = QueueMessageMeta::now(1);
-    let path_and_query = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    // The host builds `Url` as `{scheme}://{Host}{Path}{QueryString}` (`GetRequestAsJObject`).
-    let host = request
-        .headers()
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    HttpCall {
-        url: format!("http://{host}{path_and_query}"),
-        method: request.method().as_str().to_owned(),
-        query,
-        headers,
-        body,
-        function_key_name: Some("default".into()),
-        utc_now: meta.utc_now,
-        rand_guid: meta.rand_guid,
-    }
-}
-
-/// Runs an HTTP function, hands its `enqueue` outputs to the in-memory queue, returns `res`.
-async fn forward(shim: &Shim, function: &str, call: &HttpCall) -> HttpResponse {
-    let outcome = invoke_http(shim, function, call).await;
-    for message in outcome.enqueued {
-        let _ = shim.queue.send((message, 1));
-    }
-    let mut response = HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(outcome.status)
-            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR),
-    );
-    for (name, value) in outcome
-        .headers
-        .iter()
-        .filter(|(n, _)| !n.eq_ignore_ascii_case("content-type"))
-    {
-        response.insert_header((name.as_str(), value.as_str()));
-    }
-    response.json(outcome.body)
 }
 
 async fn enqueue(_request: HttpRequest, body: String, shim: web::Data<Shim>) -> HttpResponse {

@@ -4,7 +4,9 @@
 //! instead of the one cargo built.
 
 use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
-pub use reprocess_handler::emulator::host_client::{ALERT_FUNCTION, HTTP_FUNCTION, HostReply, QUEUE_FUNCTION};
+pub use reprocess_handler::emulator::host_client::{
+    ALERT_FUNCTION, CLEANUP_FUNCTION, HTTP_FUNCTION, HostReply, OPERATIONS_FUNCTION, QUEUE_FUNCTION,
+};
 use reprocess_handler::emulator::host_client::{HandlerProcess, Readiness, handler_binary};
 use reprocess_handler::emulator::{Emulator, EmulatorState, sample};
 use serde_json::Value;
@@ -155,6 +157,16 @@ impl TestApp {
             drained.dead_letters.extend(reply.output_messages("deadLetter"));
         }
         drained
+    }
+
+    /// GETs a status URL the handler gave out (`Location`, `statusUrl`, `nextLink`) through the emulated
+    /// host's routing of `operations/{correlationId}`.
+    pub fn get_status(&self, url: &str) -> HostReply {
+        let call = HttpCall::get_status_url(url).unwrap_or_else(|| panic!("not a status URL: {url}"));
+        self.invoke(
+            OPERATIONS_FUNCTION,
+            http_envelope(OPERATIONS_FUNCTION, "req", &call).as_bytes(),
+        )
     }
 
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {

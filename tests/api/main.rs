@@ -2,14 +2,17 @@
 //! and drives it with envelopes as the Functions host sends them.
 
 mod alert;
+mod azurite;
 mod helpers;
 mod hostile;
 mod http;
 mod openapi;
+mod operations;
 mod pacing;
 mod protocol;
 mod queue;
 mod sandbox;
 mod settings;
+mod storage;
 mod targets;
 mod throughput;

@@ -66,6 +66,18 @@ fn request(port: u16, head: &str, body: &[u8]) -> (String, String) {
     (status, body)
 }
 
+/// One raw request: the whole response head (status line and headers) and the body.
+fn request_with_head(port: u16, head: &str, body: &[u8]) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.to_owned(), body.to_owned())
+}
+
 fn post(port: u16, path: &str, content_type: &str, body: &str) -> (String, String) {
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -77,6 +89,7 @@ fn post(port: u16, path: &str, content_type: &str, body: &str) -> (String, Strin
 #[test]
 fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
     let (host, handler) = (free_port(), free_port());
+    let storage = crate::azurite::azurite().connection_string();
     let mut child = Command::new(binary())
         .args([
             "sandbox",
@@ -84,6 +97,8 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
             &host.to_string(),
             "--handler-port",
             &handler.to_string(),
+            "--storage",
+            &storage,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -133,6 +148,43 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
     let document: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(document["host"], format!("127.0.0.1:{host}"));
     assert_eq!(document["schemes"], serde_json::json!(["http"]));
+
+    // The async pattern end to end: a fan-out's 202 carries Location (the sandbox's own address, from
+    // the Host header as the host builds Data.req.Url); polling it ends in 200 with every ID.
+    let fan_out = r#"{"accessPackageIds":["e7c1a2b3-4d5e-4f60-8a7b-9c0d1e2f3a4b"]}"#;
+    let head = format!(
+        "POST /api/reprocess?code=KEY HTTP/1.1\r\nHost: localhost:{host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        fan_out.len()
+    );
+    let (raw_head, body) = request_with_head(host, &head, fan_out.as_bytes());
+    assert!(raw_head.starts_with("HTTP/1.1 202"), "{raw_head} {body}");
+    let location = raw_head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: ").or_else(|| l.strip_prefix("Location: ")))
+        .expect("a Location header")
+        .trim()
+        .to_owned();
+    assert!(
+        location.starts_with(&format!("http://localhost:{host}/api/operations/")),
+        "{location}"
+    );
+    assert!(!location.contains("KEY"), "{location}");
+    let path = location.split_once(&format!(":{host}")).unwrap().1.to_owned();
+    let polling = Instant::now();
+    let done = loop {
+        let head = format!("GET {path} HTTP/1.1\r\nHost: localhost:{host}\r\nConnection: close\r\n\r\n");
+        let (status, body) = request(host, &head, b"");
+        if status.contains(" 200 ") {
+            break body;
+        }
+        assert!(status.contains(" 202 "), "{status} {body}");
+        assert!(polling.elapsed() < Duration::from_secs(120), "still running: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let done: serde_json::Value = serde_json::from_str(&done).unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["summary"]["accepted"], 260);
+    assert_eq!(done["results"].as_array().unwrap().len(), 260);
 
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -1,0 +1,174 @@
+//! Writing an operation's state: [`OperationStore::start`] (HTTP and alert functions, before their 202)
+//! and [`OperationStore::record`] (each queue invocation of a tracked message). See the completion rule
+//! in the module above.
+
+use super::{
+    DEAD_ROWS, DONE, LISTING_ROWS, OP_ROW, OperationStore, PENDING, RESULT_ROWS, SUPERSEDED, key, message_row,
+    now_text, partition,
+};
+use crate::domain::{CorrelationId, ItemResult, MessageKey};
+use crate::storage::{Entity, Filter, StorageError, UpsertMode};
+use futures_util::StreamExt;
+use time::OffsetDateTime;
+
+/// Storage writes in flight per invocation.
+const WRITES_IN_FLIGHT: usize = 8;
+/// Longest per-ID result text kept (a Table string property holds 32K UTF-16 characters).
+const MAX_RESULT_TEXT: usize = 16_000;
+
+/// An ID (or a listing's package/user) that went to the poison queue, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadEntry {
+    pub id: String,
+    /// `assignment`, `assignmentRequest`, `accessPackage` or `user`.
+    pub kind: &'static str,
+    pub reason: String,
+}
+
+/// One page listed for a package/user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedPage {
+    pub scope_kind: &'static str,
+    pub scope_id: String,
+    pub ids_found: usize,
+}
+
+/// What one queue invocation did, for its operation's state.
+#[derive(Debug, Default)]
+pub struct Recorded<'a> {
+    pub results: &'a [ItemResult],
+    pub dead: Vec<DeadEntry>,
+    pub listed: Option<ListedPage>,
+    /// The keys of the messages it enqueues, in output order.
+    pub children: Vec<MessageKey>,
+}
+
+impl OperationStore {
+    /// Starts (or, for a repeated correlation ID, joins) an operation and registers the messages about
+    /// to be enqueued as pending, before they exist.
+    pub async fn start(
+        &self,
+        op: &CorrelationId,
+        source: &str,
+        scopes: usize,
+        roots: &[MessageKey],
+    ) -> Result<(), StorageError> {
+        let table = self.table().await?;
+        let now = OffsetDateTime::now_utc();
+        let expires = now + time::Duration::try_from(self.retention()).unwrap_or(time::Duration::days(7));
+        let expires_at = crate::message::rfc3339(expires);
+        // The index first: an operation is never stored without a way to find it when it expires.
+        self.index_expiry(op, &expires_at).await?;
+        let header = Entity::new(partition(op), key(OP_ROW))
+            .with("createdAt", crate::message::rfc3339(now))
+            .with("expiresAt", expires_at.as_str())
+            .with("source", source)
+            .with("scopes", scopes as u64);
+        if self.client.insert(table, &header).await? == crate::storage::Inserted::AlreadyExists {
+            let more = self.client.get(table, &partition(op), &key(OP_ROW)).await?;
+            let before = more.and_then(|e| e.u64("scopes")).unwrap_or(0);
+            let merged = Entity::new(partition(op), key(OP_ROW))
+                .with("scopes", before + scopes as u64)
+                .with("expiresAt", expires_at.as_str());
+            self.client.upsert(table, &merged, UpsertMode::Merge).await?;
+        }
+        self.write_all(
+            roots.iter().map(|k| pending(op, k, "root")).collect(),
+            UpsertMode::Replace,
+        )
+        .await
+    }
+
+    /// Records one invocation of the tracked message `own`: results, dead letters and listed page, then
+    /// its children as pending (older children it no longer makes as superseded), then itself as done.
+    pub async fn record(&self, op: &CorrelationId, own: &MessageKey, work: &Recorded<'_>) -> Result<(), StorageError> {
+        let table = self.table().await?;
+        let pk = partition(op);
+        let mut finals = Vec::new();
+        let mut transients = Vec::new();
+        for result in work.results {
+            let mut text = serde_json::to_string(result).expect("results serialize");
+            if text.len() > MAX_RESULT_TEXT {
+                let mut short = serde_json::to_value(result).expect("results serialize");
+                short["error"]["message"] = serde_json::json!("[too long to keep: see the function logs]");
+                text = short.to_string();
+            }
+            let row = Entity::new(pk.clone(), key(&format!("{RESULT_ROWS}{}", result.id)))
+                .with("kind", serde_json::to_value(result.kind).expect("kinds serialize"))
+                .with("outcome", result.outcome.label())
+                .with("result", text);
+            if result.outcome.is_final() {
+                finals.push(row);
+            } else {
+                transients.push(row);
+            }
+        }
+        let mut rows: Vec<Entity> = finals;
+        rows.extend(work.dead.iter().map(|d| {
+            Entity::new(pk.clone(), key(&format!("{DEAD_ROWS}{}", d.id)))
+                .with("kind", d.kind)
+                .with("reason", crate::message::fit::clip(&d.reason, 4_000))
+        }));
+        if let Some(page) = &work.listed {
+            rows.push(
+                Entity::new(pk.clone(), key(&format!("{LISTING_ROWS}{own}")))
+                    .with("scopeKind", page.scope_kind)
+                    .with("scopeId", page.scope_id.as_str())
+                    .with("idsFound", page.ids_found as u64),
+            );
+        }
+        self.write_all(rows, UpsertMode::Replace).await?;
+        // A transient result never replaces what is already there (a final one, or an earlier transient).
+        let inserts = futures_util::stream::iter(transients.iter().map(|row| self.client.insert(table, row)))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        for inserted in inserts {
+            inserted?;
+        }
+
+        // Children: pending before this message is done. Earlier children of this message that this run
+        // does not enqueue (a redelivery after a crash, whose first run's outputs were never written) are
+        // superseded, so they cannot hold the operation open forever.
+        let mine = Filter::partition(&pk)
+            .row_prefix(&key(super::MESSAGE_ROWS))
+            .and_eq("parent", own.as_str())?;
+        let earlier = self.client.query_all(table, &mine).await?;
+        self.write_all(
+            work.children.iter().map(|k| pending(op, k, own.as_str())).collect(),
+            UpsertMode::Replace,
+        )
+        .await?;
+        let stale: Vec<Entity> = earlier
+            .into_iter()
+            .filter(|e| e.str("state") == Some(PENDING))
+            .filter(|e| !work.children.iter().any(|k| message_row(k) == e.row_key))
+            .map(|e| {
+                Entity::new(pk.clone(), e.row_key)
+                    .with("state", SUPERSEDED)
+                    .with("updatedAt", now_text())
+            })
+            .collect();
+        self.write_all(stale, UpsertMode::Merge).await?;
+        let done = Entity::new(pk, message_row(own))
+            .with("state", DONE)
+            .with("updatedAt", now_text());
+        self.client.upsert(table, &done, UpsertMode::Merge).await
+    }
+
+    async fn write_all(&self, rows: Vec<Entity>, mode: UpsertMode) -> Result<(), StorageError> {
+        let table = self.table().await?;
+        let results = futures_util::stream::iter(rows.iter().map(|row| self.client.upsert(table, row, mode)))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        results.into_iter().collect()
+    }
+}
+
+fn pending(op: &CorrelationId, k: &MessageKey, parent: &str) -> Entity {
+    Entity::new(partition(op), message_row(k))
+        .with("state", PENDING)
+        .with("parent", parent)
+        .with("updatedAt", now_text())
+}
