@@ -5,9 +5,11 @@
 //! The checked-in document has no `host`: the served one gets `host` and `schemes` from `Data.req.Url`,
 //! which the Functions host builds as `{http|https}://{Host}{Path}{QueryString}`
 //! (azure-functions-host `src/WebJobs.Script/Extensions/HttpRequestExtensions.cs`, `GetRequestAsJObject`),
-//! i.e. the address this caller reached. Only a URL that parses with an `http`/`https` scheme and a domain
-//! or IP host is used (`ServedAt`); anything else leaves `host` out, which OpenAPI 2.0 reads as "the host
-//! that served the document". `X-Forwarded-Host` and the like are not read: any caller can set them.
+//! i.e. the address this caller reached (on Linux Consumption the host first fixes `Host` and the scheme
+//! from the platform front end's headers: see `tracked`). Only a URL that parses with an `http`/`https`
+//! scheme and a domain or IP host is used (`ServedAt`), `http` only on loopback as for the 202's
+//! `Location`; anything else leaves `host` out, which OpenAPI 2.0 reads as "the host that served the
+//! document". `X-Forwarded-Host` and the like are not read: any caller can set them.
 //!
 //! Auth level `function`, like every function of the app: the document holds nothing secret (it is in
 //! the repository), but an anonymous route would be the one way to run the handler without a key.
@@ -37,9 +39,11 @@ pub struct ServedAt {
 impl ServedAt {
     pub fn parse(url: &str) -> Option<Self> {
         let url = Url::parse(url).ok()?;
+        // As for the 202's `Location` (`tracked::status_url`): `http` only on loopback (local runs); the
+        // app itself is `httpsOnly`.
         let scheme = match url.scheme() {
-            "https" => "https",
-            "http" => "http",
+            "http" if crate::config::is_loopback(&url) => "http",
+            "https" | "http" => "https",
             _ => return None,
         };
         let host = match url.host()? {
@@ -110,6 +114,10 @@ mod tests {
             Some(("https", "127.0.0.1".into()))
         );
         assert_eq!(at("http://[::1]:8080/x"), Some(("http", "[::1]:8080".into())));
+        assert_eq!(
+            at("http://app.azurewebsites.net/api/openapi"),
+            Some(("https", "app.azurewebsites.net".into()))
+        );
         assert_eq!(at("ftp://example.com/x"), None);
         assert_eq!(at("not a url"), None);
         assert_eq!(at(""), None);

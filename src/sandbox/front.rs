@@ -5,7 +5,9 @@
 
 use super::Shim;
 use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope};
-use crate::emulator::host_client::{ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, OPENAPI_FUNCTION, OPERATIONS_FUNCTION};
+use crate::emulator::host_client::{
+    ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, OPENAPI_FUNCTION, OPERATIONS_FUNCTION,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 

@@ -12,7 +12,7 @@
 use crate::helpers::*;
 use reprocess_handler::emulator::host::{HttpCall, http_envelope};
 use reprocess_handler::emulator::host_client::OPENAPI_FUNCTION;
-use reprocess_handler::emulator::{Fault, sample};
+use reprocess_handler::emulator::{EmulatorState, Fault, sample};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 
@@ -183,10 +183,38 @@ fn with_content_type(mut call: HttpCall, value: &str) -> HttpCall {
 /// `500` is the answer to an envelope without a readable request, which the host never sends.
 const HOST_NEVER_SENDS: u16 = 500;
 
+/// The app with operation state in Azurite (a table of its own), as deployed: every 202 is tracked.
+fn spawn_tracked(env: &[(&str, &str)]) -> TestApp {
+    let connection = crate::azurite::azurite().connection_string();
+    let table = format!("openapi{}", fastrand::u32(..));
+    let mut all = vec![
+        ("AzureWebJobsStorage", connection.as_str()),
+        ("OPERATIONS_TABLE_NAME", table.as_str()),
+    ];
+    all.extend_from_slice(env);
+    spawn_app_with(EmulatorState::new(sample::tenant()), &all)
+}
+
+/// The app with storage configured where nothing listens: the operation state cannot be written.
+fn spawn_with_dead_storage() -> TestApp {
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let connection = format!(
+        "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};TableEndpoint=http://127.0.0.1:{port}/{}",
+        crate::azurite::ACCOUNT,
+        crate::azurite::KEY,
+        crate::azurite::ACCOUNT
+    );
+    spawn_app_env(&[("AzureWebJobsStorage", connection.as_str())])
+}
+
 #[test]
 fn reprocess_answers_match_the_document() {
     let spec = Spec::load();
-    let app = spawn_app_env(&[
+    let app = spawn_tracked(&[
         ("MAX_IDS_PER_CALL", "150"),
         ("MAX_BODY_BYTES", "20000"),
         ("GRAPH_MAX_ATTEMPTS", "1"),
@@ -234,6 +262,13 @@ fn reprocess_answers_match_the_document() {
         (status, &body["status"], &body["ids"]),
         (202, &json!("queued"), &json!(101))
     );
+    // 503 also when the operation's state cannot be recorded (nothing is queued then).
+    let dead = spawn_with_dead_storage();
+    let (status, _, body) = c.answer(&dead.post_ids(&fan_out.to_string()));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("status_store_unavailable"))
+    );
 
     // 400: each kind of refusal.
     let nil = "00000000-0000-4000-8000-000000000000";
@@ -269,7 +304,7 @@ fn reprocess_answers_match_the_document() {
 #[test]
 fn alert_answers_match_the_document() {
     let spec = Spec::load();
-    let app = spawn_app_env(&[("MAX_IDS_PER_CALL", "3")]);
+    let app = spawn_tracked(&[("MAX_IDS_PER_CALL", "3")]);
     let mut c = Coverage::new(&spec, "/alert", "post");
     let fired = |pairs: Vec<Value>| {
         json!({ "schemaId": "azureMonitorCommonAlertSchema", "data": {
@@ -296,6 +331,14 @@ fn alert_answers_match_the_document() {
     // 202: queued, with the skipped value named.
     let (status, _, body) = c.answer(&app.post_alert(&alert.to_string()));
     assert_eq!((status, body["skipped"].as_array().map(Vec::len)), (202, Some(1)));
+
+    // 503: the operation's state cannot be recorded, nothing is enqueued (action groups retry 503).
+    let dead = spawn_with_dead_storage();
+    let (status, _, body) = c.answer(&dead.post_alert(&alert.to_string()));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("status_store_unavailable"))
+    );
 
     // 400: not JSON; a repeated key.
     assert_eq!(c.answer(&app.post_alert("{")).0, 400);
@@ -327,6 +370,67 @@ fn alert_answers_match_the_document() {
     c.finish(&[HOST_NEVER_SENDS]);
 }
 
+#[test]
+fn operations_answers_match_the_document() {
+    let spec = Spec::load();
+    let app = spawn_tracked(&[("OPERATIONS_RESULTS_PAGE_SIZE", "2"), ("HTTP_SYNC_MAX_IDS", "2")]);
+    let mut c = Coverage::new(&spec, "/operations/{correlationId}", "get");
+    let location = |reply: &HostReply| {
+        let (status, headers, body) = reply.res();
+        assert_eq!(status, 202, "{body}");
+        spec.check("/reprocess", "post", status, &headers, &body);
+        headers["Location"].as_str().unwrap().to_owned()
+    };
+
+    // A package: 202 while its messages are queued, then 200 with every ID, page by page.
+    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
+    let url = location(&reply);
+    let (status, _, body) = c.answer(&app.get_status(&url));
+    assert_eq!((status, &body["status"]), (202, &json!("running")));
+    app.drain(reply.output_messages("enqueue"), true);
+    let (status, _, mut page) = c.answer(&app.get_status(&url));
+    assert_eq!((status, &page["status"]), (200, &json!("succeeded")));
+    let mut pages = 1;
+    while let Some(next) = page.get("nextLink").and_then(Value::as_str).map(str::to_owned) {
+        let (status, _, next_page) = c.answer(&app.get_status(&next));
+        assert_eq!(status, 200);
+        page = next_page;
+        pages += 1;
+    }
+    assert!(pages > 1, "the page size of 2 was not reached");
+
+    // IDs the identity may not reprocess: finished, failed, every ID dead-lettered with its reason.
+    let ids = [sample::DELIVERED_1, sample::DELIVERED_2, sample::DELIVERED_3];
+    let reply = app.post_ids(&json!({ "assignmentIds": ids }).to_string());
+    let url = location(&reply);
+    app.emulator.state.set_app_role_granted(false);
+    app.drain(reply.output_messages("enqueue"), true);
+    let (status, _, body) = c.answer(&app.get_status(&url));
+    assert_eq!((status, &body["status"]), (200, &json!("failed")));
+    assert_eq!(body["deadLettered"].as_array().map(Vec::len), Some(3), "{body}");
+
+    // 404 unknown; 400 malformed ID or page; 503 without storage.
+    let (status, _, _) = c.answer(&app.get_status("https://localhost/api/operations/no-such-operation"));
+    assert_eq!(status, 404);
+    assert_eq!(
+        c.answer(&app.get_status("https://localhost/api/operations/bad_id!")).0,
+        400
+    );
+    assert_eq!(
+        c.answer(&app.get_status("https://localhost/api/operations/abc?page=zzz"))
+            .0,
+        400
+    );
+    let untracked = spawn_app();
+    assert_eq!(
+        c.answer(&untracked.get_status("https://localhost/api/operations/abc"))
+            .0,
+        503
+    );
+
+    c.finish(&[HOST_NEVER_SENDS]);
+}
+
 fn get_openapi(app: &TestApp, url: &str) -> HostReply {
     let mut call = HttpCall::post_json("openapi", "");
     call.method = "GET".into();
@@ -351,6 +455,11 @@ fn the_served_document_is_the_checked_in_one_with_the_callers_host() {
             "https",
         ),
         ("http://localhost:7071/api/openapi", "localhost:7071", "http"),
+        (
+            "http://myapp.azurewebsites.net/api/openapi",
+            "myapp.azurewebsites.net",
+            "https",
+        ),
     ] {
         let (status, _, mut served) = c.answer(&get_openapi(&app, url));
         assert_eq!(status, 200);
