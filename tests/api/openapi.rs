@@ -115,6 +115,18 @@ impl Spec {
                 let url =
                     url::Url::parse(value).unwrap_or_else(|e| panic!("{what}: Location {value} is not absolute: {e}"));
                 assert!(matches!(url.scheme(), "https" | "http"), "{what}: Location {value}");
+                // It names an operation of this document that can be polled with GET.
+                let base = self.doc["basePath"].as_str().unwrap();
+                let path = url
+                    .path()
+                    .strip_prefix(base)
+                    .unwrap_or_else(|| panic!("{what}: Location {value}"));
+                let pollable = self.doc["paths"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .any(|(template, ops)| template_matches(template, path) && ops.get("get").is_some());
+                assert!(pollable, "{what}: Location {value} is not a documented GET");
             }
         }
     }
