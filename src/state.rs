@@ -32,10 +32,11 @@ pub enum ServicesError {
 impl Services {
     pub fn build(settings: &Settings) -> Result<Self, ServicesError> {
         let tokens = TokenProvider::from_settings(settings)?;
+        let table_client = crate::storage::client_sharing(settings, Some(&tokens))?;
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
         let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
-        let operations = crate::storage::client_from_settings(settings)?.map(|client| {
+        let operations = table_client.map(|client| {
             OperationStore::new(
                 client,
                 settings.operations_table.clone(),

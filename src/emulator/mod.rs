@@ -17,6 +17,7 @@ mod list;
 mod queue;
 mod reset_proxy;
 pub mod series;
+pub mod table_front;
 pub mod tenant;
 
 pub use faults::Fault;
@@ -76,6 +77,11 @@ pub struct EmulatorState {
     /// When set, the token endpoint accepts connections and never answers (a hung identity endpoint).
     token_hangs: std::sync::atomic::AtomicBool,
     base_url: Mutex<String>,
+    /// The Table service (Azurite) behind the bearer-token front, and its account key.
+    table_upstream: Mutex<Option<(String, crate::storage::AccountKey)>>,
+    /// Table requests the front forwarded (a valid Storage token) and refused.
+    storage_requests: AtomicUsize,
+    storage_refusals: AtomicUsize,
 }
 
 impl EmulatorState {
@@ -99,7 +105,25 @@ impl EmulatorState {
             token_fetches: AtomicUsize::new(0),
             token_hangs: std::sync::atomic::AtomicBool::new(false),
             base_url: Mutex::new(String::new()),
+            table_upstream: Mutex::new(None),
+            storage_requests: AtomicUsize::new(0),
+            storage_refusals: AtomicUsize::new(0),
         }
+    }
+
+    /// Puts a Table service (e.g. Azurite's `http://127.0.0.1:<port>`, no path) with its account key
+    /// behind the emulator's bearer-token front at `<base_url>/devstoreaccount1`.
+    pub fn set_table_upstream(&self, origin: &str, account_key_base64: &str) {
+        let key = crate::storage::AccountKey::parse(account_key_base64).expect("a base64 account key");
+        *self.table_upstream.lock().expect("upstream lock") = Some((origin.to_owned(), key));
+    }
+
+    /// Table requests forwarded with a valid Storage token, and refused ones.
+    pub fn storage_requests(&self) -> (usize, usize) {
+        (
+            self.storage_requests.load(Ordering::SeqCst),
+            self.storage_refusals.load(Ordering::SeqCst),
+        )
     }
 
     pub fn graph_requests(&self) -> Vec<LoggedRequest> {
@@ -268,6 +292,7 @@ impl Emulator {
                     App::new()
                         .app_data(data.clone())
                         .route("/msi/token", web::get().to(identity::token))
+                        .service(web::scope("/devstoreaccount1").default_service(web::to(table_front::forward)))
                         .configure(graph::routes)
                 })
                 .workers(2)

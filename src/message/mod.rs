@@ -339,6 +339,31 @@ mod tests {
     }
 
     #[test]
+    fn message_keys_are_deterministic_per_parent_and_position() {
+        let texts = || {
+            vec![
+                ReprocessRequest::ids([], &correlation()).to_text(),
+                ReprocessRequest::ids([], &correlation()).to_text(),
+            ]
+        };
+        let first = with_message_keys(texts(), "parent");
+        let again = with_message_keys(texts(), "parent");
+        assert_eq!(first, again, "a redelivery makes the same keys");
+        assert_ne!(first[0].0, first[1].0, "siblings differ");
+        assert_ne!(first[0].0, with_message_keys(texts(), "other")[0].0);
+        for (key, text) in &first {
+            assert!(MessageKey::parse(key.as_str()).is_some());
+            let parsed = parse_queue_message(text, 1000);
+            // An empty ID list is refused, but the key itself parses: the only error is "no IDs".
+            assert!(matches!(parsed, Err(RequestError::NoTargets)), "{parsed:?}");
+            let v: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(v["messageKey"], key.as_str());
+        }
+        assert!(MessageKey::parse("ABCDEF000000000000000000").is_none());
+        assert!(MessageKey::parse("abc").is_none());
+    }
+
+    #[test]
     fn requeue_delays_double_and_honour_retry_after() {
         let secs = |attempt, retry_after| requeue_delay(attempt, retry_after).as_secs();
         assert_eq!(

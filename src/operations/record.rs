@@ -7,12 +7,16 @@ use super::{
     now_text, partition,
 };
 use crate::domain::{CorrelationId, ItemResult, MessageKey};
-use crate::storage::{Entity, Filter, StorageError, UpsertMode};
+use crate::storage::{Entity, StorageError, UpsertMode};
 use futures_util::StreamExt;
 use time::OffsetDateTime;
 
 /// Storage writes in flight per invocation.
 const WRITES_IN_FLIGHT: usize = 8;
+/// The property of a message row listing the keys of the children it made (comma-separated).
+const CHILDREN: &str = "children";
+/// Children keys remembered per message (a page makes at most ~50; a Table string holds 32K characters).
+const MAX_CHILDREN_KEPT: usize = 1000;
 /// Longest per-ID result text kept (a Table string property holds 32K UTF-16 characters).
 const MAX_RESULT_TEXT: usize = 16_000;
 
@@ -128,23 +132,41 @@ impl OperationStore {
         }
 
         // Children: pending before this message is done. Earlier children of this message that this run
-        // does not enqueue (a redelivery after a crash, whose first run's outputs were never written) are
-        // superseded, so they cannot hold the operation open forever.
-        let mine = Filter::partition(&pk)
-            .row_prefix(&key(super::MESSAGE_ROWS))
-            .and_eq("parent", own.as_str())?;
-        let earlier = self.client.query_all(table, &mine).await?;
+        // does not enqueue (a redelivery after a crash whose first run's outputs were never written, or a
+        // re-listed page that changed) are superseded, so they cannot hold the operation open forever.
+        // Every child a run may have written is first remembered on this message's own row (`children`),
+        // so a run cut short at any point leaves the next delivery a complete list: one point read per
+        // message, no scan of the operation's message rows.
+        let own_row = self.client.get(table, &pk, &message_row(own)).await?;
+        let earlier: Vec<MessageKey> = own_row
+            .as_ref()
+            .and_then(|e| e.str(CHILDREN))
+            .map(|list| list.split(',').filter_map(MessageKey::parse).collect())
+            .unwrap_or_default();
+        let mut known = earlier.clone();
+        for child in &work.children {
+            if !known.contains(child) {
+                known.push(child.clone());
+            }
+        }
+        if known.len() > MAX_CHILDREN_KEPT {
+            known.drain(..known.len() - MAX_CHILDREN_KEPT);
+        }
+        let list = |keys: &[MessageKey]| keys.iter().map(MessageKey::as_str).collect::<Vec<_>>().join(",");
+        if known != earlier {
+            let remember = Entity::new(pk.clone(), message_row(own)).with(CHILDREN, list(&known));
+            self.client.upsert(table, &remember, UpsertMode::Merge).await?;
+        }
         self.write_all(
             work.children.iter().map(|k| pending(op, k, own.as_str())).collect(),
             UpsertMode::Replace,
         )
         .await?;
-        let stale: Vec<Entity> = earlier
-            .into_iter()
-            .filter(|e| e.str("state") == Some(PENDING))
-            .filter(|e| !work.children.iter().any(|k| message_row(k) == e.row_key))
-            .map(|e| {
-                Entity::new(pk.clone(), e.row_key)
+        let stale: Vec<Entity> = known
+            .iter()
+            .filter(|k| !work.children.contains(k))
+            .map(|k| {
+                Entity::new(pk.clone(), message_row(k))
                     .with("state", SUPERSEDED)
                     .with("updatedAt", now_text())
             })
@@ -152,6 +174,7 @@ impl OperationStore {
         self.write_all(stale, UpsertMode::Merge).await?;
         let done = Entity::new(pk, message_row(own))
             .with("state", DONE)
+            .with(CHILDREN, list(&work.children))
             .with("updatedAt", now_text());
         self.client.upsert(table, &done, UpsertMode::Merge).await
     }

@@ -1,7 +1,8 @@
 //! Reading an operation's state for `GET /api/operations/{correlationId}`: running while any message
-//! row is pending; when finished, the summary over every ID's latest result, one page of results
-//! ([`RESULTS_PAGE_SIZE`], in ID order, resumed after the last ID of the previous page), the
-//! dead-lettered IDs and scopes, and the listing progress.
+//! row is pending; when finished, the summary over every ID's latest result (computed once over all
+//! results with `$select=outcome`, then kept in the `op` row until the state changes), one page of
+//! results (at most the page size, in ID order, resumed after the last ID of the previous page with
+//! `$top`, so a page costs one page of reads), the dead-lettered IDs and scopes, and the listing progress.
 
 use super::{DEAD_ROWS, LISTING_ROWS, MESSAGE_ROWS, OP_ROW, OperationStore, PENDING, RESULT_ROWS, key, partition};
 use crate::domain::{CorrelationId, Guid};
@@ -106,52 +107,88 @@ impl OperationStore {
             return Ok(Some(view));
         }
 
-        // Finished: one pass over every result for the counts, keeping the requested page.
-        let mut counts: Map<String, Value> = view.summary.clone();
-        let bump = |counts: &mut Map<String, Value>, name: &str| {
-            let n = counts.get(name).and_then(Value::as_u64).unwrap_or(0);
-            counts.insert(name.to_owned(), json!(n + 1));
-        };
-        let results = self.client.query_all(table, &rows(RESULT_ROWS)).await?;
-        let after_key = after.map(|g| format!("{RESULT_ROWS}{g}"));
-        for row in &results {
-            if let Some(outcome) = row.str("outcome") {
-                bump(&mut counts, outcome);
-            }
-            let in_page = after_key.as_deref().is_none_or(|a| row.row_key.as_str() > a);
-            if in_page && view.results.len() < self.page_size {
-                let value = row
-                    .str("result")
-                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
-                    .unwrap_or(Value::Null);
-                view.results.push(value);
-                if view.results.len() == self.page_size {
-                    view.next_after = row
-                        .row_key
-                        .as_str()
-                        .strip_prefix(RESULT_ROWS)
-                        .and_then(|id| Guid::parse(id).ok());
+        // Finished. The counts need every result, so they are computed once and kept in the `op` row
+        // with the state they describe: the message rows and their server timestamps (any later write,
+        // e.g. a redelivery, changes it and the counts are computed again).
+        let signature = format!(
+            "{}|{}",
+            messages.len(),
+            messages.iter().filter_map(|m| m.str("Timestamp")).max().unwrap_or("")
+        );
+        let cached = header
+            .str("summaryOf")
+            .filter(|s| *s == signature)
+            .and_then(|_| header.str("summary"))
+            .and_then(|t| serde_json::from_str::<Map<String, Value>>(t).ok());
+        let counts = match cached {
+            Some(counts) => counts,
+            None => {
+                let mut counts = view.summary.clone();
+                let bump = |counts: &mut Map<String, Value>, name: &str| {
+                    let n = counts.get(name).and_then(Value::as_u64).unwrap_or(0);
+                    counts.insert(name.to_owned(), json!(n + 1));
+                };
+                let outcomes = self
+                    .client
+                    .query_up_to(table, &rows(RESULT_ROWS), usize::MAX, &["outcome"])
+                    .await?;
+                for row in &outcomes {
+                    if let Some(outcome) = row.str("outcome") {
+                        bump(&mut counts, outcome);
+                    }
                 }
+                let dead = self
+                    .client
+                    .query_up_to(table, &rows(DEAD_ROWS), usize::MAX, &["kind"])
+                    .await?;
+                counts.insert("dead_lettered".into(), json!(dead.len()));
+                let cache = crate::storage::Entity::new(pk.clone(), key(OP_ROW))
+                    .with("summary", Value::Object(counts.clone()).to_string())
+                    .with("summaryOf", signature.as_str());
+                self.client
+                    .upsert(table, &cache, crate::storage::UpsertMode::Merge)
+                    .await?;
+                counts
             }
+        };
+        // One page of results, after the previous page's last ID; one more row tells if more follow.
+        let mut page_filter = rows(RESULT_ROWS);
+        if let Some(after) = after {
+            page_filter = page_filter.rows_after(&key(&format!("{RESULT_ROWS}{after}")));
         }
-        // A full page followed by nothing more has no next page.
-        if let Some(last) = &view.next_after {
-            let last_key = format!("{RESULT_ROWS}{last}");
-            if !results.iter().any(|r| r.row_key.as_str() > last_key.as_str()) {
-                view.next_after = None;
-            }
+        let mut page = self
+            .client
+            .query_up_to(table, &page_filter, self.page_size + 1, &["result"])
+            .await?;
+        if page.len() > self.page_size {
+            page.truncate(self.page_size);
+            view.next_after = page
+                .last()
+                .and_then(|row| row.row_key.as_str().strip_prefix(RESULT_ROWS))
+                .and_then(|id| Guid::parse(id).ok());
         }
-        let dead = self.client.query_all(table, &rows(DEAD_ROWS)).await?;
-        for row in &dead {
-            bump(&mut counts, "dead_lettered");
-            if view.dead_lettered.len() < MAX_DEAD_LETTERED_LISTED {
-                view.dead_lettered.push(json!({
+        view.results = page
+            .iter()
+            .map(|row| {
+                row.str("result")
+                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        let dead = self
+            .client
+            .query_up_to(table, &rows(DEAD_ROWS), MAX_DEAD_LETTERED_LISTED, &[])
+            .await?;
+        view.dead_lettered = dead
+            .iter()
+            .map(|row| {
+                json!({
                     "id": row.row_key.as_str().strip_prefix(DEAD_ROWS).unwrap_or(""),
                     "kind": row.str("kind").unwrap_or(""),
                     "reason": row.str("reason").unwrap_or(""),
-                }));
-            }
-        }
+                })
+            })
+            .collect();
         let count = |name: &str| counts.get(name).and_then(Value::as_u64).unwrap_or(0);
         let troubles = [
             "not_found",

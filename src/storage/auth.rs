@@ -51,8 +51,9 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
         .into()
 }
 
-/// The `Authorization` header value for a Table request.
-pub(super) fn shared_key_lite(account: &str, key: &AccountKey, x_ms_date: &str, encoded_path: &str) -> String {
+/// The `Authorization` header value for a Table request (`encoded_path` as sent, account included for
+/// a path-style endpoint).
+pub fn shared_key_lite(account: &str, key: &AccountKey, x_ms_date: &str, encoded_path: &str) -> String {
     let string_to_sign = format!("{x_ms_date}\n/{account}{encoded_path}");
     let signature = STANDARD.encode(hmac_sha256(&key.0, string_to_sign.as_bytes()));
     format!("SharedKeyLite {account}:{signature}")

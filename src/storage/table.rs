@@ -5,11 +5,12 @@
 //! errors) are retried twice with a short back-off; every request has a 10 s timeout.
 
 use super::auth::{AccountKey, shared_key_lite};
-use super::keys::{Filter, KeyError, TableKey, TableName, check_property};
+use super::entity::{Continuation, Entity, Inserted, Page, UpsertMode};
+use super::keys::{Filter, KeyError, TableKey, TableName};
 use super::settings::{StorageAuth, StorageSettings};
 use crate::graph::TokenProvider;
 use reqwest::{Method, StatusCode};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::time::Duration;
 use url::Url;
 
@@ -40,97 +41,6 @@ impl StorageError {
             _ => None,
         }
     }
-}
-
-/// One entity: its keys and its other properties (no `Timestamp` when written; read back when listed).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entity {
-    pub partition_key: TableKey,
-    pub row_key: TableKey,
-    pub properties: Map<String, Value>,
-}
-
-impl Entity {
-    pub fn new(partition_key: TableKey, row_key: TableKey) -> Self {
-        Self {
-            partition_key,
-            row_key,
-            properties: Map::new(),
-        }
-    }
-    /// Adds a property (string, bool, a number within Int32/Double). Names are checked when written.
-    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.properties.insert(name.to_owned(), value.into());
-        self
-    }
-    pub fn str(&self, name: &str) -> Option<&str> {
-        self.properties.get(name).and_then(Value::as_str)
-    }
-    pub fn u64(&self, name: &str) -> Option<u64> {
-        self.properties.get(name).and_then(Value::as_u64)
-    }
-
-    fn to_body(&self) -> Result<Vec<u8>, StorageError> {
-        let mut body = Map::new();
-        body.insert("PartitionKey".into(), json!(self.partition_key.as_str()));
-        body.insert("RowKey".into(), json!(self.row_key.as_str()));
-        for (name, value) in &self.properties {
-            check_property(name)?;
-            if matches!(name.as_str(), "PartitionKey" | "RowKey" | "Timestamp") {
-                continue;
-            }
-            body.insert(name.clone(), value.clone());
-        }
-        Ok(serde_json::to_vec(&Value::Object(body)).expect("JSON maps serialize"))
-    }
-
-    fn from_json(value: Value) -> Result<Self, StorageError> {
-        let Value::Object(mut map) = value else {
-            return Err(StorageError::Unexpected("an entity that is not an object".into()));
-        };
-        let mut key = |name: &str| -> Result<TableKey, StorageError> {
-            let text = map
-                .remove(name)
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .ok_or_else(|| StorageError::Unexpected(format!("an entity without {name}")))?;
-            Ok(TableKey::parse(&text)?)
-        };
-        let partition_key = key("PartitionKey")?;
-        let row_key = key("RowKey")?;
-        Ok(Self {
-            partition_key,
-            row_key,
-            properties: map,
-        })
-    }
-}
-
-/// Insert-or-replace (the entity becomes exactly this) or insert-or-merge (these properties change).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpsertMode {
-    Replace,
-    Merge,
-}
-
-/// What an insert found: `Inserted`, or `AlreadyExists` (409 `EntityAlreadyExists`, nothing written).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Inserted {
-    Inserted,
-    AlreadyExists,
-}
-
-/// Where a query resumes: the service's `x-ms-continuation-NextPartitionKey` / `NextRowKey` headers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Continuation {
-    next_partition_key: String,
-    next_row_key: Option<String>,
-}
-
-/// One page of a query.
-#[derive(Debug, Clone, Default)]
-pub struct Page {
-    pub entities: Vec<Entity>,
-    pub continuation: Option<Continuation>,
 }
 
 enum Auth {
@@ -327,10 +237,28 @@ impl TableClient {
         top: Option<u16>,
         continuation: Option<&Continuation>,
     ) -> Result<Page, StorageError> {
+        self.query_page(table, filter, top, continuation, &[]).await
+    }
+
+    /// [`TableClient::query`] returning only the keys and the properties in `select` (`$select`).
+    async fn query_page(
+        &self,
+        table: &TableName,
+        filter: &Filter,
+        top: Option<u16>,
+        continuation: Option<&Continuation>,
+        select: &[&str],
+    ) -> Result<Page, StorageError> {
         let mut url = self.url(&format!("{table}()"));
         {
             let mut query = url.query_pairs_mut();
             query.append_pair("$filter", filter.as_str());
+            if !select.is_empty() {
+                for name in select {
+                    super::keys::check_property(name)?;
+                }
+                query.append_pair("$select", &format!("PartitionKey,RowKey,{}", select.join(",")));
+            }
             if let Some(top) = top {
                 query.append_pair("$top", &top.clamp(1, 1000).to_string());
             }
@@ -364,16 +292,33 @@ impl TableClient {
 
     /// Every entity `filter` matches, following continuations (for small sets: it holds them all).
     pub async fn query_all(&self, table: &TableName, filter: &Filter) -> Result<Vec<Entity>, StorageError> {
+        self.query_up_to(table, filter, usize::MAX, &[]).await
+    }
+
+    /// The first `limit` entities `filter` matches, in key order, following continuations; with a
+    /// non-empty `select`, only the keys and those properties.
+    pub async fn query_up_to(
+        &self,
+        table: &TableName,
+        filter: &Filter,
+        limit: usize,
+        select: &[&str],
+    ) -> Result<Vec<Entity>, StorageError> {
         let mut all = Vec::new();
         let mut continuation = None;
-        loop {
-            let page = self.query(table, filter, Some(1000), continuation.as_ref()).await?;
+        while all.len() < limit {
+            let top = (limit - all.len()).min(1000) as u16;
+            let page = self
+                .query_page(table, filter, Some(top), continuation.as_ref(), select)
+                .await?;
             all.extend(page.entities);
             match page.continuation {
                 Some(next) => continuation = Some(next),
-                None => return Ok(all),
+                None => break,
             }
         }
+        all.truncate(limit);
+        Ok(all)
     }
 
     /// Delete Entity (`If-Match: *`); `Ok(false)` when there was none.

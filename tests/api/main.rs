@@ -8,6 +8,7 @@ mod hostile;
 mod http;
 mod openapi;
 mod operations;
+mod operations_redelivery;
 mod pacing;
 mod protocol;
 mod queue;

@@ -8,16 +8,16 @@ use reprocess_handler::emulator::{EmulatorState, sample};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-fn table_name() -> String {
+pub(crate) fn table_name() -> String {
     format!("ops{}", fastrand::u32(..))
 }
 
 /// The app with Azurite as its storage (a fresh table per test) plus `env`.
-fn spawn_tracked(state: EmulatorState, env: &[(&str, &str)]) -> TestApp {
+pub(crate) fn spawn_tracked(state: EmulatorState, env: &[(&str, &str)]) -> TestApp {
     spawn_tracked_in(state, env, &table_name())
 }
 
-fn spawn_tracked_in(state: EmulatorState, env: &[(&str, &str)], table: &str) -> TestApp {
+pub(crate) fn spawn_tracked_in(state: EmulatorState, env: &[(&str, &str)], table: &str) -> TestApp {
     let connection = azurite().connection_string();
     let mut all = vec![
         ("AzureWebJobsStorage", connection.as_str()),
@@ -27,7 +27,7 @@ fn spawn_tracked_in(state: EmulatorState, env: &[(&str, &str)], table: &str) -> 
     spawn_app_with(state, &all)
 }
 
-fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
     headers
         .as_object()?
         .iter()
@@ -36,7 +36,7 @@ fn header<'a>(headers: &'a Value, name: &str) -> Option<&'a str> {
 }
 
 /// Checks a 202's `Location`, `Retry-After` and `statusUrl`; returns the status URL.
-fn location_of(status: u16, headers: &Value, body: &Value) -> String {
+pub(crate) fn location_of(status: u16, headers: &Value, body: &Value) -> String {
     assert_eq!(status, 202, "{body}");
     let location = header(headers, "Location").expect("a 202 carries Location").to_owned();
     assert_eq!(header(headers, "Retry-After"), Some("10"));
@@ -47,7 +47,7 @@ fn location_of(status: u16, headers: &Value, body: &Value) -> String {
 }
 
 /// Polls `url`, following `nextLink`s: the final body of the first page and every result of all pages.
-fn finished(app: &TestApp, url: &str) -> (Value, Vec<Value>) {
+pub(crate) fn finished(app: &TestApp, url: &str) -> (Value, Vec<Value>) {
     let (status, _, first) = app.get_status(url).res();
     assert_eq!(status, 200, "{first}");
     let mut results: Vec<Value> = first["results"].as_array().unwrap().clone();
@@ -62,7 +62,7 @@ fn finished(app: &TestApp, url: &str) -> (Value, Vec<Value>) {
     (first, results)
 }
 
-fn ids_of(results: &[Value]) -> BTreeSet<String> {
+pub(crate) fn ids_of(results: &[Value]) -> BTreeSet<String> {
     results.iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -140,81 +140,6 @@ fn a_large_id_list_is_tracked_through_the_queue() {
 }
 
 #[test]
-fn a_redelivered_message_rewrites_the_same_state() {
-    let app = spawn_tracked(EmulatorState::new(sample::tenant()), &[]);
-    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_BULK] }).to_string());
-    let (status, headers, accepted) = reply.res();
-    let location = location_of(status, &headers, &accepted);
-    let expansion = reply.output_messages("enqueue").remove(0).to_string();
-
-    // First delivery: the invocation records its children as pending, then the host crashes before it
-    // writes the outputs. Nothing more runs, so the operation must not look finished.
-    let first = app.queue_message(&expansion);
-    assert_eq!(first.status, 200);
-    let (status, _, running) = app.get_status(&location).res();
-    assert_eq!(
-        status, 202,
-        "children recorded but never enqueued keep it running: {running}"
-    );
-
-    // Redelivery of the same text: the same children, under the same keys.
-    let second = app.queue_message(&expansion);
-    let keys = |r: &crate::helpers::HostReply| -> Vec<Value> {
-        r.output_messages("enqueue")
-            .iter()
-            .map(|m| m["messageKey"].clone())
-            .collect()
-    };
-    assert_eq!(keys(&first), keys(&second));
-    // And a third delivery whose outputs the host does write as well (a crash after the outputs were
-    // written, before the message was deleted): every child then runs twice.
-    let third = app.queue_message(&expansion);
-    let mut messages = second.output_messages("enqueue");
-    messages.extend(third.output_messages("enqueue"));
-    app.drain(messages, true);
-
-    let (done, results) = finished(&app, &location);
-    assert_eq!(done["status"], "succeeded", "{done}");
-    assert_eq!(done["summary"]["accepted"], 260, "each ID counted once");
-    assert_eq!(done["listing"]["pagesListed"], 3, "each page counted once");
-    assert_eq!(done["listing"]["idsFound"], 260);
-    assert_eq!(results.len(), 260);
-}
-
-#[test]
-fn children_a_redelivery_no_longer_makes_are_superseded() {
-    let (state, ids) = delivered_tenant(72, 45);
-    let app = spawn_tracked(state, &[]);
-    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
-    let (status, headers, accepted) = reply.res();
-    let location = location_of(status, &headers, &accepted);
-    let expansion = reply.output_messages("enqueue").remove(0).to_string();
-    let first = app.queue_message(&expansion);
-    let first_children = first.output_messages("enqueue").len();
-    // The first run's outputs are lost; meanwhile 30 of the 45 assignments expire.
-    {
-        let mut tenant = app.emulator.state.tenant.lock().unwrap();
-        for id in &ids[..30] {
-            tenant.assignments.get_mut(id).unwrap().state = "expired";
-        }
-    }
-    let second = app.queue_message(&expansion);
-    let second_children = second.output_messages("enqueue");
-    assert!(
-        second_children.len() < first_children,
-        "{first_children} then {}",
-        second_children.len()
-    );
-    app.drain(second_children, true);
-    let (done, results) = finished(&app, &location);
-    assert_eq!(
-        done["status"], "succeeded",
-        "stale children do not hold it open: {done}"
-    );
-    assert_eq!(ids_of(&results), ids[30..].iter().cloned().collect());
-}
-
-#[test]
 fn dead_lettered_ids_are_listed_with_their_reason() {
     let (state, ids) = delivered_tenant(73, 25);
     *state.app_role_granted.lock().unwrap() = false;
@@ -253,6 +178,14 @@ fn unknown_malformed_and_expired_operations() {
     assert_eq!(body["error"]["fields"][0]["field"], "correlationId");
     let (status, _, body) = app.get_status("https://localhost/api/operations/abc?page=zzz").res();
     assert_eq!(status, 400, "{body}");
+    let mut post =
+        reprocess_handler::emulator::host::HttpCall::get_status_url("https://localhost/api/operations/abc").unwrap();
+    post.method = "POST".into();
+    let envelope = reprocess_handler::emulator::host::http_envelope(crate::helpers::OPERATIONS_FUNCTION, "req", &post);
+    let (status, headers, _) = app
+        .invoke(crate::helpers::OPERATIONS_FUNCTION, envelope.as_bytes())
+        .res();
+    assert_eq!((status, header(&headers, "Allow")), (405, Some("GET")));
 
     // An operation whose retention has passed answers 404 like an unknown one.
     let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
@@ -293,7 +226,7 @@ fn without_storage_a_202_says_its_status_is_unavailable() {
     assert_eq!(status, 503, "{body}");
 }
 
-fn storage_client() -> reprocess_handler::storage::TableClient {
+pub(crate) fn storage_client() -> reprocess_handler::storage::TableClient {
     let vars = vec![("AzureWebJobsStorage".to_owned(), azurite().connection_string())];
     let settings = reprocess_handler::storage::StorageSettings::from_vars(&vars)
         .unwrap()
@@ -301,7 +234,7 @@ fn storage_client() -> reprocess_handler::storage::TableClient {
     reprocess_handler::storage::TableClient::new(&settings, None).unwrap()
 }
 
-fn tokio_run<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn tokio_run<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -349,4 +282,88 @@ fn the_cleanup_timer_deletes_expired_operations_only() {
     assert!(left.is_empty(), "{left:?}");
     assert_eq!(index.len(), 1, "only the live operation's index row is left: {index:?}");
     assert_eq!(app.get_status(&kept).res().0, 202, "the live operation is untouched");
+}
+
+/// Identity-based storage settings, as Bicep sets them: the handler gets a token for
+/// `https://storage.azure.com` from the managed identity and sends it as a bearer token. Azurite takes
+/// bearer tokens only over https, so the emulator's Table front checks the token (issued by its identity
+/// endpoint, Storage audience) and forwards to Azurite re-signed.
+#[test]
+fn identity_based_storage_sends_managed_identity_tokens_for_storage() {
+    let app = tracked_through_the_table_front(Some("managedidentity"));
+
+    // The front refuses what Storage refuses: a token for another audience (Graph's), or none.
+    let table_uri = format!("{}/devstoreaccount1", app.emulator.base_url);
+    let graph_token = app.emulator.state.issue_token(&app.emulator.base_url);
+    let tables = format!("{table_uri}/Tables");
+    let statuses = tokio_run(async {
+        let client = reqwest::Client::new();
+        let with_graph = client.get(&tables).bearer_auth(&graph_token).send().await.unwrap();
+        let without = client.get(&tables).send().await.unwrap();
+        (with_graph.status().as_u16(), without.status().as_u16())
+    });
+    assert_eq!(statuses, (401, 401));
+    assert_eq!(app.emulator.state.storage_requests().1, 2);
+}
+
+/// Without `__credential` the handler's own credential (`CREDENTIAL_SOURCE`, here the managed identity)
+/// serves Storage too, from the same token cache as Graph.
+#[test]
+fn identity_based_storage_without_a_credential_uses_the_handlers_own() {
+    let app = tracked_through_the_table_front(None);
+    assert_eq!(app.emulator.state.storage_requests().1, 0);
+}
+
+/// A tracked fan-out with identity-based storage behind the emulator's Table front, run to 200.
+fn tracked_through_the_table_front(credential: Option<&str>) -> TestApp {
+    let state = EmulatorState::new(sample::tenant());
+    let azurite = azurite();
+    state.set_table_upstream(&format!("http://127.0.0.1:{}", azurite.port), crate::azurite::KEY);
+    let emulator = reprocess_handler::emulator::Emulator::start(state).unwrap();
+    let table_uri = format!("{}/devstoreaccount1", emulator.base_url);
+    let table = table_name();
+    let mut env = vec![
+        ("AzureWebJobsStorage__tableServiceUri", table_uri.as_str()),
+        ("OPERATIONS_TABLE_NAME", table.as_str()),
+    ];
+    if let Some(credential) = credential {
+        env.push(("AzureWebJobsStorage__credential", credential));
+    }
+    let handler = reprocess_handler::emulator::host_client::HandlerProcess::start(
+        &crate::helpers::binary(),
+        &emulator,
+        reprocess_handler::emulator::host_client::Readiness::LoggedPort,
+        &env,
+    )
+    .unwrap();
+    let app = TestApp { emulator, handler };
+    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
+    let (status, headers, accepted) = reply.res();
+    let location = location_of(status, &headers, &accepted);
+    app.drain(reply.output_messages("enqueue"), true);
+    let (done, _) = finished(&app, &location);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let (forwarded, refused) = app.emulator.state.storage_requests();
+    assert!(forwarded > 5, "{forwarded} Table requests carried a Storage token");
+    assert_eq!(refused, 0);
+    app.assert_no_secrets_logged();
+    app
+}
+
+/// Storage that cannot be written: a call that would answer 202 enqueues nothing and answers 503 with
+/// `Retry-After`; a tracked queue message fails its invocation, so the host retries it.
+#[test]
+fn unwritable_storage_refuses_rather_than_losing_track() {
+    let dead = "AccountName=devstoreaccount1;AccountKey=c2VjcmV0;TableEndpoint=http://127.0.0.1:9/devstoreaccount1";
+    let app = spawn_app_with(EmulatorState::new(sample::tenant()), &[("AzureWebJobsStorage", dead)]);
+    let reply = app.post_ids(&json!({ "accessPackageIds": [sample::PACKAGE_SALES] }).to_string());
+    let (status, headers, body) = reply.res();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "status_store_unavailable");
+    assert_eq!(header(&headers, "Retry-After"), Some("30"));
+    assert!(reply.output_messages("enqueue").is_empty(), "nothing enqueued");
+    let tracked = json!({ "assignmentIds": [sample::DELIVERED_1], "messageKey": "0123456789abcdef01234567",
+                          "correlationId": "op-1" });
+    let reply = app.queue_message(&tracked.to_string());
+    assert_eq!(reply.status, 500, "the host retries the message: {}", reply.json);
 }
