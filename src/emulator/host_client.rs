@@ -24,6 +24,7 @@ pub const HOST_VERSION: &str = "4.1036.1.23224";
 pub const HTTP_FUNCTION: &str = "function-reprocess";
 pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
 pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
+pub const OPENAPI_FUNCTION: &str = "function-openapi";
 pub const OPERATIONS_FUNCTION: &str = "function-operations";
 pub const CLEANUP_FUNCTION: &str = "function-operations-cleanup";
 pub const TIMER_FUNCTION: &str = "function-heal-timer";

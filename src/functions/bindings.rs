@@ -26,6 +26,11 @@ pub mod alert {
     pub const ENQUEUE: &str = "enqueue";
 }
 
+/// `function-openapi/function.json`: GET /api/openapi, the OpenAPI document (HTTP output only).
+pub mod openapi {
+    pub const FUNCTION: &str = "function-openapi";
+}
+
 /// `function-operations/function.json`: `GET /api/operations/{correlationId}`.
 pub mod operations {
     pub const FUNCTION: &str = "function-operations";

@@ -7,6 +7,7 @@ pub mod bindings;
 mod http;
 mod http_drift;
 pub mod http_reprocess;
+pub mod openapi;
 pub mod operations;
 pub mod operations_cleanup;
 mod queue_drift;
@@ -33,6 +34,11 @@ pub async fn dispatch(
 ) -> Option<Result<InvokeResponse, EnvelopeError>> {
     match function {
         bindings::queue::FUNCTION => Some(queue_reprocess::handle(state, envelope, invocation_id).await),
+        bindings::openapi::FUNCTION => {
+            let mut response = InvokeResponse::default();
+            response.http(HTTP_RESPONSE, openapi::handle(envelope, HTTP_REQUEST));
+            Some(Ok(response))
+        }
         bindings::cleanup::FUNCTION => Some(operations_cleanup::handle(state).await),
         bindings::operations::FUNCTION => {
             let mut response = InvokeResponse::default();

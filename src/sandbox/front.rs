@@ -1,11 +1,13 @@
 //! The sandbox's emulated front end: a caller's HTTP request becomes the envelope the host sends
 //! (`Data.req` as `GetRequestAsJObject` builds it, `Url` from the caller's `Host` header as the host
 //! builds it), the handler is invoked, and `Outputs.res` is unwrapped into the HTTP answer. Routes:
-//! `POST /api/reprocess`, `POST /api/alert`, `GET /api/operations/{correlationId}`.
+//! `POST /api/reprocess`, `POST /api/alert`, `GET /api/operations/{correlationId}`, `GET /api/openapi`.
 
 use super::Shim;
 use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope};
-use crate::emulator::host_client::{ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, OPERATIONS_FUNCTION};
+use crate::emulator::host_client::{
+    ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, OPENAPI_FUNCTION, OPERATIONS_FUNCTION,
+};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
@@ -98,6 +100,11 @@ pub(super) async fn operations_call(
     let mut call = caller_request(&request, &[]);
     call.params = vec![("correlationId".into(), path.into_inner())];
     forward(&shim, OPERATIONS_FUNCTION, &call).await
+}
+
+/// `GET /api/openapi`: the OpenAPI document, its `host` the address the caller reached.
+pub(super) async fn openapi_call(request: HttpRequest, shim: web::Data<Shim>) -> HttpResponse {
+    forward(&shim, OPENAPI_FUNCTION, &caller_request(&request, &[])).await
 }
 
 pub(super) async fn alert_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>) -> HttpResponse {

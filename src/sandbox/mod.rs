@@ -6,6 +6,7 @@
 //! - `POST http://127.0.0.1:7071/queue/reprocess-requests` — the body is a queue message; an in-memory
 //!   queue invokes the queue function, follows `enqueue` outputs and keeps `deadLetter` outputs;
 //! - `POST http://127.0.0.1:7071/api/alert` — an Azure Monitor common-alert-schema webhook;
+//! - `GET http://127.0.0.1:7071/api/openapi` — the OpenAPI 2.0 document, its `host` this address;
 //! - HTTP functions' `enqueue` outputs go to the same in-memory queue, so a package fan-out runs to the
 //!   end (page by page, then chunks of 20 IDs);
 //! - `GET /queue/reprocess-requests-poison` and `GET /tenant` show what happened.
@@ -182,6 +183,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                 .route("/api/reprocess", web::post().to(front::http_call))
                 .route("/api/alert", web::post().to(front::alert_call))
                 .route("/api/operations/{correlationId}", web::get().to(front::operations_call))
+                .route("/api/openapi", web::get().to(front::openapi_call))
                 .route("/queue/reprocess-requests", web::post().to(enqueue))
                 .route("/queue/reprocess-requests-poison", web::get().to(poison))
                 .route("/tenant", web::get().to(views::tenant))

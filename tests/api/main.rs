@@ -8,6 +8,7 @@ mod drift;
 mod helpers;
 mod hostile;
 mod http;
+mod openapi;
 mod operations;
 mod operations_redelivery;
 mod pacing;

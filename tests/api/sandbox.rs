@@ -184,6 +184,13 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         "{status} {}",
         &body[..body.len().min(200)]
     );
+    // The OpenAPI document names the address the caller reached (the Host header, as the host's Url).
+    let head = format!("GET /api/openapi HTTP/1.1\r\nHost: 127.0.0.1:{host}\r\nConnection: close\r\n\r\n");
+    let (status, body) = request(host, &head, b"");
+    assert!(status.contains(" 200 "), "{status} {body}");
+    let document: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(document["host"], format!("127.0.0.1:{host}"));
+    assert_eq!(document["schemes"], serde_json::json!(["http"]));
 
     // The async pattern end to end: a fan-out's 202 carries Location (the sandbox's own address, from
     // the Host header as the host builds Data.req.Url); polling it ends in 200 with every ID.
