@@ -248,10 +248,16 @@ impl Serialize for ReprocessRequest {
     }
 }
 
-/// Waits between queue attempts: 10 s, 20 s, 40 s … capped at 120 s, or Graph's Retry-After if longer.
+/// Waits between queue attempts: 2 s, then 10 s, 20 s, 40 s … capped at 120 s, or Graph's Retry-After if
+/// longer. The first is short: the invocation already retried each ID `GRAPH_MAX_ATTEMPTS` times, and IDs
+/// left over from scattered faults would otherwise hold the end of a batch job for 10 s; if Graph is in
+/// real trouble, the next waits spread out.
 pub fn requeue_delay(attempt: u32, retry_after_seconds: Option<u64>) -> Duration {
-    let ours =
-        Duration::from_secs(10u64.saturating_mul(1 << attempt.saturating_sub(1).min(4))).min(MAX_NOT_BEFORE_WAIT);
+    let ours = if attempt <= 1 {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(10u64.saturating_mul(1 << (attempt - 2).min(4))).min(MAX_NOT_BEFORE_WAIT)
+    };
     ours.max(Duration::from_secs(retry_after_seconds.unwrap_or(0)))
         .min(MAX_NOT_BEFORE_WAIT)
 }
@@ -430,8 +436,14 @@ mod tests {
     fn requeue_delays_double_and_honour_retry_after() {
         let secs = |attempt, retry_after| requeue_delay(attempt, retry_after).as_secs();
         assert_eq!(
-            [secs(1, None), secs(2, None), secs(3, None), secs(4, None)],
-            [10, 20, 40, 80]
+            [
+                secs(1, None),
+                secs(2, None),
+                secs(3, None),
+                secs(4, None),
+                secs(5, None)
+            ],
+            [2, 10, 20, 40, 80]
         );
         assert_eq!(secs(9, None), 120);
         assert_eq!(secs(1, Some(45)), 45);
