@@ -77,6 +77,9 @@ impl Settings {
     }
 }
 
+/// Where the sections of the other benches begin in `BENCHMARKS.md`; a full run keeps them as they are.
+const OTHER_BENCHES: &str = "## Drift detection";
+
 fn print_series(label: &str, series: &[Tally]) {
     // `BENCH_SECONDS=1` prints every second, to see where pacing loses time.
     let width = if std::env::var_os("BENCH_SECONDS").is_some() {
@@ -139,6 +142,16 @@ fn main() {
     println!("\n{report}");
     if settings.full() {
         let path = Path::new(REPO).join("BENCHMARKS.md");
+        // Other benches own the sections from theirs on (`cargo bench --bench drift`): keep them.
+        let kept = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.find(OTHER_BENCHES).map(|at| old[at..].to_owned()))
+            .unwrap_or_default();
+        let report = if kept.is_empty() {
+            report
+        } else {
+            format!("{}\n\n{kept}", report.trim_end())
+        };
         std::fs::write(&path, &report).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
         println!("written to {} and {}", path.display(), chart_dir.display());
     } else {
