@@ -5,6 +5,7 @@ mod alert;
 mod audit;
 mod azurite;
 mod drift;
+mod drift_seams;
 mod helpers;
 mod hostile;
 mod http;
