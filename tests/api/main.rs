@@ -10,6 +10,7 @@ mod helpers;
 mod hostile;
 mod http;
 mod openapi;
+mod openapi_scope;
 mod operations;
 mod operations_redelivery;
 mod pacing;
