@@ -77,7 +77,7 @@ impl Spec {
     }
 
     /// Panics unless `status` is documented for the operation and `headers`/`body` match it.
-    fn check(&self, path: &str, method: &str, status: u16, headers: &Value, body: &Value) {
+    pub(crate) fn check(&self, path: &str, method: &str, status: u16, headers: &Value, body: &Value) {
         let what = format!("{method} {path} answered {status}");
         let response = &self.operation(path, method)["responses"][status.to_string()];
         assert!(response.is_object(), "{what}, which the document does not list: {body}");
@@ -135,7 +135,7 @@ impl Spec {
 
 /// The statuses one operation answered, each checked against the document as it comes.
 pub(crate) struct Coverage<'a> {
-    spec: &'a Spec,
+    pub(crate) spec: &'a Spec,
     path: &'static str,
     method: &'static str,
     seen: BTreeSet<u16>,

@@ -16,6 +16,11 @@ fn code(body: &Value) -> &Value {
     &body["error"]["code"]
 }
 
+fn headers_location(reply: &HostReply) -> String {
+    let (_, headers, _) = reply.res();
+    headers["Location"].as_str().expect("a 202 with Location").to_owned()
+}
+
 /// No reprocess was sent to Graph by the refused calls.
 fn reply_enqueued_nothing(app: &TestApp) -> bool {
     app.emulator
@@ -84,6 +89,27 @@ pub(crate) fn drive(c: &mut Coverage<'_>, app: &TestApp) {
     let (status, _, body) = c.answer(&reply);
     assert_eq!((status, &body["enqueued"]["driftMessages"]), (202, &json!(1)), "{body}");
     assert!(reply.output_messages("enqueue")[0]["origin"].is_object());
+    // Its Location polls to a documented 200 naming the reprocessed assignment.
+    let location = headers_location(&reply);
+    scoped.drain(reply.output_messages("enqueue"), true);
+    let (status, headers, done) = scoped.get_status(&location).res();
+    c.spec
+        .check("/operations/{correlationId}", "get", status, &headers, &done);
+    assert_eq!(
+        (status, &done["results"][0]["id"]),
+        (200, &json!(sample::ENG_DIEGO)),
+        "{done}"
+    );
+
+    // 200: a dry run shows what is out of scope, by ID and in a user's listing.
+    let dry = json!({ "assignmentIds": [sample::PAYROLL_CARLOS], "userIds": [sample::USER_CARLOS], "dryRun": true });
+    let (status, _, body) = c.answer(&scoped.post_ids(&dry.to_string()));
+    assert_eq!(
+        (status, &body["items"][0]["outcome"]),
+        (200, &json!("out_of_scope")),
+        "{body}"
+    );
+    assert_eq!(body["expansions"][0]["outOfScope"], 1, "{body}");
 
     // 503: the drift operation's state cannot be recorded.
     let dead = spawn_with_dead_storage_env(&[("DRIFT_DETECTION_ENABLED", "true")]);
