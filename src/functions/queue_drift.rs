@@ -140,7 +140,7 @@ fn split(request: &ReprocessRequest, correlation_id: &CorrelationId, response: &
     let mut messages: Vec<ReprocessRequest> = request
         .drift_packages
         .iter()
-        .map(|p| ReprocessRequest::drift(*p, correlation_id))
+        .map(|p| ReprocessRequest::drift(*p, correlation_id).with_origin(request.origin.as_ref()))
         .collect();
     let mut rest = request.clone();
     rest.drift_packages.clear();

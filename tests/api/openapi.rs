@@ -57,7 +57,7 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
-    fn load() -> Self {
+    pub(crate) fn load() -> Self {
         Self { doc: checked_in() }
     }
 

@@ -146,3 +146,34 @@ pub(crate) fn drive(c: &mut Coverage<'_>, app: &TestApp) {
     assert!(headers["Retry-After"].is_string(), "{headers}");
     assert!(reply_enqueued_nothing(&scoped));
 }
+
+/// A tracked operation with an ID outside the catalog scope ends `completedWithErrors`, counting it in
+/// `summary.out_of_scope`, and its answers match the document.
+#[test]
+fn an_out_of_scope_id_in_a_tracked_operation_is_counted_and_documented() {
+    let spec = crate::openapi::Spec::load();
+    let app = spawn_tracked(&[
+        ("ALLOWED_CATALOG_IDS", sample::CATALOG_GENERAL),
+        ("HTTP_SYNC_MAX_IDS", "1"),
+    ]);
+    let reply =
+        app.post_ids(&json!({ "assignmentIds": [sample::PAYROLL_CARLOS, sample::VISITORS_CARLOS] }).to_string());
+    let (status, headers, body) = reply.res();
+    spec.check("/reprocess", "post", status, &headers, &body);
+    assert_eq!(status, 202, "{body}");
+    let location = headers_location(&reply);
+    app.drain(reply.output_messages("enqueue"), true);
+    let (status, headers, done) = app.get_status(&location).res();
+    spec.check("/operations/{correlationId}", "get", status, &headers, &done);
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["summary"]["out_of_scope"], 1, "{done}");
+    assert_eq!(done["summary"]["accepted"], 1, "{done}");
+    assert_eq!(done["status"], "completedWithErrors", "{done}");
+    let refused = done["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == sample::PAYROLL_CARLOS)
+        .unwrap();
+    assert_eq!(refused["outcome"], "out_of_scope", "{refused}");
+}
