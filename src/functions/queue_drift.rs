@@ -12,8 +12,9 @@
 //! tracked (`queue_track`).
 
 use super::bindings::queue as b;
-use crate::audit::Invocation;
-use crate::domain::{CorrelationId, ItemResult, Target, Targets};
+use crate::audit::{AuditRecord, Invocation};
+use crate::catalog_scope::check_packages;
+use crate::domain::{CorrelationId, ItemResult, Scope, Target, Targets};
 use crate::drift;
 use crate::host::InvokeResponse;
 use crate::message::{self, DeadLetter, DeadLetterSource, ReprocessRequest};
@@ -50,6 +51,32 @@ pub(super) async fn handle(
     let package = *package;
     let deadline = Instant::now() + settings.queue_budget;
     let services = state.services().await;
+    // The catalog scope, checked again before any read (whoever put the message there), as the
+    // fan-out's expansion does: a package outside it is dropped with a log line and an audit record.
+    if let Some(allowed) = settings.allowed.as_ref() {
+        let verdict = check_packages(&services.graph, allowed, &[package], deadline)
+            .await
+            .remove(0);
+        if let Some(reason) = verdict.reason(&package) {
+            if verdict.is_transient() && request.attempt + 1 < settings.queue_max_attempts {
+                let attempt = request.attempt + 1;
+                let retry = ReprocessRequest::drift(package, correlation_id)
+                    .with_origin(request.origin.as_ref())
+                    .requeued(attempt, None);
+                response.enqueue(b::ENQUEUE, retry.to_texts());
+                response.log(format!("{reason}; re-enqueued as attempt {attempt}"));
+                return Vec::new();
+            }
+            tracing::warn!(access_package_id = %package, reason = %reason, "drift detection refused: out of scope");
+            services.recorder.record(vec![AuditRecord::fan_out_refused(
+                invocation,
+                &Scope::AccessPackage(package),
+                &reason,
+            )]);
+            response.log(format!("drift detection refused: {reason}"));
+            return Vec::new();
+        }
+    }
     let result = match drift::detect(&services.graph, package, deadline).await {
         Ok(result) => result,
         Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {

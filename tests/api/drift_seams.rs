@@ -207,3 +207,22 @@ fn a_drift_package_outside_the_catalog_scope_is_refused_up_front() {
     let reply = app.post_ids(&drift_body(&[sample::PACKAGE_ENGINEERING]));
     assert_eq!(reply.res().0, 202, "{}", reply.json);
 }
+
+#[test]
+fn a_queued_drift_message_for_a_package_outside_the_scope_is_dropped_before_any_listing() {
+    let app = spawn_app_env(&[ON, ("ALLOWED_CATALOG_IDS", sample::CATALOG_GENERAL)]);
+    let reply = app.queue_message(&drift_body(&[sample::PACKAGE_PAYROLL]));
+    assert_eq!(reply.status, 200);
+    let outputs = &reply.json["Outputs"];
+    assert!(outputs.get("enqueue").is_none(), "{outputs}");
+    assert!(outputs.get("deadLetter").is_none(), "nothing to re-drive");
+    let unbatched = app
+        .emulator
+        .state
+        .graph_requests_with("GET")
+        .into_iter()
+        .filter(|r| !r.batched)
+        .count();
+    assert_eq!(unbatched, 0, "the package was read for drift detection");
+    assert!(app.stdout_contains("\"audit\":\"fan_out_refused\""));
+}
