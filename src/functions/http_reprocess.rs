@@ -17,7 +17,7 @@ use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::StrictJsonError;
 use crate::message::accepted::{Accepted, Queued};
-use crate::message::{self, Plan, RequestError, parse_json_request};
+use crate::message::{self, Plan, ReprocessRequest, RequestError, parse_json_request};
 use crate::state::AppState;
 use crate::state::Services;
 use serde_json::json;
@@ -98,11 +98,18 @@ pub async fn handle(
         caller: caller.clone(),
         queue: None,
     };
-    if !parsed.drift_packages.is_empty() {
-        return super::http_drift::handle(state, &parsed, dry_run, deadline, invocation_id, response).await;
-    }
-    if let Some(reply) = refuse_packages_out_of_scope(state, &parsed.scopes, &invocation, deadline, response).await {
+    if let Some(reply) = refuse_packages_out_of_scope(state, &parsed, &invocation, deadline, response).await {
         return reply;
+    }
+    if !parsed.drift_packages.is_empty() {
+        let call = super::http_drift::Call {
+            request,
+            parsed: &parsed,
+            invocation: &invocation,
+            dry_run,
+            deadline,
+        };
+        return super::http_drift::handle(state, call, response).await;
     }
     if dry_run {
         let services = state.services().await;
@@ -224,23 +231,32 @@ async fn split_into_messages(
     tracked::accepted(json!(body), tracked.status_url.as_deref())
 }
 
-/// With a catalog scope, an access package outside it is refused up front: 400 `out_of_scope` naming
-/// every such package (503 + `Retry-After` when Graph could not be asked in time), nothing enqueued.
+/// With a catalog scope, an access package outside it (in `accessPackageIds` or
+/// `detectDriftFor.accessPackageIds`) is refused up front: 400 `out_of_scope` naming every such package
+/// (503 + `Retry-After` when Graph could not be asked in time), nothing enqueued or read further.
 async fn refuse_packages_out_of_scope(
     state: &AppState,
-    scopes: &[Scope],
+    parsed: &ReprocessRequest,
     invocation: &Invocation,
     deadline: Instant,
     response: &mut InvokeResponse,
 ) -> Option<HttpReply> {
     let allowed = state.settings.allowed.as_ref()?;
-    let ids: Vec<AccessPackageId> = scopes
+    let drift_field = "detectDriftFor.accessPackageIds";
+    let mut fields: Vec<&str> = Vec::new();
+    let mut ids: Vec<AccessPackageId> = Vec::new();
+    for (field, p) in parsed
+        .scopes
         .iter()
         .filter_map(|s| match s {
-            Scope::AccessPackage(p) => Some(*p),
+            Scope::AccessPackage(p) => Some(("accessPackageIds", *p)),
             Scope::User(_) => None,
         })
-        .collect();
+        .chain(parsed.drift_packages.iter().map(|p| (drift_field, *p)))
+    {
+        fields.push(field);
+        ids.push(p);
+    }
     if ids.is_empty() {
         return None;
     }
@@ -254,10 +270,11 @@ async fn refuse_packages_out_of_scope(
         );
         return Some(HttpReply::json(503, body).with_header("Retry-After", "30"));
     }
-    let refused: Vec<(AccessPackageId, String)> = ids
+    let refused: Vec<(AccessPackageId, String, &str)> = ids
         .iter()
         .zip(&verdicts)
-        .filter_map(|(p, v)| v.reason(p).map(|reason| (*p, reason)))
+        .zip(&fields)
+        .filter_map(|((p, v), field)| v.reason(p).map(|reason| (*p, reason, *field)))
         .collect();
     if refused.is_empty() {
         return None;
@@ -265,19 +282,19 @@ async fn refuse_packages_out_of_scope(
     services.recorder.record(
         refused
             .iter()
-            .map(|(p, reason)| AuditRecord::fan_out_refused(invocation, &Scope::AccessPackage(*p), reason))
+            .map(|(p, reason, _)| AuditRecord::fan_out_refused(invocation, &Scope::AccessPackage(*p), reason))
             .collect(),
     );
     let fields: Vec<_> = refused
         .iter()
-        .map(|(p, reason)| json!({ "field": "accessPackageIds", "id": p, "reason": reason }))
+        .map(|(p, reason, field)| json!({ "field": field, "id": p, "reason": reason }))
         .collect();
     let message = format!(
         "{} access package(s) outside this deployment's catalog scope; nothing was enqueued: {}",
         refused.len(),
         refused
             .iter()
-            .map(|(p, _)| p.to_string())
+            .map(|(p, _, _)| p.to_string())
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -7,9 +7,14 @@
 //! result — per drifted assignment the resource and role it lacks and what the reprocess answered — is
 //! logged as one `drift detected` event and one line in the host's `Logs`. Transient listing failures
 //! re-enqueue the message; missing permissions and refusals dead-letter it with the reason.
+//! Every reprocessed assignment gets its audit record (`crate::audit`, with the queue message and the
+//! caller carried in `origin`), and the results go to the operation's record when the message is
+//! tracked (`queue_track`).
 
 use super::bindings::queue as b;
-use crate::domain::{CorrelationId, Target, Targets};
+use crate::audit::{AuditRecord, Invocation};
+use crate::catalog_scope::check_packages;
+use crate::domain::{CorrelationId, ItemResult, Scope, Target, Targets};
 use crate::drift;
 use crate::host::InvokeResponse;
 use crate::message::{self, DeadLetter, DeadLetterSource, ReprocessRequest};
@@ -17,44 +22,77 @@ use crate::state::AppState;
 use serde_json::json;
 use tokio::time::Instant;
 
+/// Returns the reprocess results of this invocation, for the operation's record (`queue_track`): the
+/// messages it enqueues (split, ID messages, retries) are recorded as its children there.
 pub(super) async fn handle(
     state: &AppState,
     request: &ReprocessRequest,
     correlation_id: &CorrelationId,
+    invocation: &Invocation,
     source: DeadLetterSource,
     response: &mut InvokeResponse,
-) {
+) -> Vec<ItemResult> {
     let settings = &state.settings;
     if !settings.drift_detection {
         let record = DeadLetter::work(drift::off_reason(), request.clone(), Vec::new(), source);
         response.enqueue(b::DEAD_LETTER, record.into_texts());
         response.log(drift::off_reason());
-        return;
+        return Vec::new();
     }
     let others = !request.targets.is_empty() || !request.scopes.is_empty();
     let [package] = request.drift_packages.as_slice() else {
-        return split(request, correlation_id, response);
+        split(request, correlation_id, response);
+        return Vec::new();
     };
     if others {
-        return split(request, correlation_id, response);
+        split(request, correlation_id, response);
+        return Vec::new();
     }
     let package = *package;
     let deadline = Instant::now() + settings.queue_budget;
     let services = state.services().await;
+    // The catalog scope, checked again before any read (whoever put the message there), as the
+    // fan-out's expansion does: a package outside it is dropped with a log line and an audit record.
+    if let Some(allowed) = settings.allowed.as_ref() {
+        let verdict = check_packages(&services.graph, allowed, &[package], deadline)
+            .await
+            .remove(0);
+        if let Some(reason) = verdict.reason(&package) {
+            if verdict.is_transient() && request.attempt + 1 < settings.queue_max_attempts {
+                let attempt = request.attempt + 1;
+                let retry = ReprocessRequest::drift(package, correlation_id)
+                    .with_origin(request.origin.as_ref())
+                    .requeued(attempt, None);
+                response.enqueue(b::ENQUEUE, retry.to_texts());
+                response.log(format!("{reason}; re-enqueued as attempt {attempt}"));
+                return Vec::new();
+            }
+            tracing::warn!(access_package_id = %package, reason = %reason, "drift detection refused: out of scope");
+            services.recorder.record(vec![AuditRecord::fan_out_refused(
+                invocation,
+                &Scope::AccessPackage(package),
+                &reason,
+            )]);
+            response.log(format!("drift detection refused: {reason}"));
+            return Vec::new();
+        }
+    }
     let result = match drift::detect(&services.graph, package, deadline).await {
         Ok(result) => result,
         Err(e) if e.is_transient() && request.attempt + 1 < settings.queue_max_attempts => {
             let attempt = request.attempt + 1;
-            let retry = ReprocessRequest::drift(package, correlation_id).requeued(attempt, e.retry_after_seconds());
+            let retry = ReprocessRequest::drift(package, correlation_id)
+                .with_origin(request.origin.as_ref())
+                .requeued(attempt, e.retry_after_seconds());
             response.enqueue(b::ENQUEUE, retry.to_texts());
             response.log(format!(
                 "drift detection for {package} failed ({e}); re-enqueued as attempt {attempt}"
             ));
-            return;
+            return Vec::new();
         }
         Err(e) => {
             tracing::error!(access_package_id = %package, correlation_id = %correlation_id, error = %e, "drift detection dead-lettered");
-            let mut work = ReprocessRequest::drift(package, correlation_id);
+            let mut work = ReprocessRequest::drift(package, correlation_id).with_origin(request.origin.as_ref());
             work.attempt = request.attempt;
             let reason = format!("drift detection for access package {package} failed: {e}");
             response.enqueue(
@@ -62,26 +100,36 @@ pub(super) async fn handle(
                 DeadLetter::work(reason, work, Vec::new(), source).into_texts(),
             );
             response.log(format!("drift detection dead-lettered: {e}"));
-            return;
+            return Vec::new();
         }
     };
     let targets = Targets::from_items(result.drifted_assignments().into_iter().map(Target::Assignment));
     let mut outcomes = serde_json::Map::new();
     let mut enqueued = 0;
+    let mut results = Vec::new();
     if targets.len() > settings.http_sync_max_ids {
         let messages = message::id_messages(&targets, correlation_id);
         enqueued = messages.len();
-        response.enqueue(b::ENQUEUE, messages.iter().map(ReprocessRequest::to_text));
+        response.enqueue(
+            b::ENQUEUE,
+            messages
+                .into_iter()
+                .map(|m| m.with_origin(request.origin.as_ref()).to_text()),
+        );
     } else if !targets.is_empty() {
         let report = services.reprocessor.run(&targets, deadline).await;
+        services.recorder.reprocessed(invocation, &report);
         for r in &report.results {
             outcomes.insert(r.id.clone(), json!(r));
         }
         let transient = report.transient_targets();
         if !transient.is_empty() {
-            let retry = ReprocessRequest::ids(transient, correlation_id).requeued(1, report.max_retry_after());
+            let retry = ReprocessRequest::ids(transient, correlation_id)
+                .with_origin(request.origin.as_ref())
+                .requeued(1, report.max_retry_after());
             response.enqueue(b::ENQUEUE, retry.to_texts());
         }
+        results = report.results;
     }
     let mut body = json!(result);
     if let Some(drifted) = body["drifted"].as_array_mut() {
@@ -111,6 +159,7 @@ pub(super) async fn handle(
         result.not_checked.len(),
         result.graph_reads
     ));
+    results
 }
 
 /// One message per package, and the rest of the request as its own message.
@@ -118,7 +167,7 @@ fn split(request: &ReprocessRequest, correlation_id: &CorrelationId, response: &
     let mut messages: Vec<ReprocessRequest> = request
         .drift_packages
         .iter()
-        .map(|p| ReprocessRequest::drift(*p, correlation_id))
+        .map(|p| ReprocessRequest::drift(*p, correlation_id).with_origin(request.origin.as_ref()))
         .collect();
     let mut rest = request.clone();
     rest.drift_packages.clear();

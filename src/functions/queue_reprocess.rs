@@ -110,11 +110,12 @@ async fn work(
         super::queue_heal::handle(state, listing, &request, &correlation_id, source(), response).await;
         return None;
     }
-    if !request.drift_packages.is_empty() {
-        super::queue_drift::handle(state, &request, &correlation_id, source(), response).await;
-        return None;
-    }
     let mut done = Done::new(&request, &correlation_id);
+    if !request.drift_packages.is_empty() {
+        done.results =
+            super::queue_drift::handle(state, &request, &correlation_id, &invocation, source(), response).await;
+        return Some(done);
+    }
     if !request.scopes.is_empty() {
         done.listed =
             super::queue_expand::handle(state, &request, &correlation_id, &invocation, source(), response).await;

@@ -82,6 +82,17 @@ fn dead_entries(text: &str) -> Vec<DeadEntry> {
     };
     let reason = record["reason"].as_str().unwrap_or("").to_owned();
     let mut entries = Vec::new();
+    // A dead-lettered drift message names its package under `detectDriftFor`.
+    let drift = &record["detectDriftFor"]["accessPackageIds"];
+    for id in drift.as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if crate::domain::Guid::parse(id).is_ok() {
+            entries.push(DeadEntry {
+                id: id.to_owned(),
+                kind: "accessPackage",
+                reason: reason.clone(),
+            });
+        }
+    }
     for (field, kind) in [
         ("assignmentIds", "assignment"),
         ("assignmentRequestIds", "assignmentRequest"),

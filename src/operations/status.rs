@@ -51,11 +51,12 @@ pub struct OperationView {
     pub next_after: Option<Guid>,
 }
 
-const OUTCOMES: [&str; 7] = [
+const OUTCOMES: [&str; 8] = [
     "accepted",
     "not_found",
     "rejected",
     "permission_denied",
+    "out_of_scope",
     "transient",
     "dead_lettered",
     "dry_run",
@@ -190,10 +191,12 @@ impl OperationStore {
             })
             .collect();
         let count = |name: &str| counts.get(name).and_then(Value::as_u64).unwrap_or(0);
+        // An ID refused by the catalog scope was not reprocessed: a trouble like a refusal by Graph.
         let troubles = [
             "not_found",
             "rejected",
             "permission_denied",
+            "out_of_scope",
             "transient",
             "dead_lettered",
         ]

@@ -6,6 +6,7 @@
 //! may carry only the properties the document lists, so a new field in an answer fails here until it
 //! is documented. OpenAPI 2.0 schemas are a subset of JSON Schema draft 4 (with `#/definitions/...`
 //! references, resolved by putting the document's `definitions` beside each schema).
+//! The catalog scope's and drift detection's answers are driven from `openapi_scope`.
 //! Also: the served document is the checked-in one; the Logic App workflows in `docs/logic-apps/` parse
 //! and call only operations the document has.
 
@@ -51,12 +52,12 @@ fn strict(schema: &Value) -> Value {
     Value::Object(out)
 }
 
-struct Spec {
+pub(crate) struct Spec {
     doc: Value,
 }
 
 impl Spec {
-    fn load() -> Self {
+    pub(crate) fn load() -> Self {
         Self { doc: checked_in() }
     }
 
@@ -76,7 +77,7 @@ impl Spec {
     }
 
     /// Panics unless `status` is documented for the operation and `headers`/`body` match it.
-    fn check(&self, path: &str, method: &str, status: u16, headers: &Value, body: &Value) {
+    pub(crate) fn check(&self, path: &str, method: &str, status: u16, headers: &Value, body: &Value) {
         let what = format!("{method} {path} answered {status}");
         let response = &self.operation(path, method)["responses"][status.to_string()];
         assert!(response.is_object(), "{what}, which the document does not list: {body}");
@@ -133,8 +134,8 @@ impl Spec {
 }
 
 /// The statuses one operation answered, each checked against the document as it comes.
-struct Coverage<'a> {
-    spec: &'a Spec,
+pub(crate) struct Coverage<'a> {
+    pub(crate) spec: &'a Spec,
     path: &'static str,
     method: &'static str,
     seen: BTreeSet<u16>,
@@ -151,7 +152,7 @@ impl<'a> Coverage<'a> {
     }
 
     /// Checks the reply against the document and returns it as (status, headers, body).
-    fn answer(&mut self, reply: &HostReply) -> (u16, Value, Value) {
+    pub(crate) fn answer(&mut self, reply: &HostReply) -> (u16, Value, Value) {
         assert_eq!(reply.status, 200, "the invocation itself failed: {}", reply.json);
         let (status, headers, body) = reply.res();
         self.spec.check(self.path, self.method, status, &headers, &body);
@@ -196,7 +197,7 @@ fn with_content_type(mut call: HttpCall, value: &str) -> HttpCall {
 const HOST_NEVER_SENDS: u16 = 500;
 
 /// The app with operation state in Azurite (a table of its own), as deployed: every 202 is tracked.
-fn spawn_tracked(env: &[(&str, &str)]) -> TestApp {
+pub(crate) fn spawn_tracked(env: &[(&str, &str)]) -> TestApp {
     let connection = crate::azurite::azurite().connection_string();
     let table = format!("openapi{}", fastrand::u32(..));
     let mut all = vec![
@@ -208,7 +209,11 @@ fn spawn_tracked(env: &[(&str, &str)]) -> TestApp {
 }
 
 /// The app with storage configured where nothing listens: the operation state cannot be written.
-fn spawn_with_dead_storage() -> TestApp {
+pub(crate) fn spawn_with_dead_storage() -> TestApp {
+    spawn_with_dead_storage_env(&[])
+}
+
+pub(crate) fn spawn_with_dead_storage_env(env: &[(&str, &str)]) -> TestApp {
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))
         .unwrap()
         .local_addr()
@@ -220,7 +225,9 @@ fn spawn_with_dead_storage() -> TestApp {
         crate::azurite::KEY,
         crate::azurite::ACCOUNT
     );
-    spawn_app_env(&[("AzureWebJobsStorage", connection.as_str())])
+    let mut all = vec![("AzureWebJobsStorage", connection.as_str())];
+    all.extend_from_slice(env);
+    spawn_app_env(&all)
 }
 
 #[test]
@@ -309,6 +316,9 @@ fn reprocess_answers_match_the_document() {
     // 415: a body declared as something else.
     let call = with_content_type(HttpCall::post_json("reprocess", &ids_body(1)), "text/plain");
     assert_eq!(c.answer(&app.invoke_http(&call)).0, 415);
+
+    // The catalog scope and drift detection: their 200s, 202, 400s, 403s and 503.
+    crate::openapi_scope::drive(&mut c, &app);
 
     c.finish(&[HOST_NEVER_SENDS]);
 }
