@@ -15,7 +15,7 @@
 //!   with `principalId` and `appRoleId`, least privilege Application.Read.All.
 
 use super::GraphClient;
-use super::list::{ListError, error_from, get_json};
+use super::list::{ListError, error_from, get_json, split_page};
 use super::paths::{Holders, continuation_of, heal_first_page, holders_first_page, package_roles_url};
 use crate::config::ApiVersion;
 use crate::domain::heal::HealListing;
@@ -132,11 +132,7 @@ pub async fn holders_page(
     if status == 404 {
         return Err(error_from(404, &body));
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ListError::BadBody(e.to_string()))?;
-    let entries = value
-        .get("value")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ListError::BadBody("no `value` array".into()))?;
+    let (entries, value) = split_page(&body)?;
     let app_roles = matches!(holders, Holders::AppRoleAssignedTo(_));
     let guid = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).and_then(|s| Guid::parse(s).ok());
     let principals = entries
@@ -200,11 +196,7 @@ pub async fn heal_page(
     if status == 404 {
         return Err(error_from(404, &body));
     }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ListError::BadBody(e.to_string()))?;
-    let entries = value
-        .get("value")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ListError::BadBody("no `value` array".into()))?;
+    let (entries, value) = split_page(&body)?;
     let text = |e: &Value, keys: &[&str]| {
         keys.iter()
             .find_map(|k| e.get(*k).and_then(Value::as_str))

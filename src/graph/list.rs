@@ -172,15 +172,20 @@ fn subject(value: &Value) -> Value {
     )
 }
 
+/// A list page's JSON with its `value` array taken out (the rest holds `@odata.nextLink`).
+pub(super) fn split_page(body: &[u8]) -> Result<(Vec<Value>, Value), ListError> {
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| ListError::BadBody(e.to_string()))?;
+    match value.get_mut("value").map(Value::take) {
+        Some(Value::Array(entries)) => Ok((entries, value)),
+        _ => Err(ListError::BadBody("no `value` array".into())),
+    }
+}
+
 pub fn parse_page(base: &Url, version: ApiVersion, scope: &Scope, body: &[u8]) -> Result<Page, ListError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| ListError::BadBody(e.to_string()))?;
-    let entries = value
-        .get("value")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ListError::BadBody("no `value` array".into()))?;
+    let (entries, value) = split_page(body)?;
     let mut page = Page::default();
     let mut seen = std::collections::HashSet::new();
-    for entry in entries {
+    for entry in &entries {
         let id = entry
             .get("id")
             .and_then(Value::as_str)
