@@ -13,6 +13,7 @@
 use super::EmulatorState;
 use super::directory::{APPLICATION_READ, GROUP_MEMBER_READ, RoleScope};
 use super::graph::{Ctx, Kind};
+use super::items::pascal;
 use super::list::{decode_skiptoken, injected_fault, json_ok, next_link};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value, json};
@@ -225,14 +226,6 @@ fn request_filter(beta: bool, filter: &str) -> Result<Option<String>, String> {
         (true, Some(v)) if !v.contains('\'') => Ok(Some(v.to_owned())),
         _ => Err(format!("Invalid filter clause: '{filter}'.")),
     }
-}
-
-fn pascal(state: &str) -> String {
-    let mut chars = state.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
 }
 
 fn not_found(ctx: &Ctx, id: &str) -> HttpResponse {

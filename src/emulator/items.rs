@@ -160,7 +160,8 @@ fn render_package(tenant: &Tenant, id: &str, beta: bool, expand: &[(String, Stri
     v
 }
 
-fn pascal(state: &str) -> String {
+/// Upper-cases the first letter: `deliveryFailed` → `DeliveryFailed`.
+pub(super) fn pascal(state: &str) -> String {
     let mut chars = state.chars();
     chars
         .next()
