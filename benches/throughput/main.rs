@@ -11,6 +11,8 @@
 //! - `BENCH_SCENARIOS=clean,multi` runs only those scenarios (default: all).
 //! - `BENCH_IDS=2000` sets the number of IDs (default 10,000).
 //! - `BENCH_SECONDS=1` prints the accepted and throttled series per second instead of per 10 s.
+//! - `BENCH_LOG=<filter>` runs the handlers with `RUST_LOG=<filter>` and writes their logs beside the
+//!   charts (`reprocess_handler::graph::limiter=debug` shows the pace once a second).
 //!
 //! Only a full run (all scenarios, 10,000 IDs) writes `BENCHMARKS.md` and `docs/bench/<scenario>.svg`;
 //! other runs print the same report and put their charts under the target directory.
@@ -124,6 +126,11 @@ fn main() {
         print_series("all:", &outcome.series);
         for (index, series) in outcome.per_instance.iter().enumerate() {
             print_series(&format!("instance {}:", index + 1), series);
+        }
+        for (index, log) in outcome.logs.iter().enumerate() {
+            let path = chart_dir.join(format!("{}-{}.log", scenario.name, index + 1));
+            std::fs::write(&path, log).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+            println!("  handler log: {}", path.display());
         }
         let path = chart_dir.join(format!("{}.svg", scenario.name));
         match chart::draw(&outcome, &path) {

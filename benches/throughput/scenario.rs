@@ -77,6 +77,8 @@ pub const SCENARIOS: [Scenario; 3] = [
 /// What one scenario run measured.
 #[derive(Debug)]
 pub struct Outcome {
+    /// Each handler's stdout, with `BENCH_LOG` set.
+    pub logs: Vec<String>,
     pub scenario: Scenario,
     pub ids: usize,
     pub wall: Duration,
@@ -174,9 +176,14 @@ pub fn run(scenario: Scenario, ids: usize) -> Outcome {
         state = state.with_resets(0.04);
     }
     let emulator = Emulator::start(state).expect("emulator");
-    let handlers: Vec<HandlerProcess> = (0..scenario.instances)
-        .map(|_| spawn(&emulator, &[("GRAPH_ATTEMPT_TIMEOUT_SECONDS", "5")]))
-        .collect();
+    // `BENCH_LOG=<filter>` (e.g. `reprocess_handler::graph::limiter=debug`): the handlers log at that level
+    // and their logs are written beside the charts, to see where a run lost time.
+    let log_filter = std::env::var("BENCH_LOG").ok();
+    let mut env = vec![("GRAPH_ATTEMPT_TIMEOUT_SECONDS", "5")];
+    if let Some(filter) = &log_filter {
+        env.push(("RUST_LOG", filter.as_str()));
+    }
+    let handlers: Vec<HandlerProcess> = (0..scenario.instances).map(|_| spawn(&emulator, &env)).collect();
     let assignment_ids: Vec<String> = (0..ids).map(|i| generated_id(SERIES, i)).collect();
     let messages: Vec<String> = assignment_ids
         .chunks(MESSAGE_IDS)
@@ -207,10 +214,15 @@ pub fn run(scenario: Scenario, ids: usize) -> Outcome {
         let tenant = emulator.state.tenant.lock().expect("tenant lock");
         assignment_ids.iter().map(|id| tenant.reprocess_count(id)).collect()
     };
+    let logs = match log_filter {
+        Some(_) => handlers.iter().map(HandlerProcess::stdout).collect(),
+        None => Vec::new(),
+    };
     Outcome {
         scenario,
         ids,
         wall,
+        logs,
         attempts: calls.len(),
         throttled: calls.iter().filter(|r| r.status == 429).count(),
         token_fetches: emulator.state.token_fetches(),

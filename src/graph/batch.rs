@@ -137,7 +137,15 @@ impl GraphClient {
                 continue;
             }
             let named_wait = retry.iter().filter_map(|(_, _, w)| *w).max();
-            let wait = retry_wait(named_wait, whole_batch_failed, retry.len(), sent, round);
+            let failure = if whole_batch_failed {
+                Failure::Whole
+            } else {
+                Failure::Parts {
+                    failed: retry.len(),
+                    sent,
+                }
+            };
+            let wait = retry_wait(named_wait, failure, self.transport().graph_in_trouble(), round);
             if whole_batch_throttled {
                 self.limiter().back_off(wait);
             }
@@ -240,12 +248,26 @@ impl From<SendError> for Round {
     }
 }
 
+/// What failed in a `$batch` round.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// The whole request: no answer, or a 429/5xx for the envelope.
+    Whole,
+    /// `failed` of the `sent` sub-requests.
+    Parts { failed: usize, sent: usize },
+}
+
 /// How long a batch waits before sending its failed sub-requests again: Graph's `Retry-After` when it
-/// named one; else, when a few sub-requests failed among answered ones (Graph's everyday noise), soon —
-/// growing waits would keep the invocation asleep while the budget goes unused; when the whole batch or
-/// most of it failed, Graph is in trouble: longer each round.
-fn retry_wait(named: Option<Duration>, whole_batch_failed: bool, failed: usize, sent: usize, round: u32) -> Duration {
-    let sporadic = !whole_batch_failed && failed * 2 < sent;
+/// named one. Otherwise Graph's everyday noise (a few failed sub-requests, or a whole request reset or
+/// hung while most requests succeed) is retried soon: growing waits would keep the invocation asleep
+/// while the budget goes unused, and the last IDs of a job would wait longest. When most of the batch
+/// failed, or many recent requests did (`graph_in_trouble`), Graph is failing: longer each round.
+fn retry_wait(named: Option<Duration>, failure: Failure, graph_in_trouble: bool, round: u32) -> Duration {
+    let sporadic = !graph_in_trouble
+        && match failure {
+            Failure::Whole => true,
+            Failure::Parts { failed, sent } => failed * 2 < sent,
+        };
     named.unwrap_or_else(|| backoff(if sporadic { 1 } else { round }))
 }
 
@@ -256,20 +278,27 @@ mod tests {
     #[test]
     fn sporadic_failures_are_retried_soon_whatever_the_round() {
         for round in 1..=5 {
-            assert!(retry_wait(None, false, 1, 3, round) <= Duration::from_secs(1));
+            let few = Failure::Parts { failed: 1, sent: 3 };
+            assert!(retry_wait(None, few, false, round) <= Duration::from_secs(1));
+            // A reset or hung request while Graph answers the rest is noise too.
+            assert!(retry_wait(None, Failure::Whole, false, round) <= Duration::from_secs(1));
         }
     }
 
     #[test]
-    fn whole_or_mostly_failed_batches_back_off_more_each_round() {
-        assert!(retry_wait(None, true, 20, 20, 4) >= Duration::from_secs(4));
-        assert!(retry_wait(None, false, 15, 20, 4) >= Duration::from_secs(4));
+    fn failing_graph_or_mostly_failed_batches_back_off_more_each_round() {
+        assert!(retry_wait(None, Failure::Whole, true, 4) >= Duration::from_secs(4));
+        let few = Failure::Parts { failed: 1, sent: 20 };
+        assert!(retry_wait(None, few, true, 4) >= Duration::from_secs(4));
+        let most = Failure::Parts { failed: 15, sent: 20 };
+        assert!(retry_wait(None, most, false, 4) >= Duration::from_secs(4));
     }
 
     #[test]
     fn a_named_wait_wins() {
         let named = Some(Duration::from_secs(7));
-        assert_eq!(retry_wait(named, false, 1, 20, 1), Duration::from_secs(7));
-        assert_eq!(retry_wait(named, true, 20, 20, 5), Duration::from_secs(7));
+        let few = Failure::Parts { failed: 1, sent: 20 };
+        assert_eq!(retry_wait(named, few, false, 1), Duration::from_secs(7));
+        assert_eq!(retry_wait(named, Failure::Whole, true, 5), Duration::from_secs(7));
     }
 }

@@ -7,7 +7,7 @@
 use super::batch::BatchResponse;
 use super::client::{Attempt, GraphClient, classify, refused_before_sending, transient};
 use super::paths::{batch_url, membership_relative, package_relative};
-use super::retry::{backoff, parse_retry_after};
+use super::retry::parse_retry_after;
 use super::transport::{Call, GraphRequest, SendError};
 use crate::domain::{AccessPackageId, CatalogId, Guid, Membership, Outcome, Target};
 use serde_json::{Value, json};
@@ -130,7 +130,7 @@ impl GraphClient {
                 .iter()
                 .filter_map(|(_, _, w)| *w)
                 .max()
-                .unwrap_or_else(|| backoff(round));
+                .unwrap_or_else(|| self.transport().retry_backoff(round));
             let out_of_time = Instant::now() + wait >= deadline;
             pending.clear();
             for (i, reason, _) in retry {

@@ -6,6 +6,7 @@ pub mod batch;
 pub mod client;
 pub mod credential;
 pub mod directory;
+mod health;
 pub mod latency;
 pub mod limiter;
 

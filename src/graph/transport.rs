@@ -7,6 +7,7 @@
 //! Reprocess, reads and listing use `send`; `$batch` retries per sub-request around `send_once`.
 
 use super::credential::TokenProvider;
+use super::health::Health;
 use super::latency::AdaptiveTimeout;
 use super::limiter::Limiter;
 use super::retry::{backoff, parse_retry_after};
@@ -38,6 +39,8 @@ pub(super) struct Transport {
     limiter: Arc<Limiter>,
     /// Per-attempt timeout from observed answer times, `GRAPH_ATTEMPT_TIMEOUT_SECONDS` its ceiling.
     timeouts: AdaptiveTimeout,
+    /// Whether recent requests failed often enough that retries must wait longer each time.
+    health: Health,
     max_attempts: u32,
 }
 
@@ -122,6 +125,7 @@ impl Transport {
             tokens,
             limiter,
             timeouts: AdaptiveTimeout::new(settings.attempt_timeout),
+            health: Health::default(),
             max_attempts: settings.max_attempts,
         })
     }
@@ -132,6 +136,17 @@ impl Transport {
 
     pub fn base_url(&self) -> &Url {
         &self.base_url
+    }
+
+    /// More than a quarter of the recent requests got no answer or a 5xx: Graph is failing, not unlucky.
+    pub fn graph_in_trouble(&self) -> bool {
+        self.health.in_trouble()
+    }
+
+    /// How long to wait before attempt `attempts + 1` of something that failed without a named wait:
+    /// soon while Graph is healthy (a stray failure), longer each time while it is in trouble.
+    pub fn retry_backoff(&self, attempts: u32) -> Duration {
+        backoff(if self.graph_in_trouble() { attempts } else { 1 })
     }
 
     /// Attempts per request (`GRAPH_MAX_ATTEMPTS`).
@@ -211,6 +226,7 @@ impl Transport {
             .send()
             .await
             .map_err(|e| {
+                self.health.record(true);
                 SendError::Transient(if e.is_timeout() {
                     self.timeouts.record_timeout();
                     format!("Graph did not answer within {} ms", timeout.as_millis())
@@ -238,18 +254,21 @@ impl Transport {
                 Bytes::new()
             }
             Ok(Err(e)) => {
+                self.health.record(true);
                 return Err(SendError::Transient(format!(
                     "reading Graph's {status} answer failed: {e}"
                 )));
             }
             Err(_) => {
                 self.timeouts.record_timeout();
+                self.health.record(true);
                 return Err(SendError::Transient(format!(
                     "Graph's {status} answer did not finish in time"
                 )));
             }
         };
         self.timeouts.record(sent_at.elapsed());
+        self.health.record(status >= 500);
         drop(permit);
         if !(matches!(request.call, Call::Batch { .. }) && status == 200) {
             self.record_answer(status);
@@ -317,7 +336,7 @@ impl Transport {
                 }
             };
             // Graph named a wait for this request: it waits it out; the pace keeps the others under the limit.
-            let wait = named_wait.unwrap_or_else(|| backoff(exchange.attempts));
+            let wait = named_wait.unwrap_or_else(|| self.retry_backoff(exchange.attempts));
             tracing::warn!(
                 path = request.url.path(),
                 attempt = exchange.attempts,

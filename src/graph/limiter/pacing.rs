@@ -56,7 +56,7 @@ const DIP_LENGTH: Duration = Duration::from_millis(2500);
 /// Least time from the end of one dip to the start of the next.
 const DIP_INTERVAL: Duration = Duration::from_secs(10);
 /// After a dip found only noise, the ceiling goes this far above the pace (the fast climb resumes).
-const NOISE_HEADROOM: f64 = 1.08;
+const NOISE_HEADROOM: f64 = 1.25;
 /// After a dip found the limit, the pace restarts this far below it.
 const BELOW_LIMIT: f64 = 0.99;
 /// Above the ceiling the pace climbs faster only after this long without a sign of the limit (429s above
@@ -88,6 +88,8 @@ pub(super) struct Pacing {
     /// `(when, accepted, throttled)` answers in the last [`SHARE_WINDOW`], to learn the rate Graph
     /// sustains and how much of it is throttled.
     answers: VecDeque<(Instant, u32, u32)>,
+    /// When the pace was last written to the debug log (once a second at most).
+    last_trace: Instant,
 }
 
 /// Answers in the window since the last cut.
@@ -117,6 +119,7 @@ impl Pacing {
             dip: None,
             next_dip: None,
             answers: VecDeque::new(),
+            last_trace: Instant::now(),
         }
     }
 
@@ -153,8 +156,8 @@ impl Pacing {
             if share < dip.share_before / 2.0 {
                 // The 429s fell away with the pace: the pace was over the limit by what fell away.
                 let limit = (dip.restore * (1.0 - (dip.share_before - share))).max(MIN_RATE);
-                // What remained in the dip may still be the limit's (the bucket was empty as it began).
-                self.noise = self.noise.min(share);
+                // Below the limit only Graph's stray 429s remain: what the dip still saw is the noise.
+                self.noise = share;
                 self.ceiling = Some(limit);
                 self.rate = Some(BELOW_LIMIT * limit);
                 tracing::info!(limit_per_second = limit as u64, "Graph's limit found by a dip in pace");
@@ -221,10 +224,30 @@ impl Pacing {
         tally
     }
 
+    /// The pace once a second in the debug log (`RUST_LOG=reprocess_handler::graph::limiter=debug`), to
+    /// see in a benchmark or an incident how it followed Graph.
+    fn trace(&mut self, now: Instant, tally: &Tally) {
+        if now.duration_since(self.last_trace) < Duration::from_secs(1) {
+            return;
+        }
+        self.last_trace = now;
+        tracing::debug!(
+            rate = self.rate.unwrap_or_default() as u64,
+            ceiling = self.ceiling.unwrap_or_default() as u64,
+            noise_permille = (self.noise * 1000.0) as u64,
+            accepted_in_window = tally.accepted,
+            throttled_in_window = tally.throttled,
+            slow_start = self.slow_start,
+            dip = self.dip.is_some(),
+            "pace"
+        );
+    }
+
     /// `n` requests were accepted (not throttled): remember them and probe the pace upward.
     pub(super) fn on_accepted(&mut self, now: Instant, n: u32) {
         let p = self;
         let tally = p.record(now, n, 0);
+        p.trace(now, &tally);
         p.steer(now, &tally);
         let (Some(rate), ceiling) = (p.rate, p.ceiling) else {
             return;

@@ -20,6 +20,8 @@ pub struct Throttle {
     /// Share of `$batch` requests that hang until the client gives up (3 s), or are reset at once.
     pub hung_batches: f64,
     pub reset_batches: f64,
+    /// Which draw of random faults (`SIM_SEED=n` adds n, to look at other draws by hand).
+    pub seed: u64,
 }
 
 struct Bucket {
@@ -111,7 +113,10 @@ pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: 
         throttle,
         tokens: throttle.burst,
         at: start,
-        rng: 0x9E37_79B9_7F4A_7C15,
+        rng: (throttle.seed + std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0))
+            .wrapping_add(1)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            | 1,
     }));
     let messages = Arc::new(Mutex::new(ids.div_ceil(BATCH)));
     let report = Arc::new(Mutex::new(Report::default()));
@@ -220,6 +225,7 @@ mod tests {
         stray_5xx: 0.0,
         hung_batches: 0.0,
         reset_batches: 0.0,
+        seed: 0,
     };
     /// The benchmark's fault mix: 3 % stray 429s, 9 % 503/504, 4 % of batches hung, 4 % reset.
     const NOISY: Throttle = Throttle {
@@ -253,12 +259,19 @@ mod tests {
         assert!(r.budget_used_from(10, CLEAN.rate) >= 0.97, "{report}");
     }
 
+    /// Over several draws of the faults: one lucky draw must not carry the test.
     #[tokio::test(start_paused = true)]
     async fn stray_429s_and_5xx_do_not_hold_the_pace_under_the_limit() {
-        let r = run(NOISY, IDS, 1, 24).await;
-        let report = describe("noisy", &r);
-        eprintln!("{report}, budget used {:.3}", r.budget_used_from(10, CLEAN.rate));
-        assert!(r.budget_used_from(10, NOISY.rate) >= 0.95, "{report}");
+        let mut used = Vec::new();
+        for seed in 0..6 {
+            let r = run(Throttle { seed, ..NOISY }, IDS, 1, 24).await;
+            let budget = r.budget_used_from(10, NOISY.rate);
+            eprintln!("{}, budget used {budget:.3}", describe("noisy", &r));
+            used.push(budget);
+        }
+        let mean = used.iter().sum::<f64>() / used.len() as f64;
+        assert!(mean >= 0.93, "mean budget used {mean:.3} over draws {used:?}");
+        assert!(used.iter().all(|&u| u >= 0.86), "budget used per draw {used:?}");
     }
 
     #[tokio::test(start_paused = true)]
