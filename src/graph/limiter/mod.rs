@@ -20,7 +20,9 @@
 //!     restarts 1 % under it. If they stay, they are noise: the noise share is learned and the pace
 //!     restored, so noise cannot grind throughput down. At most one dip per 10 s;
 //!   - several instances sharing one budget learn their shares the same way: the 429s above the limit
-//!     reach each in proportion to its pace.
+//!     reach each in proportion to its pace. Below 30/s a pace climbs as much a second as one at 30/s,
+//!     so small shares catch up (additive increase, as in TCP) instead of keeping their first ratio;
+//!   - no dip within 4 s of a cut: the 429s just after one are its aftermath, not a limit below it.
 //!
 //! [`sim`] runs this limiter against a simulated token bucket in paused time and tests what it provokes.
 

@@ -12,6 +12,11 @@ pub(super) const START_RATE: f64 = 50.0;
 /// second grows by r × step per second).
 const FAST_PROBE: f64 = 0.02;
 const SLOW_PROBE: f64 = 0.002;
+/// Pace below which the climb no longer shrinks with the pace. Several processes sharing one budget
+/// each get 429s in proportion to their pace (the trims and cuts are proportional); if the climb were
+/// too, their shares would keep the ratio they started with, and a small share left holding the last
+/// work of a job would drain it slowly. An equal climb for small shares makes them converge.
+const FAIR_SHARE_PACE: f64 = 30.0;
 /// Where slow probing starts, as a share of the ceiling.
 const NEAR_CEILING: f64 = 0.98;
 /// Share of the pace a 429 above the noise takes off.
@@ -53,6 +58,11 @@ struct Dip {
 const DIP_DEPTH: f64 = 0.85;
 const DIP_SETTLE: Duration = Duration::from_secs(1);
 const DIP_LENGTH: Duration = Duration::from_millis(2500);
+/// No dip this soon after a cut. The cut leaves Graph's bucket empty and refills it by only the margin
+/// (3 % of the pace), so for a few seconds a `$batch` of 20 can still find fewer tokens than it needs:
+/// those 429s are the episode's aftermath and fade on their own, and a dip would take their fading for a
+/// limit below the new pace. (Trims still answer them.)
+const DIP_AFTER_CUT: Duration = Duration::from_secs(4);
 /// Least time from the end of one dip to the start of the next.
 const DIP_INTERVAL: Duration = Duration::from_secs(10);
 /// After a dip found only noise, the ceiling goes this far above the pace (the fast climb resumes).
@@ -171,7 +181,9 @@ impl Pacing {
             return;
         }
         let answers = tally.accepted + tally.throttled;
-        let settled = self.last_cut.is_some_and(|cut| now.duration_since(cut) >= SHARE_WINDOW);
+        let settled = self
+            .last_cut
+            .is_some_and(|cut| now.duration_since(cut) >= DIP_AFTER_CUT);
         if self.slow_start || !settled || self.next_dip.is_some_and(|at| now < at) || answers < 50 {
             return;
         }
@@ -264,7 +276,14 @@ impl Pacing {
             _ if quiet => QUIET_PROBE,
             _ => SLOW_PROBE,
         };
-        let rate = rate + step * f64::from(n);
+        // Below FAIR_SHARE_PACE every process climbs as if it ran at that pace: the same increase a second
+        // whatever its share, so shares converge (a climb proportional to the pace would keep them apart).
+        let scale = if p.slow_start {
+            1.0
+        } else {
+            (FAIR_SHARE_PACE / rate).max(1.0)
+        };
+        let rate = rate + step * scale * f64::from(n);
         p.rate = Some(rate);
         if ceiling.is_some_and(|c| rate > c) {
             p.ceiling = Some(rate);

@@ -164,7 +164,10 @@ pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: 
                             tokio::time::sleep(Duration::from_millis(500)).await;
                             continue;
                         }
-                        tokio::time::sleep(LATENCY).await;
+                        // Graph's answer times vary a little (0–20 ms over the base latency), so runs with
+                        // another seed differ even without faults.
+                        let jitter = bucket.lock().unwrap().random() * 0.02;
+                        tokio::time::sleep(LATENCY + Duration::from_secs_f64(jitter)).await;
                         drop(permit);
                         let mut retry = 0;
                         let mut throttled = false;
@@ -274,12 +277,19 @@ mod tests {
         assert!(used.iter().all(|&u| u >= 0.86), "budget used per draw {used:?}");
     }
 
+    /// Over several draws of answer times (the instances' shares depend on who was throttled first).
     #[tokio::test(start_paused = true)]
     async fn four_instances_share_one_budget() {
-        let r = run(CLEAN, IDS, 4, 24).await;
-        let report = describe("four instances", &r);
-        eprintln!("{report}, budget used {:.3}", r.budget_used_from(10, CLEAN.rate));
-        assert!(r.attempts as f64 <= 1.05 * IDS as f64, "{report}");
-        assert!(r.budget_used_from(10, CLEAN.rate) >= 0.93, "{report}");
+        let mut used = Vec::new();
+        for seed in 0..6 {
+            let r = run(Throttle { seed, ..CLEAN }, IDS, 4, 24).await;
+            let report = describe("four instances", &r);
+            let budget = r.budget_used_from(10, CLEAN.rate);
+            eprintln!("{report}, budget used {budget:.3}");
+            assert!(r.attempts as f64 <= 1.05 * IDS as f64, "{report}");
+            used.push(budget);
+        }
+        let mean = used.iter().sum::<f64>() / used.len() as f64;
+        assert!(mean >= 0.90, "mean budget used {mean:.3} over draws {used:?}");
     }
 }
