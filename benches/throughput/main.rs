@@ -101,6 +101,8 @@ fn main() {
         return; // `cargo bench -- --list` and test discovery: nothing to list.
     }
     let settings = Settings::from_env();
+    // Which commit is measured, read before the charts written below make the tree look changed.
+    let _ = startup::commit();
     let chart_dir = settings.chart_dir();
     std::fs::create_dir_all(&chart_dir).unwrap_or_else(|e| panic!("creating {}: {e}", chart_dir.display()));
 

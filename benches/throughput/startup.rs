@@ -53,8 +53,14 @@ pub fn machine() -> String {
     )
 }
 
-/// The commit measured (`git describe`-like: short hash, `-dirty` with uncommitted changes), if git is at hand.
+/// The commit measured (`git describe`-like: short hash, `-dirty` with uncommitted changes), if git is at
+/// hand. Read once, at the first call (`main` calls it before the run writes its charts into the tree).
 pub fn commit() -> Option<String> {
+    static COMMIT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    COMMIT.get_or_init(read_commit).clone()
+}
+
+fn read_commit() -> Option<String> {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
