@@ -58,3 +58,49 @@ fn a_hung_request_is_abandoned_after_a_timeout_learned_from_graph_s_latency() {
         app.stdout()
     );
 }
+
+/// The waits a `$batch` logged before sending its failed sub-requests again, by round.
+fn batch_retry_waits(stdout: &str) -> Vec<(u64, u64)> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["message"] == "transient Graph failures in a batch")
+        .map(|event| {
+            let field = |name: &str| event[name].as_u64().unwrap_or_else(|| panic!("no {name} in {event}"));
+            (field("round"), field("wait_ms"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_failing_whole_while_graph_answers_the_rest_is_retried_soon() {
+    let (state, ids) = tenant(220);
+    let app = spawn_app_with(state, &[]);
+    // Ten batches answered (two calls of 100 IDs, the most one HTTP call reprocesses itself): Graph is healthy.
+    for part in ids[..200].chunks(100) {
+        let (status, _, reply) = app.post_ids(&json!({ "assignmentIds": part }).to_string()).res();
+        assert_eq!((status, &reply["summary"]["accepted"]), (200, &json!(100)));
+    }
+    // Then one batch fails whole three times in a row (a reset or a gateway's 503 is Graph's noise).
+    app.emulator.state.faults.script_batches([Fault::status(503); 3]);
+    let (status, _, reply) = app.post_ids(&json!({ "assignmentIds": ids[200..] }).to_string()).res();
+    assert_eq!((status, &reply["summary"]["accepted"]), (200, &json!(20)), "{reply}");
+    let waits = batch_retry_waits(&app.stdout());
+    assert_eq!(waits.iter().map(|(round, _)| *round).collect::<Vec<_>>(), [1, 2, 3]);
+    // Each retry after at most a second: no exponential back-off (rounds 2 and 3 would wait 1–2 s and 2–4 s).
+    assert!(waits.iter().all(|(_, wait)| *wait <= 1_000), "{waits:?}");
+}
+
+#[test]
+fn when_most_recent_requests_fail_graph_is_in_trouble_and_waits_grow() {
+    let (state, ids) = tenant(20);
+    let app = spawn_app_with(state, &[]);
+    // Nothing but failures: Graph is failing, not unlucky.
+    app.emulator.state.faults.script_batches([Fault::status(503); 3]);
+    let (status, _, reply) = app.post_ids(&json!({ "assignmentIds": ids }).to_string()).res();
+    assert_eq!((status, &reply["summary"]["accepted"]), (200, &json!(20)), "{reply}");
+    let waits = batch_retry_waits(&app.stdout());
+    assert_eq!(waits.iter().map(|(round, _)| *round).collect::<Vec<_>>(), [1, 2, 3]);
+    // Round 3 backs off 2–4 s (full jitter over the upper half), round 2 1–2 s.
+    assert!(waits[1].1 >= 1_000 && waits[2].1 >= 2_000, "{waits:?}");
+}
