@@ -227,6 +227,8 @@ impl Transport {
             .await
             .map_err(|e| {
                 self.health.record(true);
+                // No answer: Graph most likely never counted it, so its pacing slot goes to the next request.
+                self.limiter.refund(weight);
                 SendError::Transient(if e.is_timeout() {
                     self.timeouts.record_timeout();
                     format!("Graph did not answer within {} ms", timeout.as_millis())

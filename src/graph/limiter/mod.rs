@@ -22,7 +22,9 @@
 //!   - several instances sharing one budget learn their shares the same way: the 429s above the limit
 //!     reach each in proportion to its pace. Below 30/s a pace climbs as much a second as one at 30/s,
 //!     so small shares catch up (additive increase, as in TCP) instead of keeping their first ratio;
-//!   - no dip within 4 s of a cut: the 429s just after one are its aftermath, not a limit below it.
+//!   - no dip within 4 s of a cut: the 429s just after one are its aftermath, not a limit below it;
+//!   - a request that got no answer (reset, or abandoned as hung) gives its pacing slot back
+//!     ([`Limiter::refund`]): Graph most likely never counted it.
 //!
 //! [`sim`] runs this limiter against a simulated token bucket in paused time and tests what it provokes.
 
@@ -107,6 +109,19 @@ impl Limiter {
         if gate.is_none_or(|at| at < until) {
             *gate = Some(until);
         }
+    }
+
+    /// A request of `weight` got no answer at all (reset, or abandoned as hung): Graph most likely never
+    /// counted it, so its share of the pace goes to the next request waiting for a slot. Without this
+    /// the pace would have to climb above Graph's limit by the share of such failures to use the budget.
+    pub fn refund(&self, weight: u32) {
+        let mut p = self.pacing.lock().expect("pacing lock");
+        let Some(rate) = p.rate else { return };
+        let now = Instant::now();
+        let earlier = p
+            .next_slot
+            .checked_sub(Duration::from_secs_f64(f64::from(weight) / rate));
+        p.next_slot = earlier.map_or(now, |at| at.max(now));
     }
 
     /// When the gate opens, if it is closed now.

@@ -109,6 +109,8 @@ const BATCH: usize = 20;
 /// bucket. Must run on a paused-time runtime.
 pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: usize) -> Report {
     let start = Instant::now();
+    // `SIM_NO_REFUND=1`: hung and reset batches keep their pacing slot, to compare.
+    let refund = std::env::var_os("SIM_NO_REFUND").is_none();
     let bucket = Arc::new(Mutex::new(Bucket {
         throttle,
         tokens: throttle.burst,
@@ -159,6 +161,9 @@ pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: 
                             report.lock().unwrap().attempts += now as u64;
                             if roll < throttle.hung_batches {
                                 tokio::time::sleep(HUNG).await;
+                            }
+                            if refund {
+                                limiter.refund(now as u32);
                             }
                             drop(permit);
                             tokio::time::sleep(Duration::from_millis(500)).await;

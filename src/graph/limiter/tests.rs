@@ -164,3 +164,35 @@ async fn noise_that_a_dip_leaves_in_place_is_learned_and_does_not_hold_the_pace_
         "nor holds it under the ceiling: {rate} of {ceiling}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_without_an_answer_gives_its_pacing_slot_back() {
+    let limiter = Limiter::new(4);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let start = Instant::now();
+    // At 50/s a `$batch` of 20 books 0.4 s of pace.
+    drop(limiter.acquire(deadline, 20).await);
+    limiter.refund(20);
+    drop(limiter.acquire(deadline, 20).await);
+    assert_eq!(
+        Instant::now(),
+        start,
+        "the refunded slot went to the next request at once"
+    );
+    drop(limiter.acquire(deadline, 20).await);
+    assert!(
+        Instant::now() - start >= Duration::from_millis(400),
+        "an answered one keeps its slot"
+    );
+    // A refund never books a slot in the past: no burst builds up from refunds.
+    limiter.refund(20);
+    limiter.refund(20);
+    drop(limiter.acquire(deadline, 20).await);
+    let at = Instant::now();
+    drop(limiter.acquire(deadline, 20).await);
+    assert!(
+        Instant::now() - at >= Duration::from_millis(390),
+        "{:?}",
+        Instant::now() - at
+    );
+}
