@@ -148,11 +148,20 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
     );
     let (status, _) = request(host, &head, one.as_bytes());
     assert!(status.contains(" 200 "), "{status}");
+    // The durable sink is written in the background (`audit::Recorder::record`), so the record may
+    // land just after the answer: look again for a while.
     let head = "GET /audit HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let (status, body) = request(host, head, b"");
-    assert!(status.contains(" 200 "), "{status}");
-    let records: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let records = records.as_array().unwrap();
+    let mut looks = 0;
+    let (body, records) = loop {
+        let (status, body) = request(host, head, b"");
+        assert!(status.contains(" 200 "), "{status}");
+        let records: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        looks += 1;
+        if looks == 100 || records.iter().any(|r| r["client_tracking_id"] == "try-1") {
+            break (body, records);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(records.iter().any(|r| r["outcome"] == "out_of_scope"));
     let mine = records
         .iter()
