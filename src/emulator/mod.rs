@@ -245,6 +245,11 @@ impl EmulatorState {
             .collect()
     }
 
+    /// GETs sent on their own, not inside a `$batch`: list pages (item reads go in batches).
+    pub fn unbatched_gets(&self) -> usize {
+        self.graph_requests_with("GET").iter().filter(|r| !r.batched).count()
+    }
+
     pub fn base_url(&self) -> String {
         self.base_url.lock().expect("url lock").clone()
     }

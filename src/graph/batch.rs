@@ -5,7 +5,7 @@
 
 use super::client::{Attempt, GraphClient, classify, log_finished, refused_before_sending, transient};
 use super::paths::{batch_url, reprocess_relative};
-use super::retry::{backoff, parse_retry_after};
+use super::retry::{backoff_unless_healthy, parse_retry_after};
 use super::transport::{Call, GraphRequest, SendError};
 use crate::domain::{Guid, ItemResult, Outcome, Target};
 use serde::Deserialize;
@@ -263,12 +263,8 @@ enum Failure {
 /// while the budget goes unused, and the last IDs of a job would wait longest. When most of the batch
 /// failed, or many recent requests did (`graph_in_trouble`), Graph is failing: longer each round.
 fn retry_wait(named: Option<Duration>, failure: Failure, graph_in_trouble: bool, round: u32) -> Duration {
-    let sporadic = !graph_in_trouble
-        && match failure {
-            Failure::Whole => true,
-            Failure::Parts { failed, sent } => failed * 2 < sent,
-        };
-    named.unwrap_or_else(|| backoff(if sporadic { 1 } else { round }))
+    let most_failed = matches!(failure, Failure::Parts { failed, sent } if failed * 2 >= sent);
+    named.unwrap_or_else(|| backoff_unless_healthy(round, graph_in_trouble || most_failed))
 }
 
 #[cfg(test)]

@@ -25,6 +25,13 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(ceiling_ms / 2 + fastrand::u64(0..=ceiling_ms / 2))
 }
 
+/// The wait before attempt `attempt + 1` of something that failed without a named wait: a stray
+/// failure while Graph is healthy is retried soon (growing waits would only leave the budget unused);
+/// while Graph is failing, [`backoff`] grows with each attempt.
+pub fn backoff_unless_healthy(attempt: u32, graph_failing: bool) -> Duration {
+    backoff(if graph_failing { attempt } else { 1 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

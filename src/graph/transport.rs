@@ -10,7 +10,7 @@ use super::credential::TokenProvider;
 use super::health::Health;
 use super::latency::AdaptiveTimeout;
 use super::limiter::Limiter;
-use super::retry::{backoff, parse_retry_after};
+use super::retry::{backoff_unless_healthy, parse_retry_after};
 use super::status::{StatusClass, retry_reason};
 use crate::config::{GraphSettings, is_loopback};
 use crate::domain::Guid;
@@ -146,7 +146,7 @@ impl Transport {
     /// How long to wait before attempt `attempts + 1` of something that failed without a named wait:
     /// soon while Graph is healthy (a stray failure), longer each time while it is in trouble.
     pub fn retry_backoff(&self, attempts: u32) -> Duration {
-        backoff(if self.graph_in_trouble() { attempts } else { 1 })
+        backoff_unless_healthy(attempts, self.graph_in_trouble())
     }
 
     /// Attempts per request (`GRAPH_MAX_ATTEMPTS`).

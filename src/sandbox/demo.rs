@@ -83,13 +83,7 @@ pub(super) async fn run(shim: &Shim, port: u16) {
             .filter(|i| tenant.reprocess_count(&sample::bulk_assignment(*i)) == 1)
             .count()
     };
-    let lists = shim
-        .emulator
-        .state
-        .graph_requests_with("GET")
-        .iter()
-        .filter(|r| !r.batched)
-        .count();
+    let lists = shim.emulator.state.unbatched_gets();
     println!("   -> {done} assignments of the package reprocessed once each, after {lists} list pages");
     let location = outcome
         .headers

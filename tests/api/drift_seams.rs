@@ -216,13 +216,7 @@ fn a_queued_drift_message_for_a_package_outside_the_scope_is_dropped_before_any_
     let outputs = &reply.json["Outputs"];
     assert!(outputs.get("enqueue").is_none(), "{outputs}");
     assert!(outputs.get("deadLetter").is_none(), "nothing to re-drive");
-    let unbatched = app
-        .emulator
-        .state
-        .graph_requests_with("GET")
-        .into_iter()
-        .filter(|r| !r.batched)
-        .count();
+    let unbatched = app.emulator.state.unbatched_gets();
     assert_eq!(unbatched, 0, "the package was read for drift detection");
     assert!(app.stdout_contains("\"audit\":\"fan_out_refused\""));
 }

@@ -172,13 +172,7 @@ fn a_queue_message_for_an_out_of_scope_package_is_refused_before_listing() {
     let outputs = &reply.json["Outputs"];
     assert!(outputs.get("enqueue").is_none(), "{outputs}");
     assert!(outputs.get("deadLetter").is_none(), "nothing to re-drive");
-    let listings = app
-        .emulator
-        .state
-        .graph_requests_with("GET")
-        .into_iter()
-        .filter(|r| !r.batched)
-        .count();
+    let listings = app.emulator.state.unbatched_gets();
     assert_eq!(listings, 0, "never listed");
     assert_eq!(batched_gets(&app).len(), 1, "one read of the package's catalog");
     assert!(app.stdout_contains("\"audit\":\"fan_out_refused\""));
