@@ -9,12 +9,11 @@
 //! Listing is one page at a time, resumable like the fan-out: a continuation carries Graph's
 //! `nextLink`, checked against the listing's first page before it is followed.
 
+use crate::domain::AssignmentRequestId;
 use crate::domain::heal::{HealListing, REPROCESS_WINDOW};
-use crate::domain::{AssignmentRequestId, CorrelationId, Target, Targets};
 use crate::graph::GraphClient;
 use crate::graph::directory::heal_page;
 use crate::graph::list::ListError;
-use crate::message::{self, ReprocessRequest};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -29,24 +28,21 @@ pub struct HealPageOutcome {
     pub outside_window: usize,
     /// Failed assignments, reported without reprocessing.
     pub failed_assignments: Vec<Value>,
-    pub id_messages: Vec<ReprocessRequest>,
-    pub continuation: Option<ReprocessRequest>,
+    /// Where the listing's next page starts, if there is one.
+    pub next_link: Option<String>,
 }
 
 pub async fn heal_one_page(
     graph: &GraphClient,
     listing: HealListing,
     next_link: Option<&str>,
-    correlation_id: &CorrelationId,
     deadline: Instant,
 ) -> Result<HealPageOutcome, ListError> {
     let page = heal_page(graph, &listing, next_link, deadline).await?;
     let now = OffsetDateTime::now_utc();
     let mut out = HealPageOutcome {
         listed: page.items.len(),
-        continuation: page
-            .next_link
-            .map(|link| ReprocessRequest::heal(listing, Some(link.as_str()), correlation_id)),
+        next_link: page.next_link.map(String::from),
         ..HealPageOutcome::default()
     };
     match listing {
@@ -58,8 +54,6 @@ pub async fn heal_one_page(
                     _ => out.outside_window += 1,
                 }
             }
-            let targets = Targets::from_items(out.to_reprocess.iter().map(|id| Target::AssignmentRequest(*id)));
-            out.id_messages = message::id_messages(&targets, correlation_id);
         }
         HealListing::Assignments(_) => {
             out.failed_assignments = page

@@ -8,7 +8,7 @@ use crate::domain::Guid;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{Envelope, HttpTrigger, QueueTrigger};
 use crate::json::parse_strict;
-use crate::message::{ReprocessRequest, parse_json_request, parse_queue_message};
+use crate::message::{Fields, parse_http_body, parse_json_request, parse_queue_message};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
@@ -141,7 +141,7 @@ fn named_in_request(body: &J) -> BTreeSet<String> {
     out
 }
 
-fn yielded(request: &ReprocessRequest) -> BTreeSet<String> {
+fn yielded(request: &Fields) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = request.targets.items().iter().map(|t| t.id().to_owned()).collect();
     out.extend(request.scopes.iter().map(|s| s.id().to_owned()));
     out
@@ -211,6 +211,11 @@ proptest! {
         let named = named_in_request(&body);
         if let Ok(request) = parse_json_request(&text, 1_000) {
             prop_assert!(named.is_subset(&yielded(&request)), "{text}: {named:?} vs {:?}", yielded(&request));
+        }
+        if let Ok(body) = parse_http_body(&text, 1_000) {
+            let mut got: BTreeSet<String> = body.targets.items().iter().map(|t| t.id().to_owned()).collect();
+            got.extend(body.scopes.iter().map(|s| s.id().to_owned()));
+            prop_assert!(named.is_subset(&got), "{text}");
         }
         if let Ok(request) = parse_queue_message(&text, 1_000) {
             prop_assert!(named.is_subset(&yielded(&request)), "{text}");

@@ -1,21 +1,18 @@
-//! One file per function folder: decode the host envelope → run the service → encode the reply.
-//! [`dispatch`] picks the function by the folder name the host POSTs to. Binding names here must match
-//! the `function.json` files exactly (`bindings`).
+//! One file (or folder) per function folder, named after it (`reprocess_queue` ↔
+//! `function-reprocess-queue`): decode the host envelope → run the work → encode the reply.
+//! [`dispatch`] picks the function by the folder name the host POSTs to; `bindings` is the one list of
+//! function and binding names, matching the `function.json` files exactly.
 
-pub mod alert_reprocess;
+mod accepted;
 pub mod bindings;
-mod http;
-mod http_drift;
-pub mod http_reprocess;
+pub mod heal_timer;
+mod http_io;
 pub mod openapi;
 pub mod operations;
 pub mod operations_cleanup;
-mod queue_drift;
-mod queue_expand;
-mod queue_heal;
-pub mod queue_reprocess;
-mod queue_track;
-pub mod timer_heal;
+pub mod reprocess;
+pub mod reprocess_alert;
+pub mod reprocess_queue;
 pub mod tracked;
 
 use crate::config::Settings;
@@ -33,7 +30,7 @@ pub async fn dispatch(
     invocation_id: &str,
 ) -> Option<Result<InvokeResponse, EnvelopeError>> {
     match function {
-        bindings::queue::FUNCTION => Some(queue_reprocess::handle(state, envelope, invocation_id).await),
+        bindings::queue::FUNCTION => Some(reprocess_queue::handle(state, envelope, invocation_id).await),
         bindings::openapi::FUNCTION => {
             let mut response = InvokeResponse::default();
             response.http(HTTP_RESPONSE, openapi::handle(envelope, HTTP_REQUEST));
@@ -46,15 +43,15 @@ pub async fn dispatch(
             response.http(HTTP_RESPONSE, reply);
             Some(Ok(response))
         }
-        bindings::timer::FUNCTION => Some(timer_heal::handle(state, envelope, invocation_id).await),
+        bindings::timer::FUNCTION => Some(heal_timer::handle(state, envelope, invocation_id).await),
         bindings::http::FUNCTION | bindings::alert::FUNCTION => {
             let mut response = InvokeResponse::default();
-            let reply = match http::post_request(envelope, HTTP_REQUEST) {
+            let reply = match http_io::post_request(envelope, HTTP_REQUEST) {
                 Err(reply) => reply,
                 Ok(request) if function == bindings::http::FUNCTION => {
-                    http_reprocess::handle(state, &request, invocation_id, &mut response).await
+                    reprocess::handle(state, &request, invocation_id, &mut response).await
                 }
-                Ok(request) => alert_reprocess::handle(state, &request, invocation_id, &mut response).await,
+                Ok(request) => reprocess_alert::handle(state, &request, invocation_id, &mut response).await,
             };
             response.http(HTTP_RESPONSE, reply);
             Some(Ok(response))
@@ -75,7 +72,7 @@ pub fn too_large(function: &str, envelope_bytes: usize, settings: &Settings) -> 
     let message = format!(
         "the request is too large: its invocation envelope was {envelope_bytes} bytes, so the body is over the limit of {limit} bytes (MAX_BODY_BYTES)"
     );
-    let body = http::error_body(
+    let body = http_io::error_body(
         "body_too_large",
         &message,
         serde_json::json!({ "limit": limit, "setting": "MAX_BODY_BYTES" }),

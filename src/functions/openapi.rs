@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use std::sync::LazyLock;
 use url::{Host, Url};
 
-use super::http::error_body;
+use super::http_io::error_body;
 
 /// The document as checked in.
 pub const DOCUMENT: &str = include_str!("../../openapi/reprocess-handler.json");

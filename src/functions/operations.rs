@@ -9,7 +9,7 @@
 //! - 503 + `Retry-After` when the state store cannot be read, or when no storage is configured.
 
 use super::bindings::{HTTP_REQUEST, operations as b};
-use super::http::error_body;
+use super::http_io::error_body;
 use super::tracked::{RETRY_AFTER_SECONDS, status_url};
 use crate::domain::{CorrelationId, Guid};
 use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};

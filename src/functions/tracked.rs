@@ -12,12 +12,13 @@
 //! function key) never reaches `Location`. `http` is kept only on loopback (local runs); elsewhere it is
 //! `https` (the app is `httpsOnly`).
 
-use super::http::error_body;
+use super::http_io::error_body;
 use crate::domain::{CorrelationId, MessageKey};
 use crate::host::{HttpReply, HttpTrigger};
-use crate::message::with_message_keys;
 use crate::state::AppState;
-use serde_json::{Value, json};
+use crate::work::{QueueMessage, keyed};
+use serde::Serialize;
+use serde_json::json;
 use url::Url;
 
 /// `Retry-After` on every 202: how long a poller should wait before asking again.
@@ -47,32 +48,40 @@ pub fn status_url(request: &HttpTrigger, correlation_id: &CorrelationId) -> Opti
     Some(format!("{scheme}://{host}{port}{prefix}operations/{correlation_id}"))
 }
 
-/// The texts to enqueue (with message keys when tracked) and the status URL, or the refusal.
+/// The messages to enqueue (with message keys when tracked) and the status URL, or the refusal.
 pub struct Tracked {
-    pub texts: Vec<String>,
+    pub messages: Vec<QueueMessage>,
     pub status_url: Option<String>,
 }
 
-/// Registers `texts` as the operation's first messages when a state store is configured. A store that
-/// cannot be written refuses the call (503, nothing enqueued): a 202 whose `Location` would never finish
-/// is worse than a retry.
+impl Tracked {
+    /// The message texts, as they go on the queue.
+    pub fn texts(&self) -> impl Iterator<Item = String> + '_ {
+        self.messages.iter().map(QueueMessage::to_text)
+    }
+}
+
+/// Registers `messages` as the operation's first messages when a state store is configured. A store
+/// that cannot be written refuses the call (503, nothing enqueued): a 202 whose `Location` would never
+/// finish is worse than a retry.
 pub async fn start(
     state: &AppState,
     request: &HttpTrigger,
     correlation_id: &CorrelationId,
     source: &str,
     scopes: usize,
-    texts: Vec<String>,
+    messages: Vec<QueueMessage>,
     invocation_id: &str,
 ) -> Result<Tracked, HttpReply> {
+    let messages: Vec<QueueMessage> = messages.into_iter().flat_map(QueueMessage::fitted).collect();
     let Some(store) = &state.services().await.operations else {
         return Ok(Tracked {
-            texts,
+            messages,
             status_url: None,
         });
     };
-    let keyed = with_message_keys(texts, invocation_id);
-    let keys: Vec<MessageKey> = keyed.iter().map(|(k, _)| k.clone()).collect();
+    let messages = keyed(messages, invocation_id);
+    let keys: Vec<MessageKey> = messages.iter().filter_map(|m| m.meta.message_key.clone()).collect();
     if let Err(e) = store.start(correlation_id, source, scopes, &keys).await {
         tracing::error!(error = %e, correlation_id = %correlation_id, "could not record the operation; nothing enqueued");
         let reply = HttpReply::json(
@@ -86,13 +95,14 @@ pub async fn start(
         return Err(reply.with_header("Retry-After", "30"));
     }
     Ok(Tracked {
-        texts: keyed.into_iter().map(|(_, t)| t).collect(),
+        messages,
         status_url: status_url(request, correlation_id),
     })
 }
 
 /// The 202: `Location` and `Retry-After` when tracked, and `statusUrl` (or why there is none) in the body.
-pub fn accepted(mut body: Value, status_url: Option<&str>) -> HttpReply {
+pub fn accepted(body: impl Serialize, status_url: Option<&str>) -> HttpReply {
+    let mut body = json!(body);
     body["statusUrl"] = json!(status_url);
     match status_url {
         Some(url) => HttpReply::json(202, body)

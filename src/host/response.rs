@@ -31,8 +31,12 @@ impl InvokeResponse {
     }
 
     /// Appends queue messages to a queue output binding. Each message is a JSON text; sending an array of
-    /// strings makes each element one message holding exactly that text.
+    /// strings makes each element one message holding exactly that text. No messages, no output.
     pub fn enqueue(&mut self, binding: &str, messages: impl IntoIterator<Item = String>) {
+        let mut messages = messages.into_iter().peekable();
+        if messages.peek().is_none() {
+            return;
+        }
         let entry = self
             .outputs
             .entry(binding.to_owned())

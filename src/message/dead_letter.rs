@@ -2,7 +2,7 @@
 //! Graph last answered, and where it came from. Operators read these, so every field says what it is.
 
 use super::fit::{MAX_MESSAGE_TEXT, clip, longest_prefix, sha256_hex, split_to_fit};
-use super::{FieldError, ReprocessRequest, rfc3339};
+use super::{FieldError, Fields, rfc3339};
 use crate::domain::outcome::GraphError;
 use crate::domain::{ItemResult, Outcome, Targets};
 use serde::Serialize;
@@ -52,7 +52,7 @@ pub struct DeadLetter {
     pub original_truncated: Option<Truncated>,
     /// The work to re-drive, in the queue message form (IDs or one scope with its `nextLink`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub work: Option<ReprocessRequest>,
+    pub work: Option<Fields>,
     /// Graph's last answer for each dead-lettered ID.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub results: Vec<ItemResult>,
@@ -87,7 +87,7 @@ impl DeadLetter {
     }
 
     /// Work to re-drive later, with Graph's last answers for its IDs.
-    pub fn work(reason: String, work: ReprocessRequest, results: Vec<ItemResult>, source: DeadLetterSource) -> Self {
+    pub fn work(reason: String, work: Fields, results: Vec<ItemResult>, source: DeadLetterSource) -> Self {
         Self {
             reason,
             errors: Vec::new(),

@@ -1,7 +1,7 @@
 //! Dead letters always fit a queue message and lose nothing.
 
 use super::*;
-use crate::domain::{AssignmentId, CorrelationId, Target};
+use crate::domain::{AssignmentId, CorrelationId, Target, Targets};
 use crate::message::fit::MAX_MESSAGE_TEXT;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -36,7 +36,11 @@ fn a_thousand_denied_ids_with_long_errors_split_into_records_that_fit() {
     let correlation = CorrelationId::parse("c").unwrap();
     let record = DeadLetter::work(
         "permission denied".into(),
-        ReprocessRequest::ids(targets.iter().copied(), &correlation),
+        Fields {
+            targets: Targets::from_items(targets.iter().copied()),
+            correlation_id: Some(correlation.clone()),
+            ..Fields::default()
+        },
         results,
         source(),
     );

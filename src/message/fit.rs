@@ -29,17 +29,24 @@ pub fn clip(s: &str, max: usize) -> String {
 
 /// Texts for `items` split in halves until each text fits (or holds a single item).
 pub fn split_to_fit<T>(items: &[T], render: &dyn Fn(&[T]) -> String) -> Vec<String> {
-    let text = render(items);
-    if text.len() <= MAX_MESSAGE_TEXT - MESSAGE_KEY_ROOM || items.len() <= 1 {
-        return vec![text];
-    }
-    let (left, right) = items.split_at(items.len() / 2);
-    let mut texts = split_to_fit(left, render);
-    texts.extend(split_to_fit(right, render));
-    texts
+    split_parts(items, &|part| render(part).len() <= MAX_MESSAGE_TEXT - MESSAGE_KEY_ROOM)
+        .into_iter()
+        .map(render)
+        .collect()
 }
 
-/// Lower-case hex SHA-256 of `text`'s UTF-8 bytes.
+/// `items` in consecutive parts, halved until each part `fits` (a single item is always a part), in
+/// order: every item in exactly one part.
+pub fn split_parts<'a, T>(items: &'a [T], fits: &dyn Fn(&[T]) -> bool) -> Vec<&'a [T]> {
+    if items.len() <= 1 || fits(items) {
+        return vec![items];
+    }
+    let (left, right) = items.split_at(items.len() / 2);
+    let mut parts = split_parts(left, fits);
+    parts.extend(split_parts(right, fits));
+    parts
+}
+
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
         .iter()

@@ -1,9 +1,9 @@
-//! Parsing the JSON forms of [`ReprocessRequest`]: an HTTP body, a queue message, or a bare
+//! Parsing the JSON forms: an HTTP body ([`HttpBody`]), a queue message ([`Fields`]), or a bare
 //! assignment ID on the queue. Every GUID becomes its newtype here, duplicates collapse, and each error
 //! names its field (`assignmentIds[3]`) and the reason, so a caller can fix all of them at once.
 
-use super::ReprocessRequest;
-use super::field::{self, KNOWN_FIELDS};
+use super::Fields;
+use super::field::{self, HTTP_FIELDS, QUEUE_ONLY_FIELDS};
 use crate::domain::heal::HealListing;
 use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
 use crate::domain::{Caller, MessageKey, Scope, Target, Targets};
@@ -98,21 +98,57 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// Parses a JSON object body (HTTP) or message (queue).
-pub fn parse_json_request(text: &str, max_ids: usize) -> Result<ReprocessRequest, RequestError> {
+/// Which JSON form is read: what a caller may send over HTTP, or everything a queue message may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Http,
+    Queue,
+}
+
+/// An HTTP body of `function-reprocess`: what to reprocess, expand or check, and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpBody {
+    pub targets: Targets,
+    /// Packages and users to expand into assignment IDs, in the order first seen, without duplicates.
+    pub scopes: Vec<Scope>,
+    /// Packages to check for drift (`detectDriftFor.accessPackageIds`), without duplicates.
+    pub drift_packages: Vec<AccessPackageId>,
+    pub dry_run: bool,
+    pub correlation_id: Option<CorrelationId>,
+}
+
+/// Parses an HTTP body. A field only the queue's own messages carry (`nextLink`, `attempt`,
+/// `notBefore`, `origin`, `messageKey`, `heal`) is refused by name, like an unknown field.
+pub fn parse_http_body(text: &str, max_ids: usize) -> Result<HttpBody, RequestError> {
+    let fields = parse_json(text, max_ids, Form::Http)?;
+    Ok(HttpBody {
+        targets: fields.targets,
+        scopes: fields.scopes,
+        drift_packages: fields.drift_packages,
+        dry_run: fields.dry_run,
+        correlation_id: fields.correlation_id,
+    })
+}
+
+/// Parses a JSON object message in its queue form (every field the handler writes).
+pub fn parse_json_request(text: &str, max_ids: usize) -> Result<Fields, RequestError> {
+    parse_json(text, max_ids, Form::Queue)
+}
+
+fn parse_json(text: &str, max_ids: usize, form: Form) -> Result<Fields, RequestError> {
     if text.trim().is_empty() {
         return Err(RequestError::Empty);
     }
     // Strict: a repeated key refuses the whole text instead of keeping only its last value.
     let value = parse_strict(text, value_budget(max_ids))?;
     match value {
-        Value::Object(map) => parse_object(&map, max_ids),
+        Value::Object(map) => parse_object(&map, max_ids, form),
         other => Err(RequestError::NotAnObject(json_kind(&other))),
     }
 }
 
 /// Parses a queue message: a bare GUID (optionally as a JSON string) or the JSON object form.
-pub fn parse_queue_message(text: &str, max_ids: usize) -> Result<ReprocessRequest, RequestError> {
+pub fn parse_queue_message(text: &str, max_ids: usize) -> Result<Fields, RequestError> {
     let trimmed = text.trim();
     if trimmed.starts_with('{') {
         return parse_json_request(trimmed, max_ids);
@@ -131,19 +167,30 @@ pub fn parse_queue_message(text: &str, max_ids: usize) -> Result<ReprocessReques
             reason: format!("a bare message is an assignment ID and {e}"),
         }])
     })?;
-    Ok(ReprocessRequest {
+    Ok(Fields {
         targets: Targets::from_items([Target::Assignment(id)]),
         ..Default::default()
     })
 }
 
-fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessRequest, RequestError> {
+fn parse_object(map: &Map<String, Value>, max_ids: usize, form: Form) -> Result<Fields, RequestError> {
     let mut errors = Vec::new();
     for key in map.keys() {
-        if !KNOWN_FIELDS.contains(&key.as_str()) {
+        let key = key.as_str();
+        let queue_only = QUEUE_ONLY_FIELDS.contains(&key);
+        if queue_only && form == Form::Http {
+            errors.push(FieldError {
+                field: key.to_owned(),
+                reason: "only the queue function's own messages carry this field; an HTTP call cannot send it".into(),
+            });
+        } else if !queue_only && !HTTP_FIELDS.contains(&key) {
+            let expected = match form {
+                Form::Http => HTTP_FIELDS.join(", "),
+                Form::Queue => [HTTP_FIELDS, QUEUE_ONLY_FIELDS].concat().join(", "),
+            };
             errors.push(FieldError {
                 field: truncate(key),
-                reason: format!("unknown field; expected one of {}", KNOWN_FIELDS.join(", ")),
+                reason: format!("unknown field; expected one of {expected}"),
             });
         }
     }
@@ -323,7 +370,7 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize) -> Result<ReprocessReq
             setting: "MAX_IDS_PER_CALL",
         });
     }
-    Ok(ReprocessRequest {
+    Ok(Fields {
         targets,
         scopes,
         dry_run,

@@ -101,3 +101,45 @@ fn counts_every_invalid_field_and_lists_fifty() {
         "{err}"
     );
 }
+
+#[test]
+fn http_bodies_refuse_queue_only_fields_by_name_and_list_only_caller_fields() {
+    for (field, value) in [
+        ("attempt", "3"),
+        ("notBefore", "\"2030-01-01T00:00:00Z\""),
+        ("nextLink", "\"https://graph.microsoft.com/x\""),
+        ("origin", "{}"),
+        ("messageKey", "\"0123456789abcdef01234567\""),
+        ("heal", "\"requests:deliveryFailed\""),
+    ] {
+        let body = format!(r#"{{"assignmentIds":["{A}"],"{field}":{value}}}"#);
+        let err = parse_http_body(&body, 10).unwrap_err();
+        let errors = err.field_errors();
+        assert_eq!(errors.len(), 1, "{body}: {err}");
+        assert_eq!(errors[0].field, field);
+        assert!(
+            errors[0].reason.contains("HTTP call cannot send it"),
+            "{}",
+            errors[0].reason
+        );
+        // The queue form still takes it.
+        let _ = parse_queue_message(&body, 10);
+    }
+    let err = parse_http_body(&format!(r#"{{"assignmentIds":["{A}"],"assignmentIDs":[]}}"#), 10).unwrap_err();
+    let reason = &err.field_errors()[0].reason;
+    assert!(
+        reason.contains("assignmentIds") && reason.contains("detectDriftFor"),
+        "{reason}"
+    );
+    for queue_only in ["nextLink", "attempt", "notBefore", "origin", "messageKey", "heal"] {
+        assert!(!reason.contains(queue_only), "{reason}");
+    }
+    let body = parse_http_body(
+        &format!(r#"{{"assignmentIds":["{A}"],"dryRun":true,"correlationId":"c-1"}}"#),
+        10,
+    )
+    .unwrap();
+    assert!(body.dry_run);
+    assert_eq!(body.targets.len(), 1);
+    assert_eq!(body.correlation_id.unwrap().to_string(), "c-1");
+}

@@ -7,19 +7,21 @@
 //! size is never reprocessed inside this invocation (`crate::fanout`). `"dryRun": true` or
 //! `?dryRun=true` reads instead and reprocesses nothing (`crate::dry_run`).
 
+mod drift;
+
+use super::accepted::{Accepted, Named, Queued};
 use super::bindings::http as b;
-use super::http::{caller, error_body, json_body, query_flag};
+use super::http_io::{caller, error_body, json_body, query_flag};
 use super::tracked;
 use crate::audit::{AuditRecord, Invocation};
 use crate::catalog_scope::{PackageVerdict, check_packages};
-use crate::domain::{AccessPackageId, Caller, CorrelationId, Scope, Targets};
+use crate::domain::{AccessPackageId, Caller, CorrelationId, Scope};
 use crate::dry_run;
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::StrictJsonError;
-use crate::message::accepted::{Accepted, Queued};
-use crate::message::{self, Plan, ReprocessRequest, RequestError, parse_json_request};
-use crate::state::AppState;
-use crate::state::Services;
+use crate::message::{HttpBody, RequestError, parse_http_body};
+use crate::state::{AppState, Services};
+use crate::work::{self, Ctx, QueueMessage, Work};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -39,7 +41,7 @@ pub async fn handle(
         Ok(body) => body,
         Err(reply) => return reply,
     };
-    let parsed = match parse_json_request(body, settings.max_ids_per_call) {
+    let parsed = match parse_http_body(body, settings.max_ids_per_call) {
         Ok(parsed) => parsed,
         Err(e) => {
             tracing::warn!(error = %e, "rejected HTTP request");
@@ -51,43 +53,6 @@ pub async fn handle(
         Ok(flag) => flag || parsed.dry_run,
         Err(reply) => return reply,
     };
-    if parsed.message_key.is_some() {
-        return HttpReply::json(
-            400,
-            error_body(
-                "invalid_field",
-                "messageKey is set by the handler on its own queue messages; an HTTP call cannot send one",
-                json!({ "fields": [{ "field": "messageKey", "reason": "not accepted over HTTP" }] }),
-            ),
-        );
-    }
-    for (field, given) in [
-        ("nextLink", parsed.next_link.is_some()),
-        ("origin", parsed.origin.is_some()),
-    ] {
-        if given {
-            return HttpReply::json(
-                400,
-                error_body(
-                    "invalid_field",
-                    &format!(
-                        "{field} is only for the queue function's messages; an HTTP call lists from the start and its caller is read from the call"
-                    ),
-                    json!({ "fields": [{ "field": field, "reason": "not accepted over HTTP" }] }),
-                ),
-            );
-        }
-    }
-    if parsed.heal.is_some() {
-        return HttpReply::json(
-            400,
-            error_body(
-                "invalid_field",
-                "heal is only for the heal timer's continuation messages",
-                json!({ "fields": [{ "field": "heal", "reason": "not accepted over HTTP" }] }),
-            ),
-        );
-    }
     let deadline = Instant::now() + settings.http_budget;
     let caller = caller(request, "http", b::FUNCTION, invocation_id);
     let invocation = Invocation {
@@ -101,15 +66,15 @@ pub async fn handle(
     if let Some(reply) = refuse_packages_out_of_scope(state, &parsed, &invocation, deadline, response).await {
         return reply;
     }
+    let call = Call {
+        request,
+        parsed: &parsed,
+        invocation: &invocation,
+        dry_run,
+        deadline,
+    };
     if !parsed.drift_packages.is_empty() {
-        let call = super::http_drift::Call {
-            request,
-            parsed: &parsed,
-            invocation: &invocation,
-            dry_run,
-            deadline,
-        };
-        return super::http_drift::handle(state, call, response).await;
+        return drift::handle(state, call, response).await;
     }
     if dry_run {
         let services = state.services().await;
@@ -134,50 +99,26 @@ pub async fn handle(
         return HttpReply::json(200, body);
     }
     if !parsed.scopes.is_empty() {
-        let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
-        let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id).with_origin(Some(&caller));
-        let texts = plan.texts().collect();
-        let scopes = parsed.scopes.len();
-        let tracked = match tracked::start(state, request, &correlation_id, "http", scopes, texts, invocation_id).await
-        {
-            Ok(tracked) => tracked,
-            Err(reply) => return reply,
-        };
-        response.enqueue(b::ENQUEUE, tracked.texts);
-        let line = format!(
-            "fan-out {correlation_id}: {} expansion and {} ID messages enqueued",
-            plan.expansion_messages.len(),
-            plan.id_messages.len()
-        );
-        tracing::info!(correlation_id = %correlation_id, messages = plan.len(), "fan-out enqueued");
-        response.log(line);
-        let body = Accepted::new(
-            &plan,
-            &parsed.targets,
-            &parsed.scopes,
-            &correlation_id,
-            invocation_id,
-            &settings.queue_name,
-        );
-        return tracked::accepted(json!(body), tracked.status_url.as_deref());
+        return fan_out(state, &call, &caller, response).await;
     }
     if parsed.targets.len() > settings.http_sync_max_ids {
-        return split_into_messages(
-            state,
-            request,
-            &parsed.targets,
-            parsed.correlation_id.as_ref(),
-            &caller,
-            invocation_id,
-            response,
-        )
-        .await;
+        return split_into_messages(state, &call, &caller, response).await;
     }
     let services = state.services().await;
-    let report = services.reprocessor.run(&parsed.targets, deadline).await;
-    services.recorder.reprocessed(&invocation, &report);
+    let correlation_id = parsed
+        .correlation_id
+        .clone()
+        .or_else(|| CorrelationId::parse(invocation_id))
+        .unwrap_or_else(CorrelationId::new_random);
+    let ctx = Ctx {
+        settings,
+        services,
+        deadline,
+        correlation_id: &correlation_id,
+        invocation: &invocation,
+    };
+    let report = work::reprocess::reprocess(&ctx, &parsed.targets).await;
     response.log(report.one_line());
-    tracing::info!(summary = ?report.summary, "HTTP reprocess finished");
     let body = json!({ "invocationId": invocation_id, "summary": report.summary, "results": report.results });
     if report.all_final() {
         HttpReply::json(200, body)
@@ -187,34 +128,92 @@ pub async fn handle(
     }
 }
 
+/// One HTTP call, as parsed.
+pub(super) struct Call<'a> {
+    pub request: &'a HttpTrigger,
+    pub parsed: &'a HttpBody,
+    pub invocation: &'a Invocation,
+    pub dry_run: bool,
+    pub deadline: Instant,
+}
+
+/// Messages for the queue, each carrying who asked and the correlation ID.
+fn messages(work: &[Work], correlation_id: &CorrelationId, caller: &Caller) -> Vec<QueueMessage> {
+    let meta = work::Meta {
+        correlation_id: Some(correlation_id.clone()),
+        origin: Some(caller.clone()),
+        ..work::Meta::default()
+    };
+    work.iter().map(|w| QueueMessage::child(w.clone(), &meta)).collect()
+}
+
+/// Packages and users: one expansion message per scope (listed page by page by the queue function) and
+/// the direct IDs in chunks, answered 202 at once, so a package of any size is never reprocessed inside
+/// this invocation.
+async fn fan_out(state: &AppState, call: &Call<'_>, caller: &Caller, response: &mut InvokeResponse) -> HttpReply {
+    let parsed = call.parsed;
+    let invocation_id = call.invocation.invocation_id.as_str();
+    let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
+    let planned = work::plan(&parsed.targets, &parsed.scopes);
+    let queued = messages(&planned, &correlation_id, caller);
+    let scopes = parsed.scopes.len();
+    let tracked = match tracked::start(
+        state,
+        call.request,
+        &correlation_id,
+        "http",
+        scopes,
+        queued,
+        invocation_id,
+    )
+    .await
+    {
+        Ok(tracked) => tracked,
+        Err(reply) => return reply,
+    };
+    response.enqueue(b::ENQUEUE, tracked.texts());
+    tracing::info!(correlation_id = %correlation_id, messages = planned.len(), "fan-out enqueued");
+    response.log(format!("fan-out {correlation_id}: {} messages enqueued", planned.len()));
+    let named = Named {
+        targets: &parsed.targets,
+        scopes: &parsed.scopes,
+        drift_packages: &[],
+    };
+    let body = Accepted::new(
+        &planned,
+        named,
+        &correlation_id,
+        invocation_id,
+        &state.settings.queue_name,
+    );
+    tracked::accepted(body, tracked.status_url.as_deref())
+}
+
 /// More IDs than one invocation should carry (`HTTP_SYNC_MAX_IDS`): one queue message per
 /// `$batch`-sized chunk, answered 202 with the count and a correlation ID. The queue function then
 /// reprocesses them with its retry and dead-letter rules.
 async fn split_into_messages(
     state: &AppState,
-    request: &HttpTrigger,
-    targets: &Targets,
-    correlation_id: Option<&CorrelationId>,
+    call: &Call<'_>,
     caller: &Caller,
-    invocation_id: &str,
     response: &mut InvokeResponse,
 ) -> HttpReply {
+    let targets = &call.parsed.targets;
+    let invocation_id = call.invocation.invocation_id.as_str();
     // The invocation ID is a log-safe token already (checked by `startup`), so it can stand in.
-    let correlation_id = correlation_id
-        .cloned()
+    let correlation_id = call
+        .parsed
+        .correlation_id
+        .clone()
         .or_else(|| CorrelationId::parse(invocation_id))
         .unwrap_or_else(CorrelationId::new_random);
-    let messages: Vec<_> = message::id_messages(targets, &correlation_id)
-        .into_iter()
-        .map(|m| m.with_origin(Some(caller)))
-        .collect();
-    let count = messages.len();
-    let texts = messages.iter().map(|m| m.to_text()).collect();
-    let tracked = match tracked::start(state, request, &correlation_id, "http", 0, texts, invocation_id).await {
+    let queued = messages(&work::id_chunks(targets), &correlation_id, caller);
+    let count = queued.len();
+    let tracked = match tracked::start(state, call.request, &correlation_id, "http", 0, queued, invocation_id).await {
         Ok(tracked) => tracked,
         Err(reply) => return reply,
     };
-    response.enqueue(b::ENQUEUE, tracked.texts);
+    response.enqueue(b::ENQUEUE, tracked.texts());
     response.log(format!(
         "{} IDs split into {count} queue messages, correlation {correlation_id}",
         targets.len()
@@ -228,7 +227,7 @@ async fn split_into_messages(
         messages: count,
         queue: &state.settings.queue_name,
     };
-    tracked::accepted(json!(body), tracked.status_url.as_deref())
+    tracked::accepted(body, tracked.status_url.as_deref())
 }
 
 /// With a catalog scope, an access package outside it (in `accessPackageIds` or
@@ -236,7 +235,7 @@ async fn split_into_messages(
 /// (503 + `Retry-After` when Graph could not be asked in time), nothing enqueued or read further.
 async fn refuse_packages_out_of_scope(
     state: &AppState,
-    parsed: &ReprocessRequest,
+    parsed: &HttpBody,
     invocation: &Invocation,
     deadline: Instant,
     response: &mut InvokeResponse,

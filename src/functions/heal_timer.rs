@@ -14,8 +14,9 @@ use crate::domain::CorrelationId;
 use crate::domain::heal::HealListing;
 use crate::heal::{HealSummary, heal_one_page};
 use crate::host::{Envelope, EnvelopeError, InvokeResponse, TimerTrigger};
-use crate::message::ReprocessRequest;
+use crate::message::DeadLetterSource;
 use crate::state::AppState;
+use crate::work::{Meta, Next, QueueMessage, Step, Work, settle};
 use tokio::time::Instant;
 
 pub async fn handle(
@@ -40,29 +41,33 @@ pub async fn handle(
     let soft_deadline = started + settings.queue_budget / 2;
     let deadline = started + settings.queue_budget;
     let graph = &state.services().await.graph;
-    let mut messages: Vec<ReprocessRequest> = Vec::new();
+    // The run's follow-on work, settled by the same rule as a queue message's.
+    let mut step = Step::default();
 
     for listing in HealListing::ALL {
         let mut next: Option<String> = None;
         loop {
+            let this = Work::Heal {
+                listing,
+                next_link: next.clone(),
+            };
             if Instant::now() >= soft_deadline {
-                messages.push(ReprocessRequest::heal(listing, next.as_deref(), &correlation_id));
+                step.next.push(Next::now(this));
                 summary.continued.push(listing.name());
                 break;
             }
-            match heal_one_page(graph, listing, next.as_deref(), &correlation_id, deadline).await {
+            match heal_one_page(graph, listing, next.as_deref(), deadline).await {
                 Ok(page) => {
                     summary.add(listing, &page);
-                    messages.extend(page.id_messages);
-                    match page.continuation.and_then(|c| c.next_link) {
+                    let (chunks, _) = crate::work::heal::follow_on(listing, &page);
+                    step.next.extend(chunks.into_iter().map(Next::now));
+                    match page.next_link {
                         Some(link) => next = Some(link),
                         None => break,
                     }
                 }
                 Err(e) if e.is_transient() => {
-                    let retry = ReprocessRequest::heal(listing, next.as_deref(), &correlation_id)
-                        .requeued(1, e.retry_after_seconds());
-                    messages.push(retry);
+                    step.next.push(Next::retry(this, e.retry_after_seconds()));
                     summary.continued.push(listing.name());
                     tracing::warn!(listing = %listing.name(), error = %e, "heal listing continued on the queue");
                     break;
@@ -77,11 +82,18 @@ pub async fn handle(
     }
     if settings.drift_detection {
         for package in &settings.drift_package_ids {
-            messages.push(ReprocessRequest::drift(*package, &correlation_id));
+            step.next.push(Next::now(Work::Drift(*package)));
             summary.drift_packages_enqueued += 1;
         }
     }
-    response.enqueue(b::ENQUEUE, messages.iter().flat_map(ReprocessRequest::to_texts));
+    let meta = Meta {
+        correlation_id: Some(correlation_id.clone()),
+        ..Meta::default()
+    };
+    // Nothing is refused or retried above, so the timer needs no dead-letter output.
+    let source = DeadLetterSource::now(&settings.queue_name, None, None, invocation_id);
+    let settled = settle(step, &meta, settings.queue_max_attempts, &source);
+    response.enqueue(b::ENQUEUE, settled.enqueue.iter().map(QueueMessage::to_text));
     let line = summary.one_line();
     tracing::info!(
         correlation_id = %correlation_id,

@@ -8,30 +8,22 @@
 //!   goes to the queue, each carrying the caller (`origin`), and the answer is 202 at once with
 //!   `Location` + `Retry-After` (a tracked operation, `tracked`); the queue function detects,
 //!   reprocesses and records what it did, so polling ends in 200 with the drifted assignments.
-//! - Packages outside the catalog scope were refused before this (`http_reprocess`).
+//! - Packages outside the catalog scope were refused before this (`super::handle`).
 
-use super::bindings::http as b;
-use super::http::error_body;
-use super::tracked;
-use crate::audit::{AuditRecord, Invocation};
+use super::Call;
+use crate::audit::AuditRecord;
 use crate::domain::{CorrelationId, Scope};
 use crate::drift;
 use crate::dry_run;
+use crate::functions::accepted::{Accepted, Named};
+use crate::functions::bindings::http as b;
+use crate::functions::http_io::error_body;
+use crate::functions::tracked;
 use crate::graph::list::ListError;
-use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
-use crate::message::{Plan, ReprocessRequest};
+use crate::host::{HttpReply, InvokeResponse};
 use crate::state::AppState;
+use crate::work::{self, Work};
 use serde_json::{Value, json};
-use tokio::time::Instant;
-
-/// One HTTP call naming `detectDriftFor`, as `http_reprocess` parsed it.
-pub(super) struct Call<'a> {
-    pub request: &'a HttpTrigger,
-    pub parsed: &'a ReprocessRequest,
-    pub invocation: &'a Invocation,
-    pub dry_run: bool,
-    pub deadline: Instant,
-}
 
 pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut InvokeResponse) -> HttpReply {
     let settings = &state.settings;
@@ -48,31 +40,29 @@ pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut Invo
             ),
         );
     }
-    let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
     if call.dry_run {
         return dry(state, &call, response).await;
     }
-    let caller = Some(&call.invocation.caller);
-    let plan = Plan::new(&parsed.targets, &parsed.scopes, &correlation_id).with_origin(caller);
-    let drift_messages: Vec<ReprocessRequest> = parsed
+    let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
+    // Each package is checked by its own drift message; other packages and users are listed by theirs.
+    let planned: Vec<Work> = parsed
         .drift_packages
         .iter()
-        .map(|p| ReprocessRequest::drift(*p, &correlation_id).with_origin(caller))
+        .map(|p| Work::Drift(*p))
+        .chain(work::plan(&parsed.targets, &parsed.scopes))
         .collect();
-    let texts = drift_messages
+    let listings = planned
         .iter()
-        .map(ReprocessRequest::to_text)
-        .chain(plan.texts())
-        .collect();
-    // Each package is listed by its drift message, like a fan-out's expansion message.
-    let listings = drift_messages.len() + plan.expansion_messages.len();
+        .filter(|w| matches!(w, Work::Drift(_) | Work::Expand { .. }))
+        .count();
+    let queued = super::messages(&planned, &correlation_id, &call.invocation.caller);
     let tracked = match tracked::start(
         state,
         call.request,
         &correlation_id,
         "http",
         listings,
-        texts,
+        queued,
         invocation_id,
     )
     .await
@@ -80,40 +70,19 @@ pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut Invo
         Ok(tracked) => tracked,
         Err(reply) => return reply,
     };
-    response.enqueue(b::ENQUEUE, tracked.texts);
-    tracing::info!(correlation_id = %correlation_id, packages = drift_messages.len(), "drift detection enqueued");
+    response.enqueue(b::ENQUEUE, tracked.texts());
+    let drift_messages = parsed.drift_packages.len();
+    tracing::info!(correlation_id = %correlation_id, packages = drift_messages, "drift detection enqueued");
     response.log(format!(
-        "drift {correlation_id}: {} drift and {} other messages enqueued",
-        drift_messages.len(),
-        plan.len()
+        "drift {correlation_id}: {drift_messages} drift and {} other messages enqueued",
+        planned.len() - drift_messages
     ));
-    let scopes = |kind: &str| -> Vec<&str> {
-        parsed
-            .scopes
-            .iter()
-            .filter(|s| crate::message::scope_field(s) == kind)
-            .map(|s| s.id())
-            .collect()
+    let named = Named {
+        targets: &parsed.targets,
+        scopes: &parsed.scopes,
+        drift_packages: &parsed.drift_packages,
     };
-    let body = json!({
-        "status": "accepted",
-        "invocationId": invocation_id,
-        "correlationId": correlation_id,
-        "accepted": {
-            "detectDriftFor": { "accessPackageIds": parsed.drift_packages },
-            "accessPackageIds": scopes("accessPackageIds"),
-            "userIds": scopes("userIds"),
-            "assignmentIds": parsed.targets.assignment_ids().len(),
-            "assignmentRequestIds": parsed.targets.assignment_request_ids().len(),
-        },
-        "enqueued": {
-            "queue": settings.queue_name,
-            "messages": drift_messages.len() + plan.len(),
-            "driftMessages": drift_messages.len(),
-            "expansionMessages": plan.expansion_messages.len(),
-            "idMessages": plan.id_messages.len(),
-        }
-    });
+    let body = Accepted::new(&planned, named, &correlation_id, invocation_id, &settings.queue_name);
     tracked::accepted(body, tracked.status_url.as_deref())
 }
 

@@ -9,16 +9,16 @@
 //! refusal is logged in the action group's history instead of being retried, and nothing is half done.
 //! `?dryRun=true` shows what would be enqueued.
 
+use super::accepted::{Accepted, Named};
 use super::bindings::alert as b;
-use super::http::{caller, error_body, json_body, query_flag};
+use super::http_io::{caller, error_body, json_body, query_flag};
 use crate::audit::{AuditRecord, Invocation};
 use crate::domain::CorrelationId;
 use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::{StrictJsonError, parse_strict, value_budget};
-use crate::message::Plan;
-use crate::message::accepted::Accepted;
 use crate::state::AppState;
+use crate::work::{self, Meta, QueueMessage};
 use serde_json::{Value, json};
 
 fn nothing_to_do(reason: &str, skipped: Value, invocation_id: &str, response: &mut InvokeResponse) -> HttpReply {
@@ -116,16 +116,20 @@ pub async fn handle(
     origin.alert_rule.clone_from(&alert_rule);
     origin.alert_id = payload["data"]["essentials"]["alertId"].as_str().map(str::to_owned);
     let origin = origin.cleaned();
-    let plan = Plan::new(&targets, &scopes, &correlation_id).with_origin(Some(&origin));
-    let body = Accepted::new(
-        &plan,
-        &targets,
-        &scopes,
-        &correlation_id,
-        invocation_id,
-        &settings.queue_name,
-    )
-    .from_alert(alert_rule.as_deref(), &skipped);
+    let planned = work::plan(&targets, &scopes);
+    let meta = Meta {
+        correlation_id: Some(correlation_id.clone()),
+        origin: Some(origin.clone()),
+        ..Meta::default()
+    };
+    let queued: Vec<QueueMessage> = planned.iter().map(|w| QueueMessage::child(w.clone(), &meta)).collect();
+    let named = Named {
+        targets: &targets,
+        scopes: &scopes,
+        drift_packages: &[],
+    };
+    let body = Accepted::new(&planned, named, &correlation_id, invocation_id, &settings.queue_name)
+        .with_alert(alert_rule.as_deref(), &skipped);
     if dry_run {
         let invocation = Invocation {
             trigger: "alert",
@@ -135,20 +139,20 @@ pub async fn handle(
             caller: origin.clone(),
             queue: None,
         };
-        let summary = format!("{} messages would be enqueued", plan.len());
+        let summary = format!("{} messages would be enqueued", planned.len());
         let record = AuditRecord::dry_run(&invocation, &targets, &scopes, &summary);
         state.services().await.recorder.record(vec![record]);
         response.log(format!("alert dry run: {summary}"));
-        return HttpReply::json(200, json!(body.dry_run(&plan)));
+        let would = queued.iter().map(QueueMessage::to_fields).collect();
+        return HttpReply::json(200, json!(body.dry_run(would)));
     }
-    let texts = plan.texts().collect();
     let tracked = match super::tracked::start(
         state,
         request,
         &correlation_id,
         "alert",
         scopes.len(),
-        texts,
+        queued,
         invocation_id,
     )
     .await
@@ -156,19 +160,19 @@ pub async fn handle(
         Ok(tracked) => tracked,
         Err(reply) => return refused(reply, "the operation state store is unavailable", response),
     };
-    response.enqueue(b::ENQUEUE, tracked.texts);
+    response.enqueue(b::ENQUEUE, tracked.texts());
     tracing::info!(
         correlation_id = %correlation_id,
         alert_rule = alert_rule.as_deref().unwrap_or(""),
-        messages = plan.len(),
+        messages = planned.len(),
         skipped = skipped.len(),
         "alert enqueued"
     );
     response.log(format!(
         "alert {}: {} messages enqueued ({correlation_id}), {} values skipped",
         alert_rule.as_deref().unwrap_or("?"),
-        plan.len(),
+        planned.len(),
         skipped.len()
     ));
-    super::tracked::accepted(json!(body), tracked.status_url.as_deref())
+    super::tracked::accepted(body, tracked.status_url.as_deref())
 }

@@ -1,13 +1,15 @@
 //! The bodies of the 202 answers that hand work to the queue: what was accepted and how many messages
 //! carry it, so a caller can tell its request was understood in full.
 
-use super::{Plan, ReprocessRequest, scope_field};
 use crate::domain::alert::Skipped;
-use crate::domain::{CorrelationId, Scope, Targets};
+use crate::domain::{AccessPackageId, CorrelationId, Scope, Targets};
+use crate::message::{Fields, field, scope_field};
+use crate::work::Work;
 use serde::Serialize;
 
-/// Fan-out (packages/users) and alerts: `{"status":"accepted","invocationId","correlationId","accepted",
-/// "enqueued"}`, plus the alert's rule and skipped values, and for a dry run what would be enqueued.
+/// Fan-out (packages/users), drift detection and alerts: `{"status":"accepted","invocationId",
+/// "correlationId","accepted","enqueued"}`, plus the alert's rule and skipped values, and for a dry run
+/// what would be enqueued.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Accepted<'a> {
@@ -19,12 +21,14 @@ pub struct Accepted<'a> {
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub alert: Option<AlertSource<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub would_enqueue: Option<Vec<&'a ReprocessRequest>>,
+    pub would_enqueue: Option<Vec<Fields>>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AcceptedTargets<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detect_drift_for: Option<DriftPackages<'a>>,
     pub access_package_ids: Vec<&'a str>,
     pub user_ids: Vec<&'a str>,
     pub assignment_ids: usize,
@@ -33,9 +37,17 @@ pub struct AcceptedTargets<'a> {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+pub struct DriftPackages<'a> {
+    pub access_package_ids: &'a [AccessPackageId],
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Enqueued<'a> {
     pub queue: &'a str,
     pub messages: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_messages: Option<usize>,
     pub expansion_messages: usize,
     pub id_messages: usize,
 }
@@ -47,46 +59,66 @@ pub struct AlertSource<'a> {
     pub skipped: &'a [Skipped],
 }
 
+/// What a call named, for the `accepted` part of the answer.
+pub struct Named<'a> {
+    pub targets: &'a Targets,
+    pub scopes: &'a [Scope],
+    pub drift_packages: &'a [AccessPackageId],
+}
+
 impl<'a> Accepted<'a> {
+    /// The answer for `messages`, planned from what the call `named`.
     pub fn new(
-        plan: &'a Plan,
-        targets: &'a Targets,
-        scopes: &'a [Scope],
+        messages: &[Work],
+        named: Named<'a>,
         correlation_id: &'a CorrelationId,
         invocation_id: &'a str,
         queue: &'a str,
     ) -> Self {
-        let of = |f: &str| -> Vec<&'a str> { scopes.iter().filter(|s| scope_field(s) == f).map(Scope::id).collect() };
+        let of = |f: &str| -> Vec<&'a str> {
+            named
+                .scopes
+                .iter()
+                .filter(|s| scope_field(s) == f)
+                .map(Scope::id)
+                .collect()
+        };
+        let count = |pred: fn(&Work) -> bool| messages.iter().filter(|w| pred(w)).count();
+        let drift = !named.drift_packages.is_empty();
         Self {
             status: "accepted",
             invocation_id,
             correlation_id,
             accepted: AcceptedTargets {
-                access_package_ids: of(super::field::ACCESS_PACKAGE_IDS),
-                user_ids: of(super::field::USER_IDS),
-                assignment_ids: targets.assignment_ids().len(),
-                assignment_request_ids: targets.assignment_request_ids().len(),
+                detect_drift_for: drift.then_some(DriftPackages {
+                    access_package_ids: named.drift_packages,
+                }),
+                access_package_ids: of(field::ACCESS_PACKAGE_IDS),
+                user_ids: of(field::USER_IDS),
+                assignment_ids: named.targets.assignment_ids().len(),
+                assignment_request_ids: named.targets.assignment_request_ids().len(),
             },
             enqueued: Enqueued {
                 queue,
-                messages: plan.len(),
-                expansion_messages: plan.expansion_messages.len(),
-                id_messages: plan.id_messages.len(),
+                messages: messages.len(),
+                drift_messages: drift.then(|| count(|w| matches!(w, Work::Drift(_)))),
+                expansion_messages: count(|w| matches!(w, Work::Expand { .. })),
+                id_messages: count(|w| matches!(w, Work::Reprocess(_))),
             },
             alert: None,
             would_enqueue: None,
         }
     }
 
-    pub fn from_alert(mut self, alert_rule: Option<&'a str>, skipped: &'a [Skipped]) -> Self {
+    pub fn with_alert(mut self, alert_rule: Option<&'a str>, skipped: &'a [Skipped]) -> Self {
         self.alert = Some(AlertSource { alert_rule, skipped });
         self
     }
 
     /// Nothing is enqueued; the body lists the messages that would have been.
-    pub fn dry_run(mut self, plan: &'a Plan) -> Self {
+    pub fn dry_run(mut self, messages: Vec<Fields>) -> Self {
         self.status = "dry run: nothing enqueued";
-        self.would_enqueue = Some(plan.messages().collect());
+        self.would_enqueue = Some(messages);
         self
     }
 }
