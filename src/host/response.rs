@@ -42,7 +42,7 @@ impl InvokeResponse {
             .entry(binding.to_owned())
             .or_insert_with(|| Value::Array(Vec::new()));
         if let Value::Array(list) = entry {
-            list.extend(messages.into_iter().map(Value::String));
+            list.extend(messages.map(Value::String));
         }
     }
 
