@@ -15,20 +15,8 @@ pub const KNOWN_GRAPH_ROOTS: &[&str] = &[
     "https://microsoftgraph.chinacloudapi.cn",
 ];
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{variable}: {reason}")]
-    Invalid { variable: &'static str, reason: String },
-    #[error("environment: {0}")]
-    Env(String),
-}
-
-fn invalid(variable: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        variable,
-        reason: reason.into(),
-    }
-}
+use crate::setting::invalid;
+pub use crate::setting::{ConfigError, is_loopback};
 
 /// The raw settings exactly as the environment spells them (envy lower-cases variable names).
 #[derive(Debug, Deserialize)]
@@ -352,16 +340,6 @@ fn validate_table_name(name: &str) -> Result<(), ConfigError> {
             "AUDIT_TABLE_NAME",
             format!("must be 3-63 letters and digits, starting with a letter, got {name:?}"),
         ))
-    }
-}
-
-/// True for 127.0.0.0/8, ::1 and `localhost`: the only places a token may travel over plain http.
-pub fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
     }
 }
 

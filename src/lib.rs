@@ -31,6 +31,7 @@ mod props;
 pub mod reprocess;
 #[cfg(feature = "emulator")]
 pub mod sandbox;
+pub mod setting;
 pub mod startup;
 pub mod state;
 pub mod storage;

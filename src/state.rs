@@ -45,7 +45,10 @@ impl Services {
         audit_sink: Option<Arc<dyn crate::audit::sink::AuditSink>>,
     ) -> Result<Self, ServicesError> {
         let tokens = TokenProvider::from_settings(settings)?;
-        let table_client = crate::storage::client_sharing(settings, Some(&tokens))?;
+        let table_client = match &settings.storage {
+            Some(storage) => Some(crate::storage::client(storage, &tokens)?),
+            None => None,
+        };
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
         let reprocessor = Reprocessor::new(

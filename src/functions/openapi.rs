@@ -42,7 +42,7 @@ impl ServedAt {
         // As for the 202's `Location` (`tracked::status_url`): `http` only on loopback (local runs); the
         // app itself is `httpsOnly`.
         let scheme = match url.scheme() {
-            "http" if crate::config::is_loopback(&url) => "http",
+            "http" if crate::setting::is_loopback(&url) => "http",
             "https" | "http" => "https",
             _ => return None,
         };

@@ -32,7 +32,7 @@ pub const STATUS_UNAVAILABLE: &str = "operation status is not available: the han
 pub fn status_url(request: &HttpTrigger, correlation_id: &CorrelationId) -> Option<String> {
     let url = Url::parse(&request.url).ok()?;
     let host = url.host_str()?;
-    let scheme = if url.scheme() == "http" && crate::config::is_loopback(&url) {
+    let scheme = if url.scheme() == "http" && crate::setting::is_loopback(&url) {
         "http"
     } else {
         "https"

@@ -1,8 +1,8 @@
 //! The data of the Table client: entities (keys + properties, JSON without metadata), upsert modes,
 //! insert results, and query pages with their continuation.
 
+use super::error::StorageError;
 use super::keys::{TableKey, check_property};
-use super::table::StorageError;
 use serde_json::{Map, Value, json};
 
 /// One entity: its keys and its other properties (no `Timestamp` when written; read back when listed).

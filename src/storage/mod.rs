@@ -1,5 +1,5 @@
 //! Azure Table Storage over its REST API, for state the handler keeps in the Function App's own storage
-//! account (the operation status of issue 12; durable audit records). One client, two kinds of auth:
+//! account (operation status; durable audit records). One client, two kinds of auth:
 //!
 //! - a bearer token for `https://storage.azure.com/.default` from the managed identity (in Azure; the
 //!   account has shared keys disabled), through [`crate::graph::TokenProvider`];
@@ -17,6 +17,7 @@
 
 mod auth;
 mod entity;
+mod error;
 mod keys;
 mod settings;
 mod table;
@@ -24,38 +25,28 @@ mod table;
 pub use auth::AccountKey;
 pub use auth::shared_key_lite as sign_shared_key_lite;
 pub use entity::{Continuation, Entity, Inserted, Page, UpsertMode};
+pub use error::StorageError;
 pub use keys::{Filter, KeyError, TableKey, TableName};
 pub use settings::{StorageAuth, StorageSettings, TokenSource, UsedSetting};
-pub use table::{StorageError, TableClient};
+pub use table::TableClient;
 
 /// The audience Storage accepts Entra tokens for (any account, any cloud's public endpoint).
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
-/// A client for the app's storage account as `settings.storage` describes it, or `None` when no storage
-/// is configured. Token auth uses the managed identity named by `AzureWebJobsStorage__clientId`, or (no
-/// `__credential`) the handler's own credential (`CREDENTIAL_SOURCE`), for [`STORAGE_SCOPE`].
-pub fn client_from_settings(settings: &crate::config::Settings) -> Result<Option<TableClient>, StorageError> {
-    client_sharing(settings, None)
-}
-
-/// [`client_from_settings`], reusing `handler_tokens` (the Graph provider, whose credential and token
-/// cache then serve Storage's scope too) when the storage settings name no credential of their own.
-pub fn client_sharing(
-    settings: &crate::config::Settings,
-    handler_tokens: Option<&crate::graph::TokenProvider>,
-) -> Result<Option<TableClient>, StorageError> {
-    let Some(storage) = &settings.storage else {
-        return Ok(None);
-    };
+/// A client for the app's storage account as `storage` describes it. Token auth uses the managed
+/// identity named by `AzureWebJobsStorage__clientId`, or (no `__credential`) the handler's own token
+/// provider (`handler_tokens`, whose credential and token cache then serve Storage's scope too), for
+/// [`STORAGE_SCOPE`].
+pub fn client(
+    storage: &StorageSettings,
+    handler_tokens: &crate::graph::TokenProvider,
+) -> Result<TableClient, StorageError> {
     let tokens = match &storage.auth {
         StorageAuth::SharedKey(_) => None,
         StorageAuth::Token(TokenSource::ManagedIdentity { client_id }) => Some(
             crate::graph::TokenProvider::managed_identity(*client_id, STORAGE_SCOPE)?,
         ),
-        StorageAuth::Token(TokenSource::Handler) => Some(match handler_tokens {
-            Some(tokens) => tokens.for_scope(STORAGE_SCOPE),
-            None => crate::graph::TokenProvider::from_settings(settings)?.for_scope(STORAGE_SCOPE),
-        }),
+        StorageAuth::Token(TokenSource::Handler) => Some(handler_tokens.for_scope(STORAGE_SCOPE)),
     };
-    TableClient::new(storage, tokens).map(Some)
+    TableClient::new(storage, tokens)
 }

@@ -6,8 +6,8 @@
 //! `DevelopmentStorageProxyUri`). Endpoints must be https, except on loopback.
 
 use super::auth::AccountKey;
-use crate::config::is_loopback;
 use crate::domain::Guid;
+use crate::setting::{ConfigError, is_loopback};
 use url::Url;
 
 /// The setting prefix the host uses for its own storage.
@@ -49,8 +49,8 @@ pub enum UsedSetting {
     IdentityBased,
 }
 
-fn invalid(variable: &str, reason: impl Into<String>) -> crate::config::ConfigError {
-    crate::config::ConfigError::Invalid {
+fn invalid(variable: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
         variable: if variable == PREFIX {
             "AzureWebJobsStorage"
         } else {
@@ -62,7 +62,7 @@ fn invalid(variable: &str, reason: impl Into<String>) -> crate::config::ConfigEr
 
 impl StorageSettings {
     /// `Ok(None)` when no storage setting is present (local runs without storage).
-    pub fn from_vars(vars: &[(String, String)]) -> Result<Option<Self>, crate::config::ConfigError> {
+    pub fn from_vars(vars: &[(String, String)]) -> Result<Option<Self>, ConfigError> {
         let get = |suffix: &str| {
             let name = format!("{PREFIX}{suffix}");
             vars.iter()
@@ -119,7 +119,7 @@ impl StorageSettings {
     }
 }
 
-fn check_account(name: &str) -> Result<(), crate::config::ConfigError> {
+fn check_account(name: &str) -> Result<(), ConfigError> {
     let ok = (3..=24).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if ok {
         Ok(())
@@ -144,7 +144,7 @@ fn account_from_endpoint(url: &Url) -> String {
 }
 
 /// An https endpoint (http only on loopback) without query, fragment or credentials; no trailing slash.
-fn endpoint(text: &str, what: &str) -> Result<Url, crate::config::ConfigError> {
+fn endpoint(text: &str, what: &str) -> Result<Url, ConfigError> {
     let variable = if what.is_empty() { "" } else { PREFIX };
     let mut url = Url::parse(text.trim()).map_err(|e| invalid(variable, format!("{what}: not a URL ({e})")))?;
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
@@ -167,7 +167,7 @@ fn endpoint(text: &str, what: &str) -> Result<Url, crate::config::ConfigError> {
 }
 
 /// `Key=Value;…` as the Storage SDKs read it: keys case-insensitive, values may contain `=`.
-fn parse_connection_string(text: &str) -> Result<StorageSettings, crate::config::ConfigError> {
+fn parse_connection_string(text: &str) -> Result<StorageSettings, ConfigError> {
     let pairs: Vec<(String, String)> = text
         .split(';')
         .filter(|p| !p.trim().is_empty())
@@ -219,7 +219,7 @@ fn parse_connection_string(text: &str) -> Result<StorageSettings, crate::config:
 mod tests {
     use super::*;
 
-    fn from(pairs: &[(&str, &str)]) -> Result<Option<StorageSettings>, crate::config::ConfigError> {
+    fn from(pairs: &[(&str, &str)]) -> Result<Option<StorageSettings>, ConfigError> {
         let vars: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         StorageSettings::from_vars(&vars)
     }

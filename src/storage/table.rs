@@ -6,7 +6,7 @@
 
 use super::auth::{AccountKey, shared_key_lite};
 use super::entity::{Continuation, Entity, Inserted, Page, UpsertMode};
-use super::keys::{Filter, KeyError, TableKey, TableName};
+use super::keys::{Filter, TableKey, TableName};
 use super::settings::{StorageAuth, StorageSettings};
 use crate::graph::TokenProvider;
 use reqwest::{Method, StatusCode};
@@ -14,34 +14,12 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use url::Url;
 
+use super::error::StorageError;
+
 const VERSION: &str = "2019-02-02";
 const ACCEPT: &str = "application/json;odata=nometadata";
 const ATTEMPTS: u32 = 3;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The service answered with an error: HTTP status and the Table error code (`EntityAlreadyExists`…).
-    #[error("Table service answered {status} {code}: {message}")]
-    Service { status: u16, code: String, message: String },
-    #[error("Table service unreachable: {0}")]
-    Transport(String),
-    #[error(transparent)]
-    Token(#[from] crate::graph::CredentialError),
-    #[error(transparent)]
-    Key(#[from] KeyError),
-    #[error("unexpected answer from the Table service: {0}")]
-    Unexpected(String),
-}
-
-impl StorageError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            StorageError::Service { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
 
 enum Auth {
     SharedKey(AccountKey),
@@ -84,7 +62,7 @@ impl TableClient {
         };
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
-            .https_only(!crate::config::is_loopback(&settings.table_endpoint))
+            .https_only(!crate::setting::is_loopback(&settings.table_endpoint))
             .build()
             .map_err(|e| StorageError::Transport(e.to_string()))?;
         Ok(Self {
