@@ -2,13 +2,12 @@
 //! entitlement-management access package assignments (and assignment requests) through Microsoft Graph
 //! with the Function App's managed identity.
 //!
-//! An ID travels one way: `startup` (the host's POST) → `functions::<name>` (trigger decoded by `host`)
-//! → `message` (body or queue message parsed into `domain` targets) → `reprocess` → `graph` → Graph,
-//! and back as `domain` outcomes in a `Report`, encoded by the function into the host's reply
-//! (`host::response`). Packages and users go through `fanout` (listing, a page per invocation) and the
-//! queue; `dry_run` reads instead of reprocessing. `catalog_scope` confines all of it to the allowed
-//! catalogs and packages (one `$batch` of GETs per group of IDs); `audit` records every reprocess and dry
-//! run, with who asked, in the log and a Storage table. `state` holds what invocations share.
+//! Data flows one way: `startup` (the host's POST) → `functions::<folder>` (the trigger decoded by
+//! `host`) → `work` (one typed kind of work, parsed from `message`) → `graph` → Graph, and back as
+//! `domain` outcomes in a `work::Step`, which `work::settle` turns into typed queue messages and dead
+//! letters, encoded by the function into the host's reply (`host::response`). `catalog_scope`, `drift`,
+//! `heal`, `dry_run` and `fanout` are the domain services the work kinds use; `storage`, `operations`
+//! and `audit` keep state and records; `config` parses every setting once. See docs/ARCHITECTURE.md.
 
 pub mod audit;
 pub mod catalog_scope;

@@ -1,4 +1,4 @@
-//! The state of asynchronous operations (issue 12): what every queue invocation of an operation did, in
+//! The state of asynchronous operations: what every queue invocation of an operation did, in
 //! the Function App's own storage account (Table Storage through [`crate::storage`]), so any instance can
 //! answer `GET /api/operations/{correlationId}`.
 //!
