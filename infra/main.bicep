@@ -84,6 +84,18 @@ param driftPackageIds string = ''
 @description('Allow basic (publishing profile) auth on the SCM site. Leave false unless a deployment tool needs it.')
 param allowBasicPublishingCredentials bool = false
 
+@description('Entra ID authentication in front of the HTTP functions (App Service authentication with an API app registration created through the Microsoft Graph Bicep extension, entra-auth.bicep). On by default; the deploying user must be able to create app registrations. See docs/deploy.md, Entra-authenticated callers.')
+param enableEntraAuth bool = true
+
+@description('Catalogs that get an app role of their own on the API, Reprocess.Catalog.<name>, limited to that catalog in CALLER_SCOPES: [{ name: string, catalogId: string }].')
+param callerCatalogRoles array = []
+
+@description('Principal (object) ID of a caller\'s managed identity (e.g. a Logic App) to grant callerAppRole on the API. Empty: none.')
+param callerPrincipalId string = ''
+
+@description('App role granted to callerPrincipalId: Reprocess.All, or Reprocess.Catalog.<name> of a callerCatalogRoles entry.')
+param callerAppRole string = 'Reprocess.All'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -152,6 +164,18 @@ module rbac 'modules/rbac.bicep' = {
   }
 }
 
+module entraAuth 'entra-auth.bicep' = if (enableEntraAuth) {
+  name: 'entra-auth'
+  scope: rg
+  params: {
+    uniqueName: 'reprocess-handler-${resourceToken}'
+    displayName: 'reprocess-handler API (${environmentName})'
+    catalogRoles: callerCatalogRoles
+    callerPrincipalId: callerPrincipalId
+    callerAppRole: callerAppRole
+  }
+}
+
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
   scope: rg
@@ -182,6 +206,10 @@ module functionApp 'modules/function-app.bicep' = {
     healSchedule: healSchedule
     enableDriftDetection: enableDriftDetection
     driftPackageIds: driftPackageIds
+    enableEntraAuth: enableEntraAuth
+    authClientId: enableEntraAuth ? entraAuth.outputs.appId : ''
+    authIdentifierUri: enableEntraAuth ? entraAuth.outputs.identifierUri : ''
+    callerScopes: enableEntraAuth ? entraAuth.outputs.callerScopes : ''
   }
 }
 
@@ -220,3 +248,6 @@ output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsN
 output AUDIT_TABLE_NAME string = auditTable.outputs.tableName
 output GRAPH_ACCESS string = graphAccess
 output ALLOWED_CATALOG_IDS string = allowedCatalogIds
+output ENTRA_AUTH_ENABLED bool = enableEntraAuth
+output ENTRA_API_APP_ID string = enableEntraAuth ? entraAuth.outputs.appId : ''
+output ENTRA_API_IDENTIFIER_URI string = enableEntraAuth ? entraAuth.outputs.identifierUri : ''

@@ -31,6 +31,12 @@ def expectations(name: str, tree: dict) -> list[str]:
         for t in ("Microsoft.Graph/servicePrincipals", "Microsoft.Graph/appRoleAssignedTo"):
             if t not in types:
                 problems.append(f"has no {t} resource")
+    if name == "entra-auth.bicep":
+        if "microsoftGraphV1" not in (tree.get("extensions") or {}):
+            problems.append("does not declare `extension microsoftGraphV1`")
+        for t in ("Microsoft.Graph/applications", "Microsoft.Graph/servicePrincipals", "Microsoft.Graph/appRoleAssignedTo"):
+            if t not in types:
+                problems.append(f"has no {t} resource")
     if name == "function-app.bicep":
         if "Microsoft.Web/sites" not in types or "Microsoft.Web/serverfarms" not in types:
             problems.append("has no Microsoft.Web/sites + serverfarms")

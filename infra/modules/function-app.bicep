@@ -55,6 +55,18 @@ param zoneRedundant bool = false
 @description('Allow basic (publishing profile) auth on SCM/FTP. Off: deploy with Entra tokens (azd, az CLI).')
 param allowBasicPublishingCredentials bool = false
 
+@description('App Service authentication (Entra ID) in front of the HTTP functions: callers need a token for the API app registration (entra-auth.bicep).')
+param enableEntraAuth bool = false
+
+@description('Client (application) ID of the API app registration; with enableEntraAuth.')
+param authClientId string = ''
+
+@description('App ID URI of the API app registration (api://...); accepted as a token audience with the client ID.')
+param authIdentifierUri string = ''
+
+@description('CALLER_SCOPES app setting: JSON object from app role value to the scope it grants; with enableEntraAuth.')
+param callerScopes string = ''
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   //checkov:skip=CKV_AZURE_225:Zone redundancy is a parameter (zoneRedundant, off by default): Flex supports it only in some regions and it needs ZRS storage
   name: planName
@@ -72,7 +84,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
-  //checkov:skip=CKV_AZURE_222:Callers are Logic Apps and Azure Monitor action groups on public endpoints; HTTP functions require a function key (authLevel function)
+  //checkov:skip=CKV_AZURE_222:Callers are Logic Apps and Azure Monitor action groups on public endpoints; HTTP functions require a function key (authLevel function) and, with enableEntraAuth, an Entra token
   //checkov:skip=CKV_AZURE_17:Callers authenticate with function keys or Entra ID (Easy Auth), not client certificates
   //checkov:skip=CKV_AZURE_212:Flex Consumption scales from zero per demand; instance count is not a site setting (see maximumInstanceCount)
   //checkov:skip=CKV_AZURE_213:The custom handler exposes no anonymous health route (HTTP functions need a key); Flex instances are platform-managed and App Insights tracks failures
@@ -144,7 +156,45 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       HEAL_SCHEDULE: healSchedule
       DRIFT_DETECTION_ENABLED: enableDriftDetection ? 'true' : 'false'
       DRIFT_PACKAGE_IDS: driftPackageIds
-    })
+      // Caller authentication (authsettingsV2 below); the platform sets WEBSITE_AUTH_ENABLED itself.
+      REQUIRE_AUTHENTICATED_CALLER: enableEntraAuth ? 'true' : 'false'
+    }, enableEntraAuth ? { CALLER_SCOPES: callerScopes } : {})
+  }
+
+  // App Service authentication. Always declared, so that turning enableEntraAuth
+  // off turns the platform check off too (a removed resource would be left as is).
+  // Function keys stay required as well (authLevel function in function-*/function.json).
+  resource authSettings 'config' = {
+    name: 'authsettingsV2'
+    properties: {
+      platform: {
+        enabled: enableEntraAuth
+      }
+      globalValidation: {
+        requireAuthentication: true
+        unauthenticatedClientAction: 'Return401'
+      }
+      httpSettings: {
+        requireHttps: true
+      }
+      identityProviders: {
+        azureActiveDirectory: {
+          enabled: enableEntraAuth
+          registration: {
+            clientId: authClientId
+            openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          }
+          validation: {
+            allowedAudiences: enableEntraAuth ? [authIdentifierUri, authClientId] : []
+          }
+        }
+      }
+      login: {
+        tokenStore: {
+          enabled: false
+        }
+      }
+    }
   }
 
   resource ftpPublishing 'basicPublishingCredentialsPolicies' = {
