@@ -6,6 +6,7 @@
 //! resources (Payroll); Carlos has a Visitors and a Payroll assignment.
 
 use crate::helpers::*;
+use crate::openapi::Spec;
 use base64::Engine;
 use reprocess_handler::emulator::host::HttpCall;
 use reprocess_handler::emulator::sample;
@@ -212,6 +213,7 @@ fn a_verified_caller_without_a_configured_role_is_refused_with_the_roles_it_lack
     assert_eq!(status, 403, "{body}");
     assert!(headers.to_string().to_ascii_lowercase().contains("application/json"), "{headers}");
     assert_eq!(body["error"]["code"], "forbidden");
+    Spec::load().check("/reprocess", "post", status, &headers, &body);
     assert_eq!(body["error"]["requiredRoles"], json!(["Reprocess.All", GENERAL_ROLE]));
     assert!(body["error"]["message"].as_str().unwrap().contains(GENERAL_ROLE));
     assert!(app.graph_posts().is_empty());
@@ -230,6 +232,7 @@ fn a_required_caller_is_refused_401_naming_what_is_missing() {
     assert!(headers.to_string().to_ascii_lowercase().contains("application/json"), "{headers}");
     assert_eq!(body["error"]["code"], "unauthenticated");
     assert_eq!(body["error"]["missing"], "WEBSITE_AUTH_ENABLED");
+    Spec::load().check("/reprocess", "post", status, &headers, &body);
     assert!(body["error"]["message"].as_str().unwrap().contains("WEBSITE_AUTH_ENABLED"));
 
     // Authentication on, but no principal header (or a malformed one).
@@ -238,15 +241,19 @@ fn a_required_caller_is_refused_401_naming_what_is_missing() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["missing"], "X-MS-CLIENT-PRINCIPAL");
     let reply = app.post_alert(&alert_for(sample::DELIVERED_1).to_string());
-    assert_eq!(reply.res().0, 401);
+    let (status, headers, body) = reply.res();
+    assert_eq!(status, 401);
+    Spec::load().check("/alert", "post", status, &headers, &body);
     assert!(reply.output_messages("enqueue").is_empty());
-    let (status, _, body) = app.get_status("https://localhost/api/operations/abc").res();
+    let (status, headers, body) = app.get_status("https://localhost/api/operations/abc").res();
     assert_eq!(status, 401, "{body}");
+    Spec::load().check("/operations/{correlationId}", "get", status, &headers, &body);
     let mut call = HttpCall::post_json("reprocess", &ids_body().to_string());
     call.headers.push(("X-MS-CLIENT-PRINCIPAL".into(), "e30=!!".into()));
-    let (status, _, body) = app.invoke_http(&call).res();
+    let (status, headers, body) = app.invoke_http(&call).res();
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["header"], "X-MS-CLIENT-PRINCIPAL");
+    Spec::load().check("/reprocess", "post", status, &headers, &body);
     assert!(app.graph_posts().is_empty());
 
     // With a principal the call goes through (no CALLER_SCOPES: any verified caller).
