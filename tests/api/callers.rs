@@ -8,7 +8,7 @@
 use crate::helpers::*;
 use crate::openapi::Spec;
 use base64::Engine;
-use reprocess_handler::emulator::host::HttpCall;
+use reprocess_handler::emulator::host::{HttpCall, http_envelope};
 use reprocess_handler::emulator::sample;
 use serde_json::{Value, json};
 
@@ -277,4 +277,18 @@ fn a_bad_caller_setting_stops_start_up_naming_the_variable() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(var), "{var}: {stderr}");
     }
+}
+
+/// The 401 and 403 every HTTP function answers, for the OpenAPI coverage of `function`'s `call`.
+pub(crate) fn drive_refusals(c: &mut crate::openapi::Coverage<'_>, function: &str, call: HttpCall) {
+    let app = spawn_app_env(&[
+        ("WEBSITE_AUTH_ENABLED", "True"),
+        ("REQUIRE_AUTHENTICATED_CALLER", "true"),
+        ("CALLER_SCOPES", &caller_scopes()),
+    ]);
+    let invoke = |call: &HttpCall| app.invoke(function, http_envelope(function, "req", call).as_bytes());
+    let (status, _, body) = c.answer(&invoke(&call));
+    assert_eq!((status, &body["error"]["code"]), (401, &json!("unauthenticated")));
+    let (status, _, body) = c.answer(&invoke(&as_caller(call, "oid-caller", &["Other"])));
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
 }
