@@ -376,20 +376,37 @@ fn parse_caller_scopes(text: &str) -> Result<CallerScopes, ConfigError> {
         return Err(invalid(VAR, "must be a JSON object from app role value to scope"));
     };
     if map.is_empty() {
-        return Err(invalid(VAR, "names no app role, so no caller could do anything; leave it unset instead"));
+        return Err(invalid(
+            VAR,
+            "names no app role, so no caller could do anything; leave it unset instead",
+        ));
     }
     let mut roles = std::collections::BTreeMap::new();
     for (role, entry) in map {
         let shown: String = role.chars().filter(|c| !c.is_control()).take(64).collect();
         if role.trim().is_empty() || role.trim() != role || role.chars().any(char::is_control) {
-            return Err(invalid(VAR, format!("entry {shown:?}: an app role value must be non-empty text without surrounding spaces")));
+            return Err(invalid(
+                VAR,
+                format!("entry {shown:?}: an app role value must be non-empty text without surrounding spaces"),
+            ));
         }
         if !entry.is_object() {
-            return Err(invalid(VAR, format!("entry {shown:?}: must be an object such as {{\"catalogIds\":[GUID…]}} or {{}}")));
+            return Err(invalid(
+                VAR,
+                format!("entry {shown:?}: must be an object such as {{\"catalogIds\":[GUID…]}} or {{}}"),
+            ));
         }
-        let lists: ScopeLists = serde_json::from_value(entry)
-            .map_err(|e| invalid(VAR, format!("entry {shown:?}: {e} (expected {{\"catalogIds\":[GUID…],\"accessPackageIds\":[GUID…]}} or {{}})")))?;
-        let scope = lists.to_scope().map_err(|e| invalid(VAR, format!("entry {shown:?}: {e}")))?;
+        let lists: ScopeLists = serde_json::from_value(entry).map_err(|e| {
+            invalid(
+                VAR,
+                format!(
+                    "entry {shown:?}: {e} (expected {{\"catalogIds\":[GUID…],\"accessPackageIds\":[GUID…]}} or {{}})"
+                ),
+            )
+        })?;
+        let scope = lists
+            .to_scope()
+            .map_err(|e| invalid(VAR, format!("entry {shown:?}: {e}")))?;
         roles.insert(role, scope);
     }
     Ok(CallerScopes::new(roles))

@@ -38,7 +38,10 @@ impl ScopeLists {
         if self.catalog_ids.as_ref().is_some_and(Vec::is_empty)
             || self.access_package_ids.as_ref().is_some_and(Vec::is_empty)
         {
-            return Err("an empty catalogIds or accessPackageIds list grants nothing; use {} for the whole deployment scope".into());
+            return Err(
+                "an empty catalogIds or accessPackageIds list grants nothing; use {} for the whole deployment scope"
+                    .into(),
+            );
         }
         Ok(AllowedScope::new(
             self.catalog_ids.iter().flatten().copied(),
@@ -86,8 +89,11 @@ impl CallerScopes {
     /// What `caller_roles` grant, or `None` when none of them is configured. Role values are matched
     /// exactly, as Entra issues them.
     pub fn grant(&self, caller_roles: &[String]) -> Option<Grant> {
-        let granting: Vec<(&String, &Option<AllowedScope>)> =
-            self.roles.iter().filter(|(role, _)| caller_roles.contains(role)).collect();
+        let granting: Vec<(&String, &Option<AllowedScope>)> = self
+            .roles
+            .iter()
+            .filter(|(role, _)| caller_roles.contains(role))
+            .collect();
         if granting.is_empty() {
             return None;
         }
@@ -132,7 +138,9 @@ mod tests {
     fn roles_grant_the_union_of_their_scopes() {
         let s = scopes();
         assert_eq!(s.grant(&["Other".into()]), None);
-        let all = s.grant(&["Reprocess.All".into(), "Reprocess.Catalog.Sales".into()]).unwrap();
+        let all = s
+            .grant(&["Reprocess.All".into(), "Reprocess.Catalog.Sales".into()])
+            .unwrap();
         assert_eq!(all.narrowing, None);
         assert_eq!(all.roles, ["Reprocess.All", "Reprocess.Catalog.Sales"]);
         let two = s

@@ -237,7 +237,9 @@ mod tests {
         assert_eq!(p.app_id.as_deref(), Some("app-1"));
         assert_eq!(p.roles, ["Reprocess.All", "Reprocess.Catalog.Sales"]);
         // Without padding, as some proxies forward it.
-        let unpadded = encode(r#"{"auth_typ":"aad","claims":[]}"#).trim_end_matches('=').to_owned();
+        let unpadded = encode(r#"{"auth_typ":"aad","claims":[]}"#)
+            .trim_end_matches('=')
+            .to_owned();
         assert!(decode_principal(&unpadded).unwrap().roles.is_empty());
     }
 

@@ -35,7 +35,8 @@ fn principal(object_id: &str, roles: &[&str]) -> String {
 }
 
 fn as_caller(mut call: HttpCall, object_id: &str, roles: &[&str]) -> HttpCall {
-    call.headers.push(("X-MS-CLIENT-PRINCIPAL".into(), principal(object_id, roles)));
+    call.headers
+        .push(("X-MS-CLIENT-PRINCIPAL".into(), principal(object_id, roles)));
     call.headers.push(("X-MS-CLIENT-PRINCIPAL-ID".into(), object_id.into()));
     call.headers.push(("X-MS-CLIENT-PRINCIPAL-IDP".into(), "aad".into()));
     call
@@ -95,7 +96,8 @@ fn forged_principal_headers_without_platform_auth_widen_and_narrow_nothing() {
     assert!(!app.stdout().contains("\"verified_roles\":\"Reprocess"));
     // A malformed principal is not even read.
     let mut call = HttpCall::post_json("reprocess", &ids_body().to_string());
-    call.headers.push(("X-MS-CLIENT-PRINCIPAL".into(), "%%% not base64".into()));
+    call.headers
+        .push(("X-MS-CLIENT-PRINCIPAL".into(), "%%% not base64".into()));
     assert_eq!(app.invoke_http(&call).res().0, 200);
 
     // Narrow nothing: without a deployment scope, a role claiming one catalog limits nothing.
@@ -130,7 +132,11 @@ fn a_catalog_role_cannot_reach_another_catalog_through_ids_packages_or_drift() {
     assert!(app.stdout_contains("\"verified_app_id\":\"app-of-the-logic-app\""));
     assert!(app.stdout_contains(&format!("\"verified_roles\":\"{GENERAL_ROLE}\"")));
 
-    let (status, _, body) = post(&app, &json!({ "accessPackageIds": [sample::PACKAGE_PAYROLL] }), &[GENERAL_ROLE]);
+    let (status, _, body) = post(
+        &app,
+        &json!({ "accessPackageIds": [sample::PACKAGE_PAYROLL] }),
+        &[GENERAL_ROLE],
+    );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "out_of_scope");
     assert_eq!(body["error"]["fields"][0]["id"], sample::PACKAGE_PAYROLL);
@@ -141,7 +147,11 @@ fn a_catalog_role_cannot_reach_another_catalog_through_ids_packages_or_drift() {
     assert_eq!(body["error"]["fields"][0]["field"], "detectDriftFor.accessPackageIds");
 
     // The whole-scope role reaches it.
-    let (status, _, body) = post(&app, &json!({ "assignmentIds": [sample::PAYROLL_CARLOS] }), &["Reprocess.All"]);
+    let (status, _, body) = post(
+        &app,
+        &json!({ "assignmentIds": [sample::PAYROLL_CARLOS] }),
+        &["Reprocess.All"],
+    );
     assert_eq!(status, 200);
     assert_eq!(result(&body, sample::PAYROLL_CARLOS)["outcome"], "accepted");
 }
@@ -211,7 +221,10 @@ fn a_verified_caller_without_a_configured_role_is_refused_with_the_roles_it_lack
     let app = general_caller_app();
     let (status, headers, body) = post(&app, &ids_body(), &["Something.Else"]);
     assert_eq!(status, 403, "{body}");
-    assert!(headers.to_string().to_ascii_lowercase().contains("application/json"), "{headers}");
+    assert!(
+        headers.to_string().to_ascii_lowercase().contains("application/json"),
+        "{headers}"
+    );
     assert_eq!(body["error"]["code"], "forbidden");
     Spec::load().check("/reprocess", "post", status, &headers, &body);
     assert_eq!(body["error"]["requiredRoles"], json!(["Reprocess.All", GENERAL_ROLE]));
@@ -229,14 +242,25 @@ fn a_required_caller_is_refused_401_naming_what_is_missing() {
     let app = spawn_app_env(&[("REQUIRE_AUTHENTICATED_CALLER", "true")]);
     let (status, headers, body) = post(&app, &ids_body(), &["Reprocess.All"]);
     assert_eq!(status, 401, "{body}");
-    assert!(headers.to_string().to_ascii_lowercase().contains("application/json"), "{headers}");
+    assert!(
+        headers.to_string().to_ascii_lowercase().contains("application/json"),
+        "{headers}"
+    );
     assert_eq!(body["error"]["code"], "unauthenticated");
     assert_eq!(body["error"]["missing"], "WEBSITE_AUTH_ENABLED");
     Spec::load().check("/reprocess", "post", status, &headers, &body);
-    assert!(body["error"]["message"].as_str().unwrap().contains("WEBSITE_AUTH_ENABLED"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("WEBSITE_AUTH_ENABLED")
+    );
 
     // Authentication on, but no principal header (or a malformed one).
-    let app = spawn_app_env(&[("REQUIRE_AUTHENTICATED_CALLER", "true"), ("WEBSITE_AUTH_ENABLED", "true")]);
+    let app = spawn_app_env(&[
+        ("REQUIRE_AUTHENTICATED_CALLER", "true"),
+        ("WEBSITE_AUTH_ENABLED", "true"),
+    ]);
     let (status, _, body) = app.post_ids(&ids_body().to_string()).res();
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"]["missing"], "X-MS-CLIENT-PRINCIPAL");

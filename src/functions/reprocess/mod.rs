@@ -10,8 +10,8 @@
 mod drift;
 
 use super::accepted::{Accepted, Named, Queued};
-use super::bindings::http as b;
 use super::auth::{Authorized, authorize};
+use super::bindings::http as b;
 use super::http_io::{caller, error_body, json_body, query_flag};
 use super::tracked;
 use crate::audit::{AuditRecord, Invocation};
