@@ -106,7 +106,7 @@ pub async fn check_packages(
         .map(|p| {
             if allowed.lists_package(p) {
                 Some(PackageVerdict::InScope)
-            } else if !allowed.has_catalogs() {
+            } else if !allowed.may_allow_by_catalog(p) {
                 Some(PackageVerdict::OutOfScope { catalog: None })
             } else {
                 None

@@ -1,7 +1,7 @@
 //! Settings from the environment (Function App settings), typed with `envy` and then validated so
 //! a bad value stops start-up with a message that names the variable.
 
-use crate::domain::{AccessPackageId, AllowedScope, CatalogId, Guid, GuidError};
+use crate::domain::{AccessPackageId, AllowedScope, CallerScopes, CatalogId, Guid, GuidError, ScopeLists};
 use serde::Deserialize;
 use std::time::Duration;
 use url::Url;
@@ -45,6 +45,9 @@ struct RawSettings {
     operations_results_page_size: Option<usize>,
     drift_detection_enabled: Option<String>,
     drift_package_ids: Option<String>,
+    website_auth_enabled: Option<String>,
+    require_authenticated_caller: Option<String>,
+    caller_scopes: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +119,14 @@ pub struct Settings {
     pub drift_detection: bool,
     /// `DRIFT_PACKAGE_IDS`: packages the heal timer checks for drift on every run.
     pub drift_package_ids: Vec<AccessPackageId>,
+    /// `WEBSITE_AUTH_ENABLED`, set by the platform while App Service authentication is on: only then did
+    /// the platform put the `X-MS-CLIENT-PRINCIPAL*` headers there (and strip any a caller sent), so only
+    /// then are they trusted.
+    pub platform_auth: bool,
+    /// `REQUIRE_AUTHENTICATED_CALLER`: HTTP calls without a verified principal are answered 401.
+    pub require_authenticated_caller: bool,
+    /// `CALLER_SCOPES`: what each app role of a verified caller may touch (`None`: roles are not checked).
+    pub caller_scopes: Option<CallerScopes>,
 }
 
 impl Settings {
@@ -280,6 +291,30 @@ impl Settings {
             ));
         }
 
+        let platform_auth = match raw.website_auth_enabled.as_deref().map(str::trim) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(other) => {
+                return Err(invalid(
+                    "WEBSITE_AUTH_ENABLED",
+                    format!("must be True or False (the platform sets it), got {other:?}"),
+                ));
+            }
+        };
+        let require_authenticated_caller = match raw.require_authenticated_caller.as_deref().map(str::trim) {
+            None => false,
+            Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
+            Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
+            Some(other) => {
+                return Err(invalid(
+                    "REQUIRE_AUTHENTICATED_CALLER",
+                    format!("must be true or false, got {other:?}"),
+                ));
+            }
+        };
+        let caller_scopes = raw.caller_scopes.as_deref().map(parse_caller_scopes).transpose()?;
+
         Ok(Self {
             port: raw.functions_customhandler_port.unwrap_or(8080),
             graph: GraphSettings {
@@ -308,6 +343,9 @@ impl Settings {
             operations_page_size,
             drift_detection,
             drift_package_ids,
+            platform_auth,
+            require_authenticated_caller,
+            caller_scopes,
         })
     }
 }
@@ -326,6 +364,52 @@ fn guid_list<T>(
         .enumerate()
         .map(|(i, s)| parse(s).map_err(|e| invalid(variable, format!("entry {} {e}", i + 1))))
         .collect()
+}
+
+/// `CALLER_SCOPES`: a JSON object from app role value to `{"catalogIds":[…],"accessPackageIds":[…]}`
+/// (`{}`: the whole deployment scope). Every entry must parse; an error names the entry.
+fn parse_caller_scopes(text: &str) -> Result<CallerScopes, ConfigError> {
+    const VAR: &str = "CALLER_SCOPES";
+    let value = crate::json::parse_strict(text, 100_000)
+        .map_err(|e| invalid(VAR, format!("must be a JSON object from app role value to scope: {e}")))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(invalid(VAR, "must be a JSON object from app role value to scope"));
+    };
+    if map.is_empty() {
+        return Err(invalid(
+            VAR,
+            "names no app role, so no caller could do anything; leave it unset instead",
+        ));
+    }
+    let mut roles = std::collections::BTreeMap::new();
+    for (role, entry) in map {
+        let shown: String = role.chars().filter(|c| !c.is_control()).take(64).collect();
+        if role.trim().is_empty() || role.trim() != role || role.chars().any(char::is_control) {
+            return Err(invalid(
+                VAR,
+                format!("entry {shown:?}: an app role value must be non-empty text without surrounding spaces"),
+            ));
+        }
+        if !entry.is_object() {
+            return Err(invalid(
+                VAR,
+                format!("entry {shown:?}: must be an object such as {{\"catalogIds\":[GUID…]}} or {{}}"),
+            ));
+        }
+        let lists: ScopeLists = serde_json::from_value(entry).map_err(|e| {
+            invalid(
+                VAR,
+                format!(
+                    "entry {shown:?}: {e} (expected {{\"catalogIds\":[GUID…],\"accessPackageIds\":[GUID…]}} or {{}})"
+                ),
+            )
+        })?;
+        let scope = lists
+            .to_scope()
+            .map_err(|e| invalid(VAR, format!("entry {shown:?}: {e}")))?;
+        roles.insert(role, scope);
+    }
+    Ok(CallerScopes::new(roles))
 }
 
 /// Azure Table naming rules: 3-63 alphanumeric characters, not starting with a digit.
@@ -461,6 +545,42 @@ mod tests {
         let allowed = s.allowed.unwrap();
         assert_eq!(allowed.catalogs().count(), 2);
         assert_eq!(allowed.packages().count(), 1);
+    }
+
+    #[test]
+    fn caller_settings_parse_and_name_the_variable_and_entry() {
+        let s = settings(&[]).unwrap();
+        assert!(!s.platform_auth && !s.require_authenticated_caller && s.caller_scopes.is_none());
+        let s = settings(&[
+            ("WEBSITE_AUTH_ENABLED", "True"),
+            ("REQUIRE_AUTHENTICATED_CALLER", "true"),
+            (
+                "CALLER_SCOPES",
+                r#"{"Reprocess.All": {}, "Reprocess.Catalog.Sales": {"catalogIds": ["11111111-1111-4111-8111-111111111111"]}}"#,
+            ),
+        ])
+        .unwrap();
+        assert!(s.platform_auth && s.require_authenticated_caller);
+        assert_eq!(
+            s.caller_scopes.unwrap().role_values(),
+            ["Reprocess.All", "Reprocess.Catalog.Sales"]
+        );
+        let err = |var: &str, value: &str| settings(&[(var, value)]).unwrap_err().to_string();
+        assert!(err("WEBSITE_AUTH_ENABLED", "yes").contains("WEBSITE_AUTH_ENABLED"));
+        assert!(err("REQUIRE_AUTHENTICATED_CALLER", "maybe").contains("REQUIRE_AUTHENTICATED_CALLER"));
+        for (bad, entry) in [
+            ("not json", ""),
+            ("[]", ""),
+            ("{}", ""),
+            (r#"{"A": {}, "A": {}}"#, ""),
+            (r#"{"Reprocess.X": {"catalogs": []}}"#, "Reprocess.X"),
+            (r#"{"Reprocess.X": {"catalogIds": ["nope"]}}"#, "Reprocess.X"),
+            (r#"{"Reprocess.X": {"catalogIds": []}}"#, "Reprocess.X"),
+            (r#"{"Reprocess.X": []}"#, "Reprocess.X"),
+        ] {
+            let e = err("CALLER_SCOPES", bad);
+            assert!(e.contains("CALLER_SCOPES") && e.contains(entry), "{bad}: {e}");
+        }
     }
 
     #[test]

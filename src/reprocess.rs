@@ -19,27 +19,25 @@ use tokio::time::Instant;
 pub struct Reprocessor {
     graph: Arc<GraphClient>,
     per_invocation_concurrency: usize,
-    allowed: Option<Arc<AllowedScope>>,
 }
 
 impl Reprocessor {
-    pub fn new(graph: Arc<GraphClient>, per_invocation_concurrency: usize, allowed: Option<AllowedScope>) -> Self {
+    pub fn new(graph: Arc<GraphClient>, per_invocation_concurrency: usize) -> Self {
         Self {
             graph,
             per_invocation_concurrency: per_invocation_concurrency.max(1),
-            allowed: allowed.map(Arc::new),
         }
     }
 
-    pub async fn run(&self, targets: &Targets, deadline: Instant) -> Report {
+    /// `allowed` is the call's scope (the deployment's, narrowed by the caller's), not a fixed one.
+    pub async fn run(&self, targets: &Targets, allowed: Option<&AllowedScope>, deadline: Instant) -> Report {
         let group_size = self.graph.batch_size().max(1);
         let groups: Vec<_> = targets.items().chunks(group_size).map(<[_]>::to_vec).collect();
         let mut results: Vec<_> = futures_util::stream::iter(groups.into_iter().enumerate())
             .map(|(index, group)| {
                 let graph = Arc::clone(&self.graph);
-                let allowed = self.allowed.clone();
                 async move {
-                    let (send, mut refused) = match &allowed {
+                    let (send, mut refused) = match allowed {
                         Some(allowed) => check_targets(&graph, allowed, &group, deadline).await,
                         None => (group.clone(), Vec::new()),
                     };

@@ -51,11 +51,7 @@ impl Services {
         };
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
-        let reprocessor = Reprocessor::new(
-            Arc::clone(&graph),
-            settings.graph.max_concurrency,
-            settings.allowed.clone(),
-        );
+        let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
         // One Table client (one connection pool, one token cache) for audit records and operation state.
         let table_client = table_client.map(Arc::new);
         let recorder =

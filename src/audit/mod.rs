@@ -68,6 +68,12 @@ pub struct AuditRecord {
     pub principal_name: String,
     pub principal_id: String,
     pub principal_idp: String,
+    /// The principal App Service authentication verified (empty when none was): its object ID, the
+    /// calling application's client ID and the app roles that granted access. `principal_*` above are
+    /// what the request claimed, verified or not.
+    pub verified_principal_id: String,
+    pub verified_app_id: String,
+    pub verified_roles: String,
     pub key_name: String,
     pub alert_rule: String,
     pub alert_id: String,
@@ -135,6 +141,9 @@ impl AuditRecord {
             principal_name: text(&caller.principal_name),
             principal_id: text(&caller.principal_id),
             principal_idp: text(&caller.principal_idp),
+            verified_principal_id: text(&caller.verified_principal_id),
+            verified_app_id: text(&caller.verified_app_id),
+            verified_roles: text(&caller.verified_roles),
             key_name: text(&caller.key_name),
             alert_rule: text(&caller.alert_rule),
             alert_id: text(&caller.alert_id),
@@ -259,6 +268,9 @@ impl AuditRecord {
             principal_name = %self.principal_name,
             principal_id = %self.principal_id,
             principal_idp = %self.principal_idp,
+            verified_principal_id = %self.verified_principal_id,
+            verified_app_id = %self.verified_app_id,
+            verified_roles = %self.verified_roles,
             key_name = %self.key_name,
             alert_rule = %self.alert_rule,
             alert_id = %self.alert_id,
@@ -375,6 +387,6 @@ pub(crate) mod tests {
         assert!(record.time.ends_with('Z') && record.time.len() == "2026-12-02T05:30:12.345Z".len());
         // Every field is always there, so the schema is the same for every record.
         let fields = serde_json::to_value(&record).unwrap();
-        assert_eq!(fields.as_object().unwrap().len(), 32);
+        assert_eq!(fields.as_object().unwrap().len(), 35);
     }
 }

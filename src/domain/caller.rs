@@ -30,13 +30,23 @@ pub struct Caller {
     pub workflow_run_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_tracking_id: Option<String>,
-    /// App Service authentication: `x-ms-client-principal-name`, `-id`, `-idp`.
+    /// App Service authentication: `x-ms-client-principal-name`, `-id`, `-idp`, as the request carried
+    /// them: caller text, verified only when the `verified_*` fields are set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub principal_idp: Option<String>,
+    /// The principal App Service authentication verified (only while it is on, from its
+    /// `X-MS-CLIENT-PRINCIPAL`): object ID, calling application's client ID, and the app roles that
+    /// granted this call (comma-separated).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_principal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_app_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_roles: Option<String>,
     /// The *name* of the function key the host accepted (its `keyid` claim), never the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_name: Option<String>,
@@ -56,7 +66,7 @@ impl Caller {
         self
     }
 
-    fn values_mut(&mut self) -> [&mut Option<String>; 12] {
+    fn values_mut(&mut self) -> [&mut Option<String>; 15] {
         [
             &mut self.trigger,
             &mut self.function,
@@ -67,6 +77,9 @@ impl Caller {
             &mut self.principal_name,
             &mut self.principal_id,
             &mut self.principal_idp,
+            &mut self.verified_principal_id,
+            &mut self.verified_app_id,
+            &mut self.verified_roles,
             &mut self.key_name,
             &mut self.alert_rule,
             &mut self.alert_id,

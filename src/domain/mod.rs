@@ -8,6 +8,7 @@ pub mod caller;
 pub mod heal;
 pub mod ids;
 pub mod outcome;
+pub mod principal;
 pub mod scope;
 pub mod targets;
 
@@ -18,5 +19,6 @@ pub use ids::{
     MessageKey, ServicePrincipalId, UserId,
 };
 pub use outcome::{ItemResult, Outcome, Report, Summary};
+pub use principal::{CallerScopes, Grant, ScopeLists, VerifiedPrincipal};
 pub use scope::Scope;
 pub use targets::{Target, TargetKind, Targets};

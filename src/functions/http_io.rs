@@ -104,7 +104,8 @@ pub fn error_body(code: &str, message: &str, extra: Value) -> Value {
 /// Who called, from the only request parts that name a caller and hold no secret: Logic Apps'
 /// `x-ms-workflow-name`, `x-ms-workflow-run-id` and `x-ms-client-tracking-id` (sent on every HTTP action
 /// call), App Service authentication's `x-ms-client-principal-name`, `-id` and `-idp` (set by the
-/// platform when authentication is on, and only then trustworthy), and the name of the function key.
+/// platform when authentication is on, and only then trustworthy: recorded here as the caller sent them,
+/// while `auth` decides whether a verified principal exists), and the name of the function key.
 /// The host forwards every request header in `Data.req.Headers` (`HttpRequestExtensions.GetRequestAsJObject`),
 /// `Authorization` and `x-functions-key` included: nothing else is read from them.
 pub fn caller(request: &HttpTrigger, trigger: &str, function: &str, invocation_id: &str) -> Caller {
@@ -119,6 +120,9 @@ pub fn caller(request: &HttpTrigger, trigger: &str, function: &str, invocation_i
         principal_name: header("x-ms-client-principal-name"),
         principal_id: header("x-ms-client-principal-id"),
         principal_idp: header("x-ms-client-principal-idp"),
+        verified_principal_id: None,
+        verified_app_id: None,
+        verified_roles: None,
         key_name: request.key_name.clone(),
         alert_rule: None,
         alert_id: None,

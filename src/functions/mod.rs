@@ -4,6 +4,7 @@
 //! function and binding names, matching the `function.json` files exactly.
 
 mod accepted;
+pub mod auth;
 pub mod bindings;
 pub mod heal_timer;
 mod http_io;

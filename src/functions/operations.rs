@@ -37,6 +37,10 @@ pub async fn handle(state: &AppState, envelope: &Envelope, response: &mut Invoke
         return HttpReply::json(405, error_body("method_not_allowed", "use GET", json!({})))
             .with_header("Allow", "GET");
     }
+    // Polling names what an operation touched, so it asks the same authentication as starting one.
+    if let Err(reply) = super::auth::authorize(&state.settings, &request) {
+        return reply;
+    }
     let Some(correlation_id) = request.param(b::ID_PARAM).and_then(CorrelationId::parse) else {
         return bad_request(
             b::ID_PARAM,

@@ -64,6 +64,10 @@ pub async fn handle(
     response: &mut InvokeResponse,
 ) -> HttpReply {
     let settings = &state.settings;
+    let auth = match super::auth::authorize(settings, request) {
+        Ok(auth) => auth,
+        Err(reply) => return refused(reply, "the caller is not authorized", response),
+    };
     let dry_run = match query_flag(request, "dryRun") {
         Ok(flag) => flag,
         Err(reply) => return reply,
@@ -115,11 +119,13 @@ pub async fn handle(
     let mut origin = caller(request, "alert", b::FUNCTION, invocation_id);
     origin.alert_rule.clone_from(&alert_rule);
     origin.alert_id = payload["data"]["essentials"]["alertId"].as_str().map(str::to_owned);
-    let origin = origin.cleaned();
+    let origin = auth.name_in(origin);
     let planned = work::plan(&targets, &scopes);
     let meta = Meta {
         correlation_id: Some(correlation_id.clone()),
         origin: Some(origin.clone()),
+        // The alert function never reads Graph: the queue function applies this narrowing.
+        scope: auth.narrowing.clone(),
         ..Meta::default()
     };
     let queued: Vec<QueueMessage> = planned.iter().map(|w| QueueMessage::child(w.clone(), &meta)).collect();

@@ -23,7 +23,9 @@ pub use parse::{
 };
 
 use crate::domain::heal::HealListing;
-use crate::domain::{AccessPackageId, Caller, CorrelationId, MessageKey, Scope, Target, TargetKind, Targets};
+use crate::domain::{
+    AccessPackageId, AllowedScope, Caller, CorrelationId, MessageKey, Scope, ScopeLists, Target, TargetKind, Targets,
+};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -54,6 +56,9 @@ pub(crate) mod field {
     /// Who asked (`domain::Caller`), carried from the HTTP call or alert through every queue message.
     pub const ORIGIN: &str = "origin";
     pub const MESSAGE_KEY: &str = "messageKey";
+    /// `{"catalogIds":[…],"accessPackageIds":[…]}`: what the authenticated caller's roles narrowed the
+    /// deployment's scope to, carried through every message of the call (`domain::ScopeLists`).
+    pub const SCOPE: &str = "scope";
     /// `{"detectDriftFor":{"accessPackageIds":[…]}}`: drift detection for these packages (`crate::drift`).
     pub const DETECT_DRIFT_FOR: &str = "detectDriftFor";
     /// `{"heal":"requests:deliveryFailed"}`: one listing of the scheduled heal, resumed at `nextLink`.
@@ -75,7 +80,7 @@ pub(crate) mod field {
     ];
 
     /// The queue's bookkeeping, written by the handler on its own messages: refused over HTTP.
-    pub const QUEUE_ONLY_FIELDS: &[&str] = &[NEXT_LINK, ATTEMPT, NOT_BEFORE, ORIGIN, MESSAGE_KEY, HEAL];
+    pub const QUEUE_ONLY_FIELDS: &[&str] = &[NEXT_LINK, ATTEMPT, NOT_BEFORE, ORIGIN, MESSAGE_KEY, HEAL, SCOPE];
 }
 
 /// The list field a scope is named in (`accessPackageIds` / `userIds`).
@@ -109,6 +114,9 @@ pub struct Fields {
     /// This message's key in its operation's state (`crate::operations`); set by the handler on the
     /// messages it enqueues for a tracked operation, absent on messages put on the queue by hand.
     pub message_key: Option<MessageKey>,
+    /// The caller's narrowing of the deployment's scope (queue only); the queue function applies the
+    /// deployment's scope and this one, so a message can narrow but never widen.
+    pub scope: Option<AllowedScope>,
     /// Packages to check for drift (`detectDriftFor.accessPackageIds`), without duplicates.
     pub drift_packages: Vec<AccessPackageId>,
     /// A heal listing (timer continuation messages only).
@@ -180,6 +188,9 @@ impl Serialize for Fields {
         }
         if let Some(origin) = &self.origin {
             map.serialize_entry(field::ORIGIN, origin)?;
+        }
+        if let Some(scope) = &self.scope {
+            map.serialize_entry(field::SCOPE, &ScopeLists::from_scope(scope))?;
         }
         map.end()
     }

@@ -314,6 +314,39 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize, form: Form) -> Result<
             None
         }
     };
+    let scope = match map.get(field::SCOPE) {
+        None | Some(Value::Null) => None,
+        Some(value @ Value::Object(_)) => {
+            match serde_json::from_value::<crate::domain::ScopeLists>(value.clone())
+                .map_err(|e| truncate(&e.to_string()))
+                .and_then(|lists| lists.to_scope())
+            {
+                // `{}` would narrow nothing; the handler never writes it, so it is refused.
+                Ok(Some(scope)) => Some(scope),
+                Ok(None) => {
+                    errors.push(FieldError {
+                        field: field::SCOPE.into(),
+                        reason: "must name catalogIds or accessPackageIds".into(),
+                    });
+                    None
+                }
+                Err(reason) => {
+                    errors.push(FieldError {
+                        field: field::SCOPE.into(),
+                        reason: format!("must be {{\"catalogIds\":[GUID…],\"accessPackageIds\":[GUID…]}}: {reason}"),
+                    });
+                    None
+                }
+            }
+        }
+        Some(other) => {
+            errors.push(FieldError {
+                field: field::SCOPE.into(),
+                reason: format!("must be an object, got {}", json_kind(other)),
+            });
+            None
+        }
+    };
     let message_key = match map.get(field::MESSAGE_KEY) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if MessageKey::parse(s).is_some() => MessageKey::parse(s),
@@ -379,6 +412,7 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize, form: Form) -> Result<
         not_before,
         correlation_id,
         origin,
+        scope,
         message_key,
         drift_packages,
         heal,

@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx<'_>, package: AccessPackageId) -> Step {
         return Step::refused(Work::Drift(package), drift::off_reason());
     }
     let services = ctx.services;
-    if let Some(allowed) = ctx.settings.allowed.as_ref() {
+    if let Some(allowed) = ctx.allowed {
         let verdict = check_packages(&services.graph, allowed, &[package], ctx.deadline)
             .await
             .remove(0);

@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx<'_>, scope: Scope, next_link: Option<String>) -> Step
         next_link: next_link.clone(),
     };
     let graph = &ctx.services.graph;
-    let allowed = ctx.settings.allowed.as_ref();
+    let allowed = ctx.allowed;
     if let (Some(allowed), Scope::AccessPackage(package)) = (allowed, scope) {
         let verdict = check_packages(graph, allowed, &[package], ctx.deadline).await.remove(0);
         if let Some(reason) = verdict.reason(&package) {

@@ -20,7 +20,7 @@ pub use settle::{Settled, settle};
 use crate::audit::Invocation;
 use crate::config::Settings;
 use crate::domain::heal::HealListing;
-use crate::domain::{AccessPackageId, Caller, CorrelationId, ItemResult, MessageKey, Scope, Targets};
+use crate::domain::{AccessPackageId, AllowedScope, Caller, CorrelationId, ItemResult, MessageKey, Scope, Targets};
 use crate::message::fit::{MAX_MESSAGE_TEXT, MESSAGE_KEY_ROOM, split_parts};
 use crate::message::{FieldError, Fields, MAX_NOT_BEFORE_WAIT, RequestError, field, requeue_delay};
 use crate::operations::ListedPage;
@@ -59,6 +59,9 @@ pub struct Meta {
     pub origin: Option<Caller>,
     /// This message's key in its operation's state (`crate::operations`), set by the handler.
     pub message_key: Option<MessageKey>,
+    /// What the authenticated caller's roles narrowed the deployment's scope to; carried to every
+    /// message the work leads to.
+    pub scope: Option<AllowedScope>,
 }
 
 /// A queue message: one kind of work and its bookkeeping.
@@ -83,6 +86,7 @@ impl Work {
             correlation_id: fields.correlation_id.clone(),
             origin: fields.origin.clone(),
             message_key: fields.message_key.clone(),
+            scope: fields.scope.clone(),
         };
         let work = heal::parse(&fields)
             .or_else(|| drift::parse(&fields))
@@ -123,6 +127,7 @@ impl QueueMessage {
             meta: Meta {
                 correlation_id: meta.correlation_id.clone(),
                 origin: meta.origin.clone(),
+                scope: meta.scope.clone(),
                 ..Meta::default()
             },
         }
@@ -150,6 +155,7 @@ impl QueueMessage {
         fields.correlation_id = self.meta.correlation_id.clone();
         fields.origin = self.meta.origin.clone();
         fields.message_key = self.meta.message_key.clone();
+        fields.scope = self.meta.scope.clone();
         fields
     }
 
@@ -238,6 +244,8 @@ pub struct Ctx<'a> {
     pub correlation_id: &'a CorrelationId,
     /// The invocation and caller, for audit records.
     pub invocation: &'a Invocation,
+    /// The scope this work runs in: the deployment's, narrowed by the caller's (`None`: everything).
+    pub allowed: Option<&'a AllowedScope>,
 }
 
 /// What running one piece of work produced, before the shared rules turn it into queue outputs.

@@ -273,3 +273,39 @@ fn a_message_too_large_for_the_queue_is_split_with_every_id_kept() {
     }
     assert_eq!(count, 5_000);
 }
+
+#[test]
+fn a_callers_scope_travels_with_every_message_it_leads_to() {
+    let catalog = crate::domain::CatalogId::parse("c0a1b2c3-d4e5-4f60-8172-839405a6b7c8").unwrap();
+    let meta = Meta {
+        scope: crate::domain::AllowedScope::new([catalog], []),
+        ..meta()
+    };
+    let message = QueueMessage::child(Work::Drift(package()), &meta);
+    let text = message.to_text();
+    assert!(
+        text.contains(r#""scope":{"catalogIds":["c0a1b2c3-d4e5-4f60-8172-839405a6b7c8"]}"#),
+        "{text}"
+    );
+    let parsed = QueueMessage::parse(&text, 100).unwrap();
+    assert_eq!(parsed.meta.scope, meta.scope);
+    // Retries and the work a message hands on keep it.
+    let settled = settle(
+        Step::again(Work::Drift(package()), "later", None),
+        &parsed.meta,
+        5,
+        &source(),
+    );
+    assert!(settled.enqueue.iter().all(|m| m.meta.scope == meta.scope));
+    // A message cannot name an empty or malformed scope.
+    for bad in [
+        r#"{}"#,
+        r#"{"catalogIds":[]}"#,
+        r#"{"catalogIds":["x"]}"#,
+        r#"{"catalogs":[]}"#,
+        "[]",
+    ] {
+        let text = format!(r#"{{"assignmentIds":["{P}"],"scope":{bad}}}"#);
+        assert!(QueueMessage::parse(&text, 100).is_err(), "{bad}");
+    }
+}

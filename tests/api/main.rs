@@ -4,6 +4,7 @@
 mod alert;
 mod audit;
 mod azurite;
+mod callers;
 mod drift;
 mod drift_seams;
 mod helpers;

@@ -142,7 +142,7 @@ pub(crate) struct Coverage<'a> {
 }
 
 impl<'a> Coverage<'a> {
-    fn new(spec: &'a Spec, path: &'static str, method: &'static str) -> Self {
+    pub(crate) fn new(spec: &'a Spec, path: &'static str, method: &'static str) -> Self {
         Self {
             spec,
             path,
@@ -320,6 +320,9 @@ fn reprocess_answers_match_the_document() {
     // The catalog scope and drift detection: their 200s, 202, 400s, 403s and 503.
     crate::openapi_scope::drive(&mut c, &app);
 
+    // 401 and 403: Entra-authenticated callers.
+    crate::callers::drive_refusals(&mut c, HTTP_FUNCTION, HttpCall::post_json("reprocess", &ids_body(1)));
+
     c.finish(&[HOST_NEVER_SENDS]);
 }
 
@@ -389,6 +392,9 @@ fn alert_answers_match_the_document() {
     let call = with_content_type(HttpCall::post_json("alert", "{}"), "application/xml");
     assert_eq!(c.answer(&app.post_alert_call(&call)).0, 415);
 
+    // 401 and 403: Entra-authenticated callers.
+    crate::callers::drive_refusals(&mut c, ALERT_FUNCTION, HttpCall::post_json("alert", "{}"));
+
     c.finish(&[HOST_NEVER_SENDS]);
 }
 
@@ -449,6 +455,10 @@ fn operations_answers_match_the_document() {
             .0,
         503
     );
+
+    // 401 and 403: Entra-authenticated callers.
+    let call = HttpCall::get_status_url("https://localhost/api/operations/abc").unwrap();
+    crate::callers::drive_refusals(&mut c, OPERATIONS_FUNCTION, call);
 
     c.finish(&[HOST_NEVER_SENDS]);
 }

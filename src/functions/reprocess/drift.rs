@@ -55,7 +55,7 @@ pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut Invo
         .iter()
         .filter(|w| matches!(w, Work::Drift(_) | Work::Expand { .. }))
         .count();
-    let queued = super::messages(&planned, &correlation_id, &call.invocation.caller);
+    let queued = super::messages(&planned, &correlation_id, &call.invocation.caller, call.auth);
     let tracked = match tracked::start(
         state,
         call.request,
@@ -95,7 +95,7 @@ async fn dry(state: &AppState, call: &Call<'_>, response: &mut InvokeResponse) -
     } else {
         dry_run::report(
             graph,
-            state.settings.allowed.as_ref(),
+            call.auth.scope.as_ref(),
             &parsed.targets,
             &parsed.scopes,
             deadline,

@@ -10,6 +10,7 @@
 mod drift;
 
 use super::accepted::{Accepted, Named, Queued};
+use super::auth::{Authorized, authorize};
 use super::bindings::http as b;
 use super::http_io::{caller, error_body, json_body, query_flag};
 use super::tracked;
@@ -32,6 +33,10 @@ pub async fn handle(
     response: &mut InvokeResponse,
 ) -> HttpReply {
     let settings = &state.settings;
+    let auth = match authorize(settings, request) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
     let body = match json_body(
         request,
         "the request has no body. Send {\"assignmentIds\":[\"...\"]} with a Content-Length header \
@@ -54,7 +59,7 @@ pub async fn handle(
         Err(reply) => return reply,
     };
     let deadline = Instant::now() + settings.http_budget;
-    let caller = caller(request, "http", b::FUNCTION, invocation_id);
+    let caller = auth.name_in(caller(request, "http", b::FUNCTION, invocation_id));
     let invocation = Invocation {
         trigger: "http",
         function: b::FUNCTION,
@@ -63,7 +68,7 @@ pub async fn handle(
         caller: caller.clone(),
         queue: None,
     };
-    if let Some(reply) = refuse_packages_out_of_scope(state, &parsed, &invocation, deadline, response).await {
+    if let Some(reply) = refuse_packages_out_of_scope(state, &auth, &parsed, &invocation, deadline, response).await {
         return reply;
     }
     let call = Call {
@@ -72,6 +77,7 @@ pub async fn handle(
         invocation: &invocation,
         dry_run,
         deadline,
+        auth: &auth,
     };
     if !parsed.drift_packages.is_empty() {
         return drift::handle(state, call, response).await;
@@ -80,7 +86,7 @@ pub async fn handle(
         let services = state.services().await;
         let mut body = dry_run::report(
             &services.graph,
-            settings.allowed.as_ref(),
+            auth.scope.as_ref(),
             &parsed.targets,
             &parsed.scopes,
             deadline,
@@ -116,6 +122,7 @@ pub async fn handle(
         deadline,
         correlation_id: &correlation_id,
         invocation: &invocation,
+        allowed: auth.scope.as_ref(),
     };
     let report = work::reprocess::reprocess(&ctx, &parsed.targets).await;
     response.log(report.one_line());
@@ -135,13 +142,17 @@ pub(super) struct Call<'a> {
     pub invocation: &'a Invocation,
     pub dry_run: bool,
     pub deadline: Instant,
+    /// The caller, as authenticated, and the call's scope.
+    pub auth: &'a Authorized,
 }
 
-/// Messages for the queue, each carrying who asked and the correlation ID.
-fn messages(work: &[Work], correlation_id: &CorrelationId, caller: &Caller) -> Vec<QueueMessage> {
+/// Messages for the queue, each carrying who asked, the caller's narrowing of the scope and the
+/// correlation ID.
+fn messages(work: &[Work], correlation_id: &CorrelationId, caller: &Caller, auth: &Authorized) -> Vec<QueueMessage> {
     let meta = work::Meta {
         correlation_id: Some(correlation_id.clone()),
         origin: Some(caller.clone()),
+        scope: auth.narrowing.clone(),
         ..work::Meta::default()
     };
     work.iter().map(|w| QueueMessage::child(w.clone(), &meta)).collect()
@@ -155,7 +166,7 @@ async fn fan_out(state: &AppState, call: &Call<'_>, caller: &Caller, response: &
     let invocation_id = call.invocation.invocation_id.as_str();
     let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
     let planned = work::plan(&parsed.targets, &parsed.scopes);
-    let queued = messages(&planned, &correlation_id, caller);
+    let queued = messages(&planned, &correlation_id, caller, call.auth);
     let scopes = parsed.scopes.len();
     let tracked = match tracked::start(
         state,
@@ -207,7 +218,7 @@ async fn split_into_messages(
         .clone()
         .or_else(|| CorrelationId::parse(invocation_id))
         .unwrap_or_else(CorrelationId::new_random);
-    let queued = messages(&work::id_chunks(targets), &correlation_id, caller);
+    let queued = messages(&work::id_chunks(targets), &correlation_id, caller, call.auth);
     let count = queued.len();
     let tracked = match tracked::start(state, call.request, &correlation_id, "http", 0, queued, invocation_id).await {
         Ok(tracked) => tracked,
@@ -230,17 +241,18 @@ async fn split_into_messages(
     tracked::accepted(body, tracked.status_url.as_deref())
 }
 
-/// With a catalog scope, an access package outside it (in `accessPackageIds` or
+/// With a catalog scope (the deployment's, narrowed by the caller's roles), an access package outside it (in `accessPackageIds` or
 /// `detectDriftFor.accessPackageIds`) is refused up front: 400 `out_of_scope` naming every such package
 /// (503 + `Retry-After` when Graph could not be asked in time), nothing enqueued or read further.
 async fn refuse_packages_out_of_scope(
     state: &AppState,
+    auth: &Authorized,
     parsed: &HttpBody,
     invocation: &Invocation,
     deadline: Instant,
     response: &mut InvokeResponse,
 ) -> Option<HttpReply> {
-    let allowed = state.settings.allowed.as_ref()?;
+    let allowed = auth.scope.as_ref()?;
     let drift_field = "detectDriftFor.accessPackageIds";
     let mut fields: Vec<&str> = Vec::new();
     let mut ids: Vec<AccessPackageId> = Vec::new();

@@ -16,7 +16,7 @@ mod track;
 
 use super::bindings::queue as b;
 use crate::audit::{Invocation, QueueMessage as AuditQueueMessage};
-use crate::domain::CorrelationId;
+use crate::domain::{AllowedScope, CorrelationId};
 use crate::host::{Envelope, EnvelopeError, InvokeResponse, QueueTrigger};
 use crate::message::{DeadLetter, DeadLetterSource};
 use crate::state::AppState;
@@ -82,12 +82,15 @@ pub async fn handle(
             dequeue_count: trigger.dequeue_count,
         }),
     };
+    // A message's scope can only narrow the deployment's: both must allow.
+    let allowed = AllowedScope::narrowed(settings.allowed.as_ref(), message.meta.scope.as_ref());
     let ctx = Ctx {
         settings,
         services: state.services().await,
         deadline: Instant::now() + settings.queue_budget,
         correlation_id: &correlation_id,
         invocation: &invocation,
+        allowed: allowed.as_ref(),
     };
     let attempt = message.meta.attempt;
     let step = message.work.run(&ctx).await;
