@@ -73,17 +73,24 @@ pub async fn start(
     };
     let keyed = with_message_keys(texts, invocation_id);
     let keys: Vec<MessageKey> = keyed.iter().map(|(k, _)| k.clone()).collect();
-    if let Err(e) = store.start(correlation_id, source, scopes, &keys).await {
-        tracing::error!(error = %e, correlation_id = %correlation_id, "could not record the operation; nothing enqueued");
-        let reply = HttpReply::json(
-            503,
-            error_body(
-                "status_store_unavailable",
-                "the operation's state could not be recorded, so nothing was enqueued; try again",
-                json!({}),
-            ),
-        );
-        return Err(reply.with_header("Retry-After", "30"));
+    match store.start(correlation_id, source, scopes, &keys).await {
+        Ok(crate::operations::Started::New) => {}
+        Ok(crate::operations::Started::Exists) => {
+            tracing::warn!(correlation_id = %correlation_id, "refused: the correlation ID names an existing operation");
+            return Err(crate::operations::exists_reply(correlation_id));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, correlation_id = %correlation_id, "could not record the operation; nothing enqueued");
+            let reply = HttpReply::json(
+                503,
+                error_body(
+                    "status_store_unavailable",
+                    "the operation's state could not be recorded, so nothing was enqueued; try again",
+                    json!({}),
+                ),
+            );
+            return Err(reply.with_header("Retry-After", "30"));
+        }
     }
     Ok(Tracked {
         texts: keyed.into_iter().map(|(_, t)| t).collect(),

@@ -31,7 +31,7 @@ mod record;
 mod status;
 mod sweep;
 
-pub use record::{DeadEntry, ListedPage, Recorded};
+pub use record::{DeadEntry, ListedPage, Recorded, Started};
 pub use status::{ListingProgress, OperationView, RESULTS_PAGE_SIZE, StatusKind};
 pub use sweep::Swept;
 
@@ -80,6 +80,25 @@ pub(crate) fn message_row(k: &MessageKey) -> TableKey {
 
 pub(crate) fn now_text() -> String {
     crate::message::rfc3339(OffsetDateTime::now_utc())
+}
+
+/// The 409 to a call whose body names an operation that already exists: operation IDs are claimed by
+/// the call that creates them, so no later call can add to (or reopen, or extend) another's operation.
+/// Nothing was done. The caller's own tracking value belongs in `x-ms-client-tracking-id`.
+pub fn exists_reply(op: &CorrelationId) -> crate::host::HttpReply {
+    let message = format!(
+        "correlationId {op} names an existing operation, which belongs to the call that started it; nothing \
+         was done. Send a correlationId not used before, or none (one is made up), and put your own \
+         tracking value in the x-ms-client-tracking-id header"
+    );
+    crate::host::HttpReply::json(
+        409,
+        serde_json::json!({ "error": {
+            "code": "operation_exists",
+            "message": message,
+            "fields": [{ "field": "correlationId", "reason": "names an existing operation" }],
+        } }),
+    )
 }
 
 impl OperationStore {

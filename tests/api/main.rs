@@ -6,6 +6,7 @@ mod audit;
 mod azurite;
 mod drift;
 mod drift_seams;
+mod hardening;
 mod helpers;
 mod hostile;
 mod http;

@@ -276,6 +276,11 @@ fn reprocess_answers_match_the_document() {
     let fan_out = json!({ "accessPackageIds": [sample::PACKAGE_SALES], "userIds": [sample::USER_BRIAN] });
     let (status, _, body) = c.answer(&app.post_ids(&fan_out.to_string()));
     assert_eq!((status, &body["status"]), (202, &json!("accepted")));
+    // 409: a later call naming that operation's ID.
+    let mut again = fan_out.clone();
+    again["correlationId"] = body["correlationId"].clone();
+    let (status, _, body) = c.answer(&app.post_ids(&again.to_string()));
+    assert_eq!((status, &body["error"]["code"]), (409, &json!("operation_exists")));
     let (status, _, body) = c.answer(&app.post_ids(&ids_body(101)));
     assert_eq!(
         (status, &body["status"], &body["ids"]),
