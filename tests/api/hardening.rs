@@ -1,13 +1,14 @@
-//! What a hostile caller tried: writing into another caller's operation by naming its correlation ID
-//! (real Azurite).
+//! What a hostile caller tried: writing into another caller's operation by naming its correlation ID,
+//! and audit records too large for one Table property (real Azurite).
 
-use crate::helpers::{ReplyExt, delivered_tenant};
+use crate::helpers::{ReplyExt, TestApp, delivered_tenant, spawn_app_env};
 use crate::operations::{
     finished, header, ids_of, location_of, spawn_tracked_in, storage_client, table_name, tokio_run,
 };
 use reprocess_handler::emulator::sample;
-use reprocess_handler::storage::{TableKey, TableName};
+use reprocess_handler::storage::{Entity, Filter, TableKey, TableName};
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 
 fn guids(from: usize, n: usize) -> Vec<String> {
     (from..from + n)
@@ -115,4 +116,99 @@ fn a_new_correlation_id_of_the_callers_own_is_kept_and_claimed_once() {
     // Once finished, the ID stays taken.
     let (status, _, answer) = app.post_ids(&body).res();
     assert_eq!(status, 409, "{answer}");
+}
+
+/// An app whose audit table (in Azurite) is its own.
+fn spawn_audited(extra: &[(&str, &str)]) -> (TestApp, TableName) {
+    let table = TableName::parse(&format!("hardaudit{}", fastrand::u32(..))).unwrap();
+    let storage = crate::azurite::azurite().connection_string();
+    let mut env = vec![
+        ("AzureWebJobsStorage", storage.as_str()),
+        ("AUDIT_TABLE_NAME", table.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    (spawn_app_env(&env), table)
+}
+
+/// The entities of `partition`, waiting (up to 20 s) until there are `count`: the handler writes the
+/// durable records in the background after answering.
+fn partition_rows(table: &TableName, partition: &str, count: usize) -> Vec<Entity> {
+    let client = storage_client();
+    let filter = Filter::partition(&TableKey::parse(partition).unwrap());
+    let started = Instant::now();
+    loop {
+        let rows = tokio_run(client.query_all(table, &filter)).unwrap_or_default();
+        if rows.len() >= count || started.elapsed() > Duration::from_secs(20) {
+            return rows;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One record's field read back from its row and continuation rows, pieces joined in order.
+fn reassembled(own: &Entity, parts: &[Entity], field: &str) -> String {
+    let Some(count) = own.u64(&format!("{field}_parts")) else {
+        return own.str(field).unwrap_or_default().to_owned();
+    };
+    let mut whole = own.str(field).unwrap().to_owned();
+    for i in 1..count {
+        let name = format!("{field}_{i}");
+        let piece = std::iter::once(own)
+            .chain(parts.iter())
+            .find_map(|row| row.str(&name))
+            .unwrap_or_else(|| panic!("{name} is stored nowhere"));
+        whole.push_str(piece);
+    }
+    whole
+}
+
+/// A dry run of `assignments` assignment IDs and `users` user IDs: its one audit record reaches the
+/// table whole, every ID in order. Returns how many continuation rows it took.
+fn a_dry_run_of(assignments: usize, users: usize, extra: &[(&str, &str)]) -> usize {
+    let (app, table) = spawn_audited(extra);
+    let ids = guids(0x10_0000, assignments);
+    let user_ids = guids(0x20_0000, users);
+    let body = json!({ "assignmentIds": ids, "userIds": user_ids, "dryRun": true }).to_string();
+    let reply = app.post_ids(&body);
+    assert_eq!(reply.res().0, 200, "{}", reply.json);
+    let day = time::OffsetDateTime::now_utc().date().to_string();
+    let records = partition_rows(&table, &day, 1);
+    assert_eq!(records.len(), 1, "one row per record in the day's partition");
+    let own = &records[0];
+    assert_eq!(own.str("audit"), Some("dry_run"));
+    let part_rows = own.u64("audit_part_rows").unwrap_or(0) as usize;
+    let parts: Vec<Entity> = partition_rows(&table, &format!("{day}~parts"), part_rows)
+        .into_iter()
+        .filter(|p| p.str("audit_part_of") == Some(own.row_key.as_str()))
+        .collect();
+    assert_eq!(parts.len(), part_rows);
+    assert_eq!(
+        reassembled(own, &parts, "assignment_ids"),
+        ids.join(","),
+        "every ID, in order"
+    );
+    assert_eq!(reassembled(own, &parts, "user_ids"), user_ids.join(","));
+    assert!(
+        !app.stdout().contains("not written to the durable sink"),
+        "{}",
+        app.stdout()
+    );
+    part_rows
+}
+
+#[test]
+fn a_dry_run_of_the_default_limit_reaches_the_audit_table_whole() {
+    assert_eq!(a_dry_run_of(999, 1, &[]), 0, "split across properties of its own row");
+}
+
+#[test]
+fn a_dry_run_of_the_largest_call_the_settings_allow_reaches_the_audit_table_whole() {
+    // MAX_IDS_PER_CALL's maximum. The assignments use up the dry run's read budget, so the users are
+    // not listed (this stays quick); the record still names every ID, across continuation rows.
+    let part_rows = a_dry_run_of(
+        1_000,
+        99_000,
+        &[("MAX_IDS_PER_CALL", "100000"), ("MAX_BODY_BYTES", "8388608")],
+    );
+    assert!(part_rows > 1, "{part_rows} continuation rows");
 }
