@@ -10,6 +10,7 @@ pub mod ids;
 pub mod outcome;
 pub mod scope;
 pub mod targets;
+pub mod text;
 
 pub use allowed::{AllowedScope, Membership};
 pub use caller::Caller;

@@ -1,10 +1,12 @@
-//! What a hostile caller tried: writing into another caller's operation by naming its correlation ID,
-//! and audit records too large for one Table property (real Azurite).
+//! What a hostile caller tried: writing into another caller's operation by naming its correlation ID
+//! (real Azurite), audit records too large for one Table property, and caller text carrying Unicode
+//! format characters (bidirectional overrides, zero-width characters) into the audit records and logs.
 
 use crate::helpers::{ReplyExt, TestApp, delivered_tenant, spawn_app_env};
 use crate::operations::{
     finished, header, ids_of, location_of, spawn_tracked_in, storage_client, table_name, tokio_run,
 };
+use reprocess_handler::emulator::host::HttpCall;
 use reprocess_handler::emulator::sample;
 use reprocess_handler::storage::{Entity, Filter, TableKey, TableName};
 use serde_json::{Value, json};
@@ -211,4 +213,51 @@ fn a_dry_run_of_the_largest_call_the_settings_allow_reaches_the_audit_table_whol
         &[("MAX_IDS_PER_CALL", "100000"), ("MAX_BODY_BYTES", "8388608")],
     );
     assert!(part_rows > 1, "{part_rows} continuation rows");
+}
+
+#[test]
+fn format_characters_from_headers_and_field_names_reach_neither_records_nor_logs() {
+    let (app, table) = spawn_audited(&[]);
+    let body = json!({ "assignmentIds": [sample::DELIVERED_1] }).to_string();
+    let mut call = HttpCall::post_json("reprocess", &body);
+    call.headers.extend(
+        [
+            ("x-ms-workflow-name", "pay\u{202E}txt.exe"),
+            ("x-ms-client-tracking-id", "\u{2066}ticket\u{200B}-1\u{2069}\u{FEFF}"),
+            ("x-ms-client-principal-name", "adele\u{E0041}\u{00AD}@contoso.example"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let (status, _, _) = app.invoke_http(&call).res();
+    assert_eq!(status, 200);
+    // A field name carrying an override, refused: the error and its log line show it without.
+    let (status, _, refused) = app
+        .post_ids(&format!(r#"{{"assignment\u202eIds":["{}"]}}"#, sample::DELIVERED_1))
+        .res();
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"]["fields"][0]["field"], "assignmentIds");
+
+    let day = time::OffsetDateTime::now_utc().date().to_string();
+    let stored = partition_rows(&table, &day, 1);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].str("workflow_name"), Some("paytxt.exe"));
+    assert_eq!(stored[0].str("client_tracking_id"), Some("ticket-1"));
+    assert_eq!(stored[0].str("principal_name"), Some("adele@contoso.example"));
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = format!("{}\n{}", app.stdout(), app.stderr());
+    assert!(logs.contains("paytxt.exe"), "the audit line is there");
+    assert!(logs.contains("rejected HTTP request"));
+    for hidden in [
+        '\u{202E}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{200B}',
+        '\u{FEFF}',
+        '\u{E0041}',
+        '\u{00AD}',
+    ] {
+        assert!(!logs.contains(hidden), "U+{:04X} reached the logs", hidden as u32);
+        let records = serde_json::to_string(&stored[0].properties).unwrap();
+        assert!(!records.contains(hidden), "U+{:04X} reached the record", hidden as u32);
+    }
 }
