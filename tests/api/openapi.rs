@@ -102,6 +102,17 @@ impl Spec {
                 .and_then(|(_, v)| v.as_str())
         };
         assert_eq!(header("Content-Type"), Some("application/json"), "{what}");
+        // And the other way round: every header sent is declared, so a client generated from the
+        // document (a connector, a Logic App) knows of it.
+        for name in headers.as_object().unwrap().keys() {
+            let declared = response["headers"]
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)));
+            assert!(
+                declared || name.eq_ignore_ascii_case("Content-Type"),
+                "{what} with the header {name}, which the document does not declare"
+            );
+        }
         for (name, declared) in response["headers"].as_object().into_iter().flatten() {
             let value = header(name).unwrap_or_else(|| panic!("{what} without the header {name}: {headers}"));
             match declared["type"].as_str() {
@@ -454,6 +465,13 @@ fn operations_answers_match_the_document() {
             .0,
         503
     );
+    // 503 also when the state store cannot be read.
+    let dead = spawn_with_dead_storage();
+    let (status, _, body) = c.answer(&dead.get_status("https://localhost/api/operations/abc"));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("status_store_unavailable"))
+    );
 
     c.finish(&[HOST_NEVER_SENDS]);
 }
@@ -499,6 +517,27 @@ fn the_served_document_is_the_checked_in_one_with_the_callers_host() {
         assert_eq!(served, want, "the served document is the checked-in one");
     }
     c.finish(&[HOST_NEVER_SENDS]);
+}
+
+#[test]
+fn the_document_describes_its_body_parameters_and_names_a_contact() {
+    let doc = checked_in();
+    assert!(
+        doc["info"]["contact"].as_object().is_some_and(|c| !c.is_empty()),
+        "info.contact"
+    );
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                let described = parameter["description"].as_str().is_some_and(|d| !d.trim().is_empty());
+                assert!(
+                    described,
+                    "{method} {path}: parameter {} has no description",
+                    parameter["name"]
+                );
+            }
+        }
+    }
 }
 
 #[test]
