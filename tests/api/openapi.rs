@@ -519,6 +519,39 @@ fn the_served_document_is_the_checked_in_one_with_the_callers_host() {
     c.finish(&[HOST_NEVER_SENDS]);
 }
 
+/// Bodies the handler refuses (400) for a rule the document can state are invalid in the document too,
+/// so a client (or a fuzzer) that trusts it does not send them.
+#[test]
+fn bodies_the_handler_refuses_for_their_shape_are_invalid_in_the_document() {
+    let doc = checked_in();
+    let mut schema = doc["definitions"]["ReprocessRequest"].clone();
+    schema["definitions"] = doc["definitions"].clone();
+    let validator = jsonschema::draft4::new(&schema).unwrap();
+    let app = spawn_app_env(&[("DRIFT_DETECTION_ENABLED", "true")]);
+    let id = sample::DELIVERED_1;
+    for body in [
+        json!({ "detectDriftFor": { "accessPackageIds": [] } }),
+        json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_SALES], "userIds": [] } }),
+        json!({ "assignmentIds": [id], "assignmentIdz": [id] }),
+    ] {
+        let (status, _, answer) = app.post_ids(&body.to_string()).res();
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            !validator.is_valid(&body),
+            "the document takes {body}, which the handler refuses: {answer}"
+        );
+    }
+    // And what it takes stays valid.
+    for body in [
+        json!({ "assignmentIds": [id], "dryRun": true, "correlationId": "c-1" }),
+        json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_SALES] }, "dryRun": true }),
+    ] {
+        assert!(validator.is_valid(&body), "{body}");
+        let (status, _, answer) = app.post_ids(&body.to_string()).res();
+        assert_eq!(status, 200, "{body}: {answer}");
+    }
+}
+
 #[test]
 fn the_document_describes_its_body_parameters_and_names_a_contact() {
     let doc = checked_in();
