@@ -87,7 +87,7 @@ impl fmt::Display for Path<'_> {
         match self {
             Path::Root => f.write_str("$"),
             Path::Key(parent, key) => {
-                let shown: String = key.chars().filter(|c| !c.is_control()).take(64).collect();
+                let shown = crate::domain::text::shown(key, 64);
                 write!(f, "{parent}.{shown}")
             }
             Path::Index(parent, i) => write!(f, "{parent}[{i}]"),

@@ -114,7 +114,7 @@ fn text(value: &Option<String>) -> String {
 }
 
 fn clip(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(512).collect()
+    crate::domain::text::shown(text, 512)
 }
 
 impl AuditRecord {

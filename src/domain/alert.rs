@@ -67,7 +67,7 @@ fn kind_of(name: &str) -> Option<Kind> {
 }
 
 fn short(s: &str) -> String {
-    let mut out: String = s.chars().filter(|c| !c.is_control()).take(64).collect();
+    let mut out = super::text::shown(s, 64);
     if s.chars().count() > 64 {
         out.push('…');
     }

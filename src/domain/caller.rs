@@ -4,7 +4,7 @@
 //! (`origin`), so the audit record of a reprocess done later by the queue function still names it.
 //!
 //! Every value is caller text: it is kept only as printable text of at most [`MAX_VALUE`] characters
-//! (clipped otherwise). No header other than the named ones is ever read, so no token, function key or
+//! (clipped otherwise), without control or Unicode format characters. No header other than the named ones is ever read, so no token, function key or
 //! URL query can end up here.
 
 use serde::{Deserialize, Serialize};
@@ -87,9 +87,11 @@ impl Caller {
     }
 }
 
-/// Control characters removed, trimmed, clipped to [`MAX_VALUE`] characters; `None` if nothing is left.
+/// Control and format characters removed ([`super::text::shown`]: a bidirectional override in a
+/// workflow name would make the record read as something else), trimmed, clipped to [`MAX_VALUE`]
+/// characters; `None` if nothing is left.
 pub fn clean(value: &str) -> Option<String> {
-    let text: String = value.chars().filter(|c| !c.is_control()).take(MAX_VALUE).collect();
+    let text = super::text::shown(value, MAX_VALUE);
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }
@@ -110,5 +112,19 @@ mod tests {
         assert_eq!(caller.workflow_name.as_deref(), Some("flow{\"forged\":1}"));
         assert_eq!(caller.alert_rule.unwrap().chars().count(), MAX_VALUE);
         assert_eq!(caller.alert_id, None);
+    }
+
+    #[test]
+    fn format_characters_are_dropped_like_control_characters() {
+        let caller = Caller {
+            workflow_name: Some("pay\u{202E}txt.exe\u{200B}".into()),
+            principal_name: Some("\u{2066}admin\u{2069}\u{FEFF}@contoso.com\u{E0041}".into()),
+            alert_id: Some("\u{200B}\u{00AD}\u{061C}".into()),
+            ..Caller::default()
+        }
+        .cleaned();
+        assert_eq!(caller.workflow_name.as_deref(), Some("paytxt.exe"));
+        assert_eq!(caller.principal_name.as_deref(), Some("admin@contoso.com"));
+        assert_eq!(caller.alert_id, None, "nothing shown is left");
     }
 }

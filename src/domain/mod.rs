@@ -11,6 +11,7 @@ pub mod outcome;
 pub mod principal;
 pub mod scope;
 pub mod targets;
+pub mod text;
 
 pub use allowed::{AllowedScope, Membership};
 pub use caller::Caller;

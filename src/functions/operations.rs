@@ -55,10 +55,12 @@ pub async fn handle(state: &AppState, envelope: &Envelope, response: &mut Invoke
         },
     };
     let Some(store) = &state.services().await.operations else {
+        // Retry-After as on every 503: the settings may be fixed and the app restarted meanwhile.
         return HttpReply::json(
             503,
             error_body("status_unavailable", super::tracked::STATUS_UNAVAILABLE, json!({})),
-        );
+        )
+        .with_header("Retry-After", RETRY_AFTER_SECONDS.to_string());
     };
     let view = match store.view(&correlation_id, after.as_ref()).await {
         Ok(Some(view)) => view,

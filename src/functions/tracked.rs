@@ -82,22 +82,42 @@ pub async fn start(
     };
     let messages = keyed(messages, invocation_id);
     let keys: Vec<MessageKey> = messages.iter().filter_map(|m| m.meta.message_key.clone()).collect();
-    if let Err(e) = store.start(correlation_id, source, scopes, &keys).await {
-        tracing::error!(error = %e, correlation_id = %correlation_id, "could not record the operation; nothing enqueued");
-        let reply = HttpReply::json(
-            503,
-            error_body(
-                "status_store_unavailable",
-                "the operation's state could not be recorded, so nothing was enqueued; try again",
-                json!({}),
-            ),
-        );
-        return Err(reply.with_header("Retry-After", "30"));
+    match store.start(correlation_id, source, scopes, &keys).await {
+        Ok(crate::operations::Started::New) => {}
+        Ok(crate::operations::Started::Exists) => {
+            tracing::warn!(correlation_id = %correlation_id, "refused: the correlation ID names an existing operation");
+            return Err(exists_reply(correlation_id));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, correlation_id = %correlation_id, "could not record the operation; nothing enqueued");
+            let reply = HttpReply::json(
+                503,
+                error_body(
+                    "status_store_unavailable",
+                    "the operation's state could not be recorded, so nothing was enqueued; try again",
+                    json!({}),
+                ),
+            );
+            return Err(reply.with_header("Retry-After", "30"));
+        }
     }
     Ok(Tracked {
         messages,
         status_url: status_url(request, correlation_id),
     })
+}
+
+/// The 409 to a call whose body names an operation that already exists: operation IDs are claimed by
+/// the call that creates them, so no later call can add to (or reopen, or extend) another's operation.
+/// Nothing was done. The caller's own tracking value belongs in `x-ms-client-tracking-id`.
+fn exists_reply(op: &CorrelationId) -> HttpReply {
+    let message = format!(
+        "correlationId {op} names an existing operation, which belongs to the call that started it; nothing \
+         was done. Send a correlationId not used before, or none (one is made up), and put your own \
+         tracking value in the x-ms-client-tracking-id header"
+    );
+    let fields = json!({ "fields": [{ "field": "correlationId", "reason": "names an existing operation" }] });
+    HttpReply::json(409, error_body("operation_exists", &message, fields))
 }
 
 /// The 202: `Location` and `Retry-After` when tracked, and `statusUrl` (or why there is none) in the body.

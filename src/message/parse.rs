@@ -511,7 +511,7 @@ fn collect_ids<T>(
 
 /// Keeps hostile field names from bloating error bodies and logs.
 fn truncate(s: &str) -> String {
-    let mut out: String = s.chars().take(64).collect();
+    let mut out = crate::domain::text::shown(s, 64);
     if s.chars().count() > 64 {
         out.push('…');
     }

@@ -31,7 +31,7 @@ mod record;
 mod status;
 mod sweep;
 
-pub use record::{DeadEntry, ListedPage, Recorded};
+pub use record::{DeadEntry, ListedPage, Recorded, Started};
 pub use status::{ListingProgress, OperationView, RESULTS_PAGE_SIZE, StatusKind};
 pub use sweep::Swept;
 

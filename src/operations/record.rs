@@ -20,6 +20,16 @@ const MAX_CHILDREN_KEPT: usize = 1000;
 /// Longest per-ID result text kept (a Table string property holds 32K UTF-16 characters).
 const MAX_RESULT_TEXT: usize = 16_000;
 
+/// What [`OperationStore::start`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Started {
+    /// A new operation, with its first messages pending.
+    New,
+    /// The ID already names an operation: nothing was written to it.
+    Exists,
+}
+
 /// An ID (or a listing's package/user) that went to the poison queue, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadEntry {
@@ -48,15 +58,20 @@ pub struct Recorded<'a> {
 }
 
 impl OperationStore {
-    /// Starts (or, for a repeated correlation ID, joins) an operation and registers the messages about
-    /// to be enqueued as pending, before they exist.
+    /// Starts a new operation and registers the messages about to be enqueued as pending, before they
+    /// exist. An ID that already names an operation is refused ([`Started::Exists`], nothing written to
+    /// that operation): an operation belongs to the call that created it, so a later call that names
+    /// its ID (by mistake, or to write into someone else's results) can neither add IDs to it nor
+    /// reopen or extend it. The insert of the `op` row is the claim, so of two calls racing for one new
+    /// ID exactly one gets it. Redeliveries of the handler's own queue messages never come through here:
+    /// they record into their operation with [`OperationStore::record`].
     pub async fn start(
         &self,
         op: &CorrelationId,
         source: &str,
         scopes: usize,
         roots: &[MessageKey],
-    ) -> Result<(), StorageError> {
+    ) -> Result<Started, StorageError> {
         let table = self.table().await?;
         let now = OffsetDateTime::now_utc();
         let expires = now + time::Duration::try_from(self.retention()).unwrap_or(time::Duration::days(7));
@@ -69,18 +84,22 @@ impl OperationStore {
             .with("source", source)
             .with("scopes", scopes as u64);
         if self.client.insert(table, &header).await? == crate::storage::Inserted::AlreadyExists {
-            let more = self.client.get(table, &partition(op), &key(OP_ROW)).await?;
-            let before = more.and_then(|e| e.u64("scopes")).unwrap_or(0);
-            let merged = Entity::new(partition(op), key(OP_ROW))
-                .with("scopes", before + scopes as u64)
-                .with("expiresAt", expires_at.as_str());
-            self.client.upsert(table, &merged, UpsertMode::Merge).await?;
+            // The index row just written is the refused call's; the operation keeps its own (same key
+            // only when both were written in the same second, and then it must stay).
+            let existing = self.client.get(table, &partition(op), &key(OP_ROW)).await?;
+            if existing.as_ref().and_then(|e| e.str("expiresAt")) != Some(expires_at.as_str()) {
+                // Best effort: a leftover index row only makes a later sweep look at this ID once more.
+                let index = super::sweep::expiry_row(&expires_at, op);
+                let _ = self.client.delete(table, &index.partition_key, &index.row_key).await;
+            }
+            return Ok(Started::Exists);
         }
         self.write_all(
             roots.iter().map(|k| pending(op, k, "root")).collect(),
             UpsertMode::Replace,
         )
-        .await
+        .await?;
+        Ok(Started::New)
     }
 
     /// Records one invocation of the tracked message `own`: results, dead letters and listed page, then

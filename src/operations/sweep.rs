@@ -1,8 +1,9 @@
 //! Deleting expired operations. Table Storage has no time-to-live, so [`OperationStore::start`] also
 //! writes an index row in the partition `_expiry` (RowKey `<expiresAt>|<correlationId>`, RFC 3339 sorts as
 //! text), and the timer function `function-operations-cleanup` calls [`OperationStore::sweep`]: every
-//! index row older than now names an operation whose rows are deleted (unless a later call with the same
-//! correlation ID extended it), the index row last, so a sweep cut short by its budget resumes next time.
+//! index row older than now names an operation whose rows are deleted (unless that operation's own
+//! `expiresAt` is later: the ID was used again after its first operation was deleted, and the index row
+//! belongs to the earlier one), the index row last, so a sweep cut short by its budget resumes next time.
 
 use super::{OP_ROW, OperationStore, key, partition};
 use crate::domain::CorrelationId;

@@ -33,6 +33,27 @@ impl Entity {
         self.properties.get(name).and_then(Value::as_u64)
     }
 
+    /// The entity's size as Table Storage counts it against [`MAX_ENTITY_BYTES`] ("Understanding the
+    /// Table service data model": 4 bytes, the keys in UTF-16, and per property 8 bytes, its name in
+    /// UTF-16 and its value: a string 4 bytes plus UTF-16, a number 8, a boolean 1).
+    pub fn stored_size(&self) -> usize {
+        let utf16 = |s: &str| s.encode_utf16().count() * 2;
+        let value = |v: &Value| match v {
+            Value::String(s) => 4 + utf16(s),
+            Value::Bool(_) => 1,
+            Value::Null => 0,
+            Value::Number(_) => 8,
+            other => 4 + utf16(&other.to_string()),
+        };
+        4 + utf16(self.partition_key.as_str())
+            + utf16(self.row_key.as_str())
+            + self
+                .properties
+                .iter()
+                .map(|(name, v)| 8 + utf16(name) + value(v))
+                .sum::<usize>()
+    }
+
     pub(super) fn to_body(&self) -> Result<Vec<u8>, StorageError> {
         let mut body = Map::new();
         body.insert("PartitionKey".into(), json!(self.partition_key.as_str()));
@@ -67,6 +88,11 @@ impl Entity {
         })
     }
 }
+
+/// The most a string property holds, in UTF-16 code units (64 KiB: "32K characters").
+pub const MAX_STRING_UNITS: usize = 32 * 1024;
+/// The most an entity holds, keys and property names included ([`Entity::stored_size`]).
+pub const MAX_ENTITY_BYTES: usize = 1024 * 1024;
 
 /// Insert-or-replace (the entity becomes exactly this) or insert-or-merge (these properties change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

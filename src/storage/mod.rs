@@ -24,7 +24,7 @@ mod table;
 
 pub use auth::AccountKey;
 pub use auth::shared_key_lite as sign_shared_key_lite;
-pub use entity::{Continuation, Entity, Inserted, Page, UpsertMode};
+pub use entity::{Continuation, Entity, Inserted, MAX_ENTITY_BYTES, MAX_STRING_UNITS, Page, UpsertMode};
 pub use error::StorageError;
 pub use keys::{Filter, KeyError, TableKey, TableName};
 pub use settings::{StorageAuth, StorageSettings, TokenSource, UsedSetting};

@@ -7,6 +7,7 @@ mod azurite;
 mod callers;
 mod drift;
 mod drift_seams;
+mod hardening;
 mod helpers;
 mod hostile;
 mod http;

@@ -102,6 +102,17 @@ impl Spec {
                 .and_then(|(_, v)| v.as_str())
         };
         assert_eq!(header("Content-Type"), Some("application/json"), "{what}");
+        // And the other way round: every header sent is declared, so a client generated from the
+        // document (a connector, a Logic App) knows of it.
+        for name in headers.as_object().unwrap().keys() {
+            let declared = response["headers"]
+                .as_object()
+                .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case(name)));
+            assert!(
+                declared || name.eq_ignore_ascii_case("Content-Type"),
+                "{what} with the header {name}, which the document does not declare"
+            );
+        }
         for (name, declared) in response["headers"].as_object().into_iter().flatten() {
             let value = header(name).unwrap_or_else(|| panic!("{what} without the header {name}: {headers}"));
             match declared["type"].as_str() {
@@ -276,6 +287,11 @@ fn reprocess_answers_match_the_document() {
     let fan_out = json!({ "accessPackageIds": [sample::PACKAGE_SALES], "userIds": [sample::USER_BRIAN] });
     let (status, _, body) = c.answer(&app.post_ids(&fan_out.to_string()));
     assert_eq!((status, &body["status"]), (202, &json!("accepted")));
+    // 409: a later call naming that operation's ID.
+    let mut again = fan_out.clone();
+    again["correlationId"] = body["correlationId"].clone();
+    let (status, _, body) = c.answer(&app.post_ids(&again.to_string()));
+    assert_eq!((status, &body["error"]["code"]), (409, &json!("operation_exists")));
     let (status, _, body) = c.answer(&app.post_ids(&ids_body(101)));
     assert_eq!(
         (status, &body["status"], &body["ids"]),
@@ -455,6 +471,13 @@ fn operations_answers_match_the_document() {
             .0,
         503
     );
+    // 503 also when the state store cannot be read.
+    let dead = spawn_with_dead_storage();
+    let (status, _, body) = c.answer(&dead.get_status("https://localhost/api/operations/abc"));
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (503, &json!("status_store_unavailable"))
+    );
 
     // 401 and 403: Entra-authenticated callers.
     let call = HttpCall::get_status_url("https://localhost/api/operations/abc").unwrap();
@@ -504,6 +527,60 @@ fn the_served_document_is_the_checked_in_one_with_the_callers_host() {
         assert_eq!(served, want, "the served document is the checked-in one");
     }
     c.finish(&[HOST_NEVER_SENDS]);
+}
+
+/// Bodies the handler refuses (400) for a rule the document can state are invalid in the document too,
+/// so a client (or a fuzzer) that trusts it does not send them.
+#[test]
+fn bodies_the_handler_refuses_for_their_shape_are_invalid_in_the_document() {
+    let doc = checked_in();
+    let mut schema = doc["definitions"]["ReprocessRequest"].clone();
+    schema["definitions"] = doc["definitions"].clone();
+    let validator = jsonschema::draft4::new(&schema).unwrap();
+    let app = spawn_app_env(&[("DRIFT_DETECTION_ENABLED", "true")]);
+    let id = sample::DELIVERED_1;
+    for body in [
+        json!({ "detectDriftFor": { "accessPackageIds": [] } }),
+        json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_SALES], "userIds": [] } }),
+        json!({ "assignmentIds": [id], "assignmentIdz": [id] }),
+    ] {
+        let (status, _, answer) = app.post_ids(&body.to_string()).res();
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            !validator.is_valid(&body),
+            "the document takes {body}, which the handler refuses: {answer}"
+        );
+    }
+    // And what it takes stays valid.
+    for body in [
+        json!({ "assignmentIds": [id], "dryRun": true, "correlationId": "c-1" }),
+        json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_SALES] }, "dryRun": true }),
+    ] {
+        assert!(validator.is_valid(&body), "{body}");
+        let (status, _, answer) = app.post_ids(&body.to_string()).res();
+        assert_eq!(status, 200, "{body}: {answer}");
+    }
+}
+
+#[test]
+fn the_document_describes_its_body_parameters_and_names_a_contact() {
+    let doc = checked_in();
+    assert!(
+        doc["info"]["contact"].as_object().is_some_and(|c| !c.is_empty()),
+        "info.contact"
+    );
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            for parameter in op["parameters"].as_array().into_iter().flatten() {
+                let described = parameter["description"].as_str().is_some_and(|d| !d.trim().is_empty());
+                assert!(
+                    described,
+                    "{method} {path}: parameter {} has no description",
+                    parameter["name"]
+                );
+            }
+        }
+    }
 }
 
 #[test]
