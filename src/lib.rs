@@ -16,8 +16,6 @@ pub mod config;
 pub mod domain;
 pub mod drift;
 pub mod dry_run;
-#[cfg(feature = "emulator")]
-pub mod emulator;
 pub mod fanout;
 pub mod functions;
 pub mod graph;
@@ -29,8 +27,6 @@ pub mod operations;
 #[cfg(test)]
 mod props;
 pub mod reprocess;
-#[cfg(feature = "emulator")]
-pub mod sandbox;
 pub mod startup;
 pub mod state;
 pub mod storage;
