@@ -302,15 +302,22 @@ fn handler_launch(storage: Option<&str>, audit: Arc<views::AuditLog>) -> Launch 
     if !inherited.iter().any(|(k, _)| k.starts_with("ALLOWED_")) {
         extra.push(("ALLOWED_CATALOG_IDS".into(), sample::CATALOG_GENERAL.into()));
     }
-    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| HANDLER_LOG.into());
+    let chosen = std::env::var("RUST_LOG").ok();
+    let level = chosen.clone().unwrap_or_else(|| HANDLER_LOG.into());
     extra.push(("RUST_LOG".into(), format!("{level},{AUDIT_LOG}")));
     Launch {
         inherited,
         extra,
-        // Audit records are kept for the tour and `GET /audit`; every other line (warnings, errors, and
-        // whatever your RUST_LOG asks for) shows as the handler wrote it.
+        // Audit records are kept for the tour and `GET /audit`; every other line shows as the handler
+        // wrote it: warnings and errors, or whatever your RUST_LOG asks for. The audit module's other
+        // info lines, let through only for the records, stay hidden unless you chose a level.
         on_stdout: Some(Box::new(move |line| {
-            if !audit.take(&line) {
+            if audit.take(&line) {
+                return;
+            }
+            let quiet_by_default =
+                chosen.is_none() && !(line.contains(r#""level":"WARN""#) || line.contains(r#""level":"ERROR""#));
+            if !quiet_by_default {
                 println!("{line}");
             }
         })),

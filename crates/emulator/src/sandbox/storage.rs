@@ -82,9 +82,29 @@ pub(super) fn prepare(option: Option<String>, stopping: &Arc<AtomicBool>) -> any
     start(&bin, stopping)
 }
 
+/// Whether `program` is an executable file in one of PATH's directories.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(program)).is_ok_and(|m| {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    m.is_file() && m.permissions().mode() & 0o111 != 0
+                }
+                #[cfg(not(unix))]
+                m.is_file()
+            })
+        })
+    })
+}
+
 /// `npm ci --prefix tools/azurite`, saying so first; why not, in words to act on.
 fn install(dir: &Path, stopping: &AtomicBool) -> Result<(), String> {
-    let fix = format!("install Node.js and run `npm ci --prefix {AZURITE_DIR}`, or pass --storage");
+    let fix = format!("install Node.js with npm and run `npm ci --prefix {AZURITE_DIR}`, or pass --storage");
+    if !on_path("npm") {
+        return Err(format!("Azurite is not installed and npm is not on PATH: {fix}"));
+    }
     println!(
         "sandbox: installing Azurite for operation status: npm ci --prefix {} (once; this may take a minute)",
         dir.display()
@@ -97,7 +117,7 @@ fn install(dir: &Path, stopping: &AtomicBool) -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("npm is not available ({e}): {fix}"))?;
+        .map_err(|e| format!("npm did not start ({e}): {fix}"))?;
     let stderr = npm.stderr.take().map(|stream| {
         std::thread::spawn(move || {
             let mut text = String::new();
