@@ -1,5 +1,7 @@
 //! `reprocess-handler sandbox`: the real handler against the emulated tenant, with a small emulated
-//! Functions host in front so plain `curl` calls work:
+//! Functions host in front so plain `curl` calls work. The handler is the `reprocess-handler` binary
+//! itself, run as a child process with the host's environment exactly as the Functions host runs it;
+//! the audit records it logs (JSON lines on its stdout) are kept for the tour and `GET /audit`.
 //!
 //! - `POST http://127.0.0.1:7071/api/reprocess` — your JSON body is wrapped into the envelope the host
 //!   sends, the handler is invoked, and `Outputs.res` is unwrapped into the HTTP answer;
@@ -9,13 +11,13 @@
 //! - `GET http://127.0.0.1:7071/api/openapi` — the OpenAPI 2.0 document, its `host` this address;
 //! - HTTP functions' `enqueue` outputs go to the same in-memory queue, so a package fan-out runs to the
 //!   end (page by page, then chunks of 20 IDs);
-//! - `GET /queue/reprocess-requests-poison` and `GET /tenant` show what happened.
+//! - `GET /queue/reprocess-requests-poison`, `GET /tenant` and `GET /audit` show what happened.
 //!
 //! The emulated host is as strict as the real one, so the sandbox teaches what production does: the
 //! caller's headers (Content-Type included) pass through unchanged, a body sent without Content-Length
 //! (chunked) is dropped, repeated query keys arrive joined with "," (`?dryRun=true&dryRun=false` is
 //! `"true,false"`, which the handler refuses), and the handler — not the sandbox — answers oversized
-//! bodies. It stops on SIGINT or SIGTERM.
+//! bodies. It stops on SIGINT or SIGTERM at any moment, start-up included, and stops the handler with it.
 
 mod demo;
 mod front;
