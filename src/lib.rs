@@ -15,8 +15,6 @@ pub mod config;
 pub mod domain;
 pub mod drift;
 pub mod dry_run;
-#[cfg(feature = "emulator")]
-pub mod emulator;
 pub mod fanout;
 pub mod functions;
 pub mod graph;
@@ -28,8 +26,6 @@ pub mod operations;
 #[cfg(test)]
 mod props;
 pub mod reprocess;
-#[cfg(feature = "emulator")]
-pub mod sandbox;
 pub mod setting;
 pub mod startup;
 pub mod state;

@@ -1,6 +1,6 @@
-//! Entry point: `reprocess-handler` serves the Functions host; `reprocess-handler sandbox` runs the
-//! handler against an in-process emulated tenant (only in builds with the default `emulator` feature;
-//! the deployed package is built without it).
+//! Entry point: `reprocess-handler` serves the Functions host; `reprocess-handler sandbox` runs this same
+//! binary as a handler process against an emulated tenant and Functions host (crates/emulator; only in
+//! builds with the default `emulator` feature, the deployed package is built without it).
 
 use anyhow::Context;
 use reprocess_handler::{config::Settings, startup::Application, telemetry};
@@ -28,16 +28,18 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "reprocess-handler stopped");
+            // Once, on stderr: the log (when serving) already has its own line from `serve`.
             eprintln!("reprocess-handler: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
 }
 
+/// The sandbox runs this very binary as its handler process, as the Functions host would.
 #[cfg(feature = "emulator")]
 fn sandbox(args: &[String]) -> anyhow::Result<()> {
-    reprocess_handler::sandbox::run(args)
+    let handler = std::env::current_exe().context("locating this binary")?;
+    reprocess_emulator::sandbox::run(handler, args)
 }
 
 #[cfg(not(feature = "emulator"))]
@@ -47,10 +49,16 @@ fn sandbox(_args: &[String]) -> anyhow::Result<()> {
 
 fn serve() -> anyhow::Result<()> {
     telemetry::init();
-    let settings = Settings::from_env().context("invalid settings")?;
-    actix_web::rt::System::new().block_on(async move {
-        let app = Application::build(settings).context("start-up failed")?;
-        tracing::info!(port = app.port(), "listening on 127.0.0.1");
-        app.run_until_stopped().await.context("server stopped")
-    })
+    let served = Settings::from_env().context("invalid settings").and_then(|settings| {
+        actix_web::rt::System::new().block_on(async move {
+            let app = Application::build(settings).context("start-up failed")?;
+            tracing::info!(port = app.port(), "listening on 127.0.0.1");
+            app.run_until_stopped().await.context("server stopped")
+        })
+    });
+    if let Err(e) = &served {
+        // The host keeps stdout lines as the function's log; stderr gets the same cause from `main`.
+        tracing::error!(error = format!("{e:#}"), "reprocess-handler stopped");
+    }
+    served
 }

@@ -255,12 +255,11 @@ proptest! {
     }
 }
 
-#[cfg(feature = "emulator")]
 proptest! {
     /// What the host wraps is what the functions read: the caller's body and the queue message, exactly.
     #[test]
     fn envelopes_built_as_the_host_does_hand_over_the_text_unchanged(body in request_body(), text in any::<String>()) {
-        use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
+        use reprocess_emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
         let body = body.text();
         let envelope = Envelope::parse(http_envelope("f", "req", &HttpCall::post_json("reprocess", &body)).as_bytes()).unwrap();
         prop_assert_eq!(HttpTrigger::from_envelope(&envelope, "req").unwrap().body, Some(body));

@@ -12,13 +12,12 @@
 //! bound of the longest chain of pages (each page needs the previous page's nextLink: pages × 50 ms).
 //! `BENCH_DRIFT_USERS=n` changes the size. Prints a Markdown table; asserts only that the work was done.
 
-use reprocess_handler::emulator::directory::RoleScope;
-use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
-use reprocess_handler::emulator::host_client::{
-    HTTP_FUNCTION, HandlerProcess, QUEUE_FUNCTION, Readiness, handler_binary,
-};
-use reprocess_handler::emulator::tenant::generated_id;
-use reprocess_handler::emulator::{Emulator, EmulatorState, Tenant, sample};
+use reprocess_emulator::directory::RoleScope;
+use reprocess_emulator::functions::{FUNCTION_REPROCESS as HTTP_FUNCTION, FUNCTION_REPROCESS_QUEUE as QUEUE_FUNCTION};
+use reprocess_emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
+use reprocess_emulator::host_client::{HandlerProcess, Readiness, handler_binary};
+use reprocess_emulator::tenant::generated_id;
+use reprocess_emulator::{Emulator, EmulatorState, Tenant, sample};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 

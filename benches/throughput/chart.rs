@@ -47,8 +47,8 @@ pub fn draw(outcome: &Outcome, path: &Path) -> Result<(), Box<dyn std::error::Er
         .max_light_lines(0)
         .draw()?;
 
-    let per_second = |tallies: &[reprocess_handler::emulator::series::Tally],
-                      pick: fn(&reprocess_handler::emulator::series::Tally) -> usize|
+    let per_second = |tallies: &[reprocess_emulator::series::Tally],
+                      pick: fn(&reprocess_emulator::series::Tally) -> usize|
      -> Vec<(f64, f64)> {
         tallies
             .iter()

@@ -22,7 +22,7 @@ mod report;
 mod scenario;
 mod startup;
 
-use reprocess_handler::emulator::series::{Tally, coarsen};
+use reprocess_emulator::series::{Tally, coarsen};
 use scenario::{Outcome, SCENARIOS, Scenario};
 use std::path::{Path, PathBuf};
 

@@ -1,13 +1,11 @@
 //! The throughput scenarios: assignment IDs through the queue path against one emulated Graph (one token
 //! bucket), by one or more handler processes, with or without injected faults.
 
-use reprocess_handler::emulator::faults::transient_mix;
-use reprocess_handler::emulator::host_client::{
-    HandlerProcess, QueueDrain, Readiness, drain_shared_queue, handler_binary,
-};
-use reprocess_handler::emulator::series::{self, Tally};
-use reprocess_handler::emulator::tenant::generated_id;
-use reprocess_handler::emulator::{Emulator, EmulatorState, Fault, Tenant, sample};
+use reprocess_emulator::faults::transient_mix;
+use reprocess_emulator::host_client::{HandlerProcess, QueueDrain, Readiness, drain_shared_queue, handler_binary};
+use reprocess_emulator::series::{self, Tally};
+use reprocess_emulator::tenant::generated_id;
+use reprocess_emulator::{Emulator, EmulatorState, Fault, Tenant, sample};
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Start-up and memory: exec → first answer on `GET /` over 20 starts, and RSS 1 s after ready.
 
 use crate::scenario::{rss_kib, spawn};
-use reprocess_handler::emulator::{Emulator, EmulatorState, Tenant};
+use reprocess_emulator::{Emulator, EmulatorState, Tenant};
 use std::time::Duration;
 
 pub struct Startup {

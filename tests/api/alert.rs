@@ -4,7 +4,7 @@
 //! dimensions and custom properties become queue messages, answered fast with 202.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::sample;
+use reprocess_emulator::sample;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 

@@ -4,8 +4,8 @@
 
 use crate::azurite::azurite;
 use crate::helpers::*;
-use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, queue_envelope};
-use reprocess_handler::emulator::sample;
+use reprocess_emulator::host::{HttpCall, QueueMessageMeta, queue_envelope};
+use reprocess_emulator::sample;
 use reprocess_handler::storage::{Entity, Filter, StorageSettings, TableClient, TableKey, TableName};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -8,8 +8,8 @@
 use crate::helpers::*;
 use crate::openapi::Spec;
 use base64::Engine;
-use reprocess_handler::emulator::host::{HttpCall, http_envelope};
-use reprocess_handler::emulator::sample;
+use reprocess_emulator::host::{HttpCall, http_envelope};
+use reprocess_emulator::sample;
 use serde_json::{Value, json};
 
 const GENERAL_ROLE: &str = "Reprocess.Catalog.General";

@@ -2,10 +2,10 @@
 //! the emulated tenant's directory (groups, owners, app-role assignments, package role scopes).
 
 use crate::helpers::*;
-use reprocess_handler::emulator::directory::{APPLICATION_READ, GROUP_MEMBER_READ, RoleScope};
-use reprocess_handler::emulator::host_client::TIMER_FUNCTION;
-use reprocess_handler::emulator::tenant::generated_id;
-use reprocess_handler::emulator::{EmulatorState, Tenant, sample};
+use reprocess_emulator::directory::{APPLICATION_READ, GROUP_MEMBER_READ, RoleScope};
+use reprocess_emulator::functions::FUNCTION_HEAL_TIMER as TIMER_FUNCTION;
+use reprocess_emulator::tenant::generated_id;
+use reprocess_emulator::{EmulatorState, Tenant, sample};
 use serde_json::Value;
 
 const ON: &[(&str, &str)] = &[("DRIFT_DETECTION_ENABLED", "true")];

@@ -5,7 +5,7 @@
 
 use crate::helpers::*;
 use crate::operations::{finished, ids_of, location_of, spawn_tracked};
-use reprocess_handler::emulator::{EmulatorState, sample};
+use reprocess_emulator::{EmulatorState, sample};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -107,7 +107,7 @@ fn a_dead_lettered_drift_message_ends_the_operation_naming_its_package() {
         .unwrap()
         .directory
         .granted_reads
-        .remove(reprocess_handler::emulator::directory::GROUP_MEMBER_READ);
+        .remove(reprocess_emulator::directory::GROUP_MEMBER_READ);
     let drained = app.drain(reply.output_messages("enqueue"), true);
     assert_eq!(drained.dead_letters.len(), 1);
     let (body, _) = finished(&app, &location);

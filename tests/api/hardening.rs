@@ -6,8 +6,8 @@ use crate::helpers::{ReplyExt, TestApp, delivered_tenant, spawn_app_env};
 use crate::operations::{
     finished, header, ids_of, location_of, spawn_tracked_in, storage_client, table_name, tokio_run,
 };
-use reprocess_handler::emulator::host::HttpCall;
-use reprocess_handler::emulator::sample;
+use reprocess_emulator::host::HttpCall;
+use reprocess_emulator::sample;
 use reprocess_handler::storage::{Entity, Filter, TableKey, TableName};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -1,14 +1,18 @@
 //! Spawns the real binary the way the Functions host does (environment, loopback port, envelopes over
 //! chunked HTTP/1.1 with the host's headers) against the emulated tenant, through
-//! `reprocess_handler::emulator::host_client`. `REPROCESS_HANDLER_BIN` names a prebuilt binary to test
+//! `reprocess_emulator::host_client`. `REPROCESS_HANDLER_BIN` names a prebuilt binary to test
 //! instead of the one cargo built.
 
-use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
-pub use reprocess_handler::emulator::host_client::{
-    ALERT_FUNCTION, CLEANUP_FUNCTION, HTTP_FUNCTION, HostReply, OPERATIONS_FUNCTION, QUEUE_FUNCTION,
+use reprocess_emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
+// Function names as the deployment's function.json folders spell them (read at build time).
+pub use reprocess_emulator::functions::{
+    FUNCTION_OPERATIONS as OPERATIONS_FUNCTION, FUNCTION_OPERATIONS_CLEANUP as CLEANUP_FUNCTION,
+    FUNCTION_REPROCESS as HTTP_FUNCTION, FUNCTION_REPROCESS_ALERT as ALERT_FUNCTION,
+    FUNCTION_REPROCESS_QUEUE as QUEUE_FUNCTION,
 };
-use reprocess_handler::emulator::host_client::{HandlerProcess, Readiness, handler_binary};
-use reprocess_handler::emulator::{Emulator, EmulatorState, sample};
+pub use reprocess_emulator::host_client::HostReply;
+use reprocess_emulator::host_client::{HandlerProcess, Readiness, handler_binary};
+use reprocess_emulator::{Emulator, EmulatorState, sample};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -194,7 +198,7 @@ impl TestApp {
     }
 
     /// Reprocess calls the emulated Graph received, direct or as `$batch` sub-requests.
-    pub fn graph_posts(&self) -> Vec<reprocess_handler::emulator::LoggedRequest> {
+    pub fn graph_posts(&self) -> Vec<reprocess_emulator::LoggedRequest> {
         let requests = self.emulator.state.graph_requests();
         requests
             .into_iter()
@@ -203,7 +207,7 @@ impl TestApp {
     }
 
     /// `$batch` HTTP requests the emulated Graph received.
-    pub fn graph_batches(&self) -> Vec<reprocess_handler::emulator::LoggedRequest> {
+    pub fn graph_batches(&self) -> Vec<reprocess_emulator::LoggedRequest> {
         let requests = self.emulator.state.graph_requests();
         requests
             .into_iter()
@@ -236,12 +240,12 @@ pub fn fixture(name: &str) -> Vec<u8> {
 
 /// A tenant with `count` delivered assignments of the `series` (IDs from `generated_id`), and those IDs.
 pub fn delivered_tenant(series: u32, count: usize) -> (EmulatorState, Vec<String>) {
-    let mut tenant = reprocess_handler::emulator::Tenant::default();
+    let mut tenant = reprocess_emulator::Tenant::default();
     tenant.add_generated_delivered(series, count, sample::PACKAGE_SALES, sample::USER_ADELE);
     (
         EmulatorState::new(tenant),
         (0..count)
-            .map(|i| reprocess_handler::emulator::tenant::generated_id(series, i))
+            .map(|i| reprocess_emulator::tenant::generated_id(series, i))
             .collect(),
     )
 }

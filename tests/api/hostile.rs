@@ -2,8 +2,8 @@
 //! with a reason; memory, time and queue-message size stay bounded whatever arrives.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::host::HttpCall;
-use reprocess_handler::emulator::sample;
+use reprocess_emulator::host::HttpCall;
+use reprocess_emulator::sample;
 use serde_json::{Value, json};
 
 #[test]

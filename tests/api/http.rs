@@ -2,7 +2,7 @@
 //! transient handling with 503 + Retry-After.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::{Fault, sample};
+use reprocess_emulator::{Fault, sample};
 use serde_json::Value;
 
 fn results_by_id(body: &Value) -> std::collections::HashMap<String, Value> {

@@ -11,9 +11,9 @@
 //! and call only operations the document has.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::host::{HttpCall, http_envelope};
-use reprocess_handler::emulator::host_client::OPENAPI_FUNCTION;
-use reprocess_handler::emulator::{EmulatorState, Fault, sample};
+use reprocess_emulator::functions::FUNCTION_OPENAPI as OPENAPI_FUNCTION;
+use reprocess_emulator::host::{HttpCall, http_envelope};
+use reprocess_emulator::{EmulatorState, Fault, sample};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 

@@ -4,8 +4,8 @@
 
 use crate::helpers::*;
 use crate::openapi::{Coverage, spawn_tracked, spawn_with_dead_storage_env};
-use reprocess_handler::emulator::directory::GROUP_MEMBER_READ;
-use reprocess_handler::emulator::{Fault, sample};
+use reprocess_emulator::directory::GROUP_MEMBER_READ;
+use reprocess_emulator::{Fault, sample};
 use serde_json::{Value, json};
 
 fn drift(packages: &[&str], dry_run: bool) -> String {

@@ -4,7 +4,7 @@
 
 use crate::azurite::azurite;
 use crate::helpers::{ReplyExt, TestApp, delivered_tenant, spawn_app_with};
-use reprocess_handler::emulator::{EmulatorState, sample};
+use reprocess_emulator::{EmulatorState, sample};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -178,10 +178,9 @@ fn unknown_malformed_and_expired_operations() {
     assert_eq!(body["error"]["fields"][0]["field"], "correlationId");
     let (status, _, body) = app.get_status("https://localhost/api/operations/abc?page=zzz").res();
     assert_eq!(status, 400, "{body}");
-    let mut post =
-        reprocess_handler::emulator::host::HttpCall::get_status_url("https://localhost/api/operations/abc").unwrap();
+    let mut post = reprocess_emulator::host::HttpCall::get_status_url("https://localhost/api/operations/abc").unwrap();
     post.method = "POST".into();
-    let envelope = reprocess_handler::emulator::host::http_envelope(crate::helpers::OPERATIONS_FUNCTION, "req", &post);
+    let envelope = reprocess_emulator::host::http_envelope(crate::helpers::OPERATIONS_FUNCTION, "req", &post);
     let (status, headers, _) = app
         .invoke(crate::helpers::OPERATIONS_FUNCTION, envelope.as_bytes())
         .res();
@@ -244,7 +243,7 @@ pub(crate) fn tokio_run<F: std::future::Future>(future: F) -> F::Output {
 
 #[test]
 fn the_cleanup_timer_deletes_expired_operations_only() {
-    use reprocess_handler::emulator::host::timer_envelope;
+    use reprocess_emulator::host::timer_envelope;
     use reprocess_handler::storage::{Entity, Filter, TableKey, TableName};
     let table_text = table_name();
     let app = spawn_tracked_in(EmulatorState::new(sample::tenant()), &[], &table_text);
@@ -319,7 +318,7 @@ fn tracked_through_the_table_front(credential: Option<&str>) -> TestApp {
     let state = EmulatorState::new(sample::tenant());
     let azurite = azurite();
     state.set_table_upstream(&format!("http://127.0.0.1:{}", azurite.port), crate::azurite::KEY);
-    let emulator = reprocess_handler::emulator::Emulator::start(state).unwrap();
+    let emulator = reprocess_emulator::Emulator::start(state).unwrap();
     let table_uri = format!("{}/devstoreaccount1", emulator.base_url);
     let table = table_name();
     let mut env = vec![
@@ -329,10 +328,10 @@ fn tracked_through_the_table_front(credential: Option<&str>) -> TestApp {
     if let Some(credential) = credential {
         env.push(("AzureWebJobsStorage__credential", credential));
     }
-    let handler = reprocess_handler::emulator::host_client::HandlerProcess::start(
+    let handler = reprocess_emulator::host_client::HandlerProcess::start(
         &crate::helpers::binary(),
         &emulator,
-        reprocess_handler::emulator::host_client::Readiness::LoggedPort,
+        reprocess_emulator::host_client::Readiness::LoggedPort,
         &env,
     )
     .unwrap();

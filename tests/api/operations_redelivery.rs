@@ -6,7 +6,7 @@ use crate::helpers::{ReplyExt, delivered_tenant};
 use crate::operations::{
     finished, ids_of, location_of, spawn_tracked, spawn_tracked_in, storage_client, table_name, tokio_run,
 };
-use reprocess_handler::emulator::{EmulatorState, sample};
+use reprocess_emulator::{EmulatorState, sample};
 use serde_json::{Value, json};
 
 #[test]
@@ -104,7 +104,7 @@ fn children_a_redelivery_no_longer_makes_are_superseded() {
 /// one; a late redelivery of the first attempt cannot turn a final result back into a transient one.
 #[test]
 fn re_enqueued_transients_end_final_and_stay_final() {
-    use reprocess_handler::emulator::Fault;
+    use reprocess_emulator::Fault;
     use reprocess_handler::storage::{TableKey, TableName};
     let (state, ids) = delivered_tenant(74, 15);
     let table_text = table_name();

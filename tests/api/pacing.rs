@@ -3,7 +3,7 @@
 //! what happened (answers, outcomes, the timeout the handler used), never how long it took.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::{EmulatorState, Fault};
+use reprocess_emulator::{EmulatorState, Fault};
 use serde_json::json;
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! source is cited in that folder's README), reply shape and content type.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
-use reprocess_handler::emulator::sample;
+use reprocess_emulator::host::{HttpCall, QueueMessageMeta, http_envelope, queue_envelope};
+use reprocess_emulator::sample;
 
 /// The per-message values the host filled into a captured queue envelope, to rebuild it byte for byte.
 fn captured_meta(envelope: &str) -> QueueMessageMeta {
@@ -199,7 +199,7 @@ fn replies_survive_the_hosts_base64_rule_for_string_outputs() {
     app.emulator
         .state
         .faults
-        .script(sample::DELIVERED_1, [reprocess_handler::emulator::Fault::status(503)]);
+        .script(sample::DELIVERED_1, [reprocess_emulator::Fault::status(503)]);
     let reply = app.queue_message(sample::DELIVERED_1);
     assert!(reply.json["Outputs"]["enqueue"].is_array());
     assert!(reply.json["Outputs"]["enqueue"][0].is_string());

@@ -2,7 +2,7 @@
 //! re-enqueued with an attempt count, dead-lettered after the last attempt.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::{Fault, sample};
+use reprocess_emulator::{Fault, sample};
 
 #[test]
 fn bare_guid_and_json_messages_are_reprocessed() {

@@ -252,3 +252,98 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Whether a process still runs with `FUNCTIONS_CUSTOMHANDLER_PORT=<port>`: the sandbox's handler,
+/// whoever its parent is now.
+#[cfg(target_os = "linux")]
+fn handler_process_left(port: u16) -> Option<String> {
+    let wanted = format!("FUNCTIONS_CUSTOMHANDLER_PORT={port}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .find_map(|e| {
+            let environ = std::fs::read(e.path().join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|var| var == wanted.as_bytes())
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn handler_process_left(_port: u16) -> Option<String> {
+    None
+}
+
+/// A signal during the start-up tour stops the whole sandbox at once: the front, and the handler
+/// process it started.
+fn stops_during_the_tour(signal: &str) {
+    let (host, handler) = (free_port(), free_port());
+    let storage = crate::azurite::azurite().connection_string();
+    let mut child = Command::new(binary())
+        .args([
+            "sandbox",
+            "--port",
+            &host.to_string(),
+            "--handler-port",
+            &handler.to_string(),
+            "--storage",
+            &storage,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let (tour_tx, tour_rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("1) HTTP trigger") {
+                let _ = tour_tx.send(());
+            }
+        }
+    });
+    tour_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the tour did not begin");
+    // Step 1 waits out a throttled answer (1 s), so this lands in the middle of the tour.
+    std::thread::sleep(Duration::from_millis(300));
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let stopping = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if stopping.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the sandbox kept running 5 s after SIG{signal} (sent {:?} after start)",
+                stopping - started
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", handler)).is_err(),
+        "the handler still listens on {handler} after SIG{signal}"
+    );
+    assert_eq!(
+        handler_process_left(handler),
+        None,
+        "a handler process was left running"
+    );
+}
+
+#[test]
+fn sigterm_during_the_tour_stops_the_sandbox_and_its_handler() {
+    stops_during_the_tour("TERM");
+}
+
+#[test]
+fn sigint_during_the_tour_stops_the_sandbox_and_its_handler() {
+    stops_during_the_tour("INT");
+}

@@ -5,7 +5,7 @@
 //! Carlos has a Visitors and a Payroll assignment.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::{LoggedRequest, sample};
+use reprocess_emulator::{LoggedRequest, sample};
 use serde_json::{Value, json};
 
 const GENERAL_ONLY: &[(&str, &str)] = &[("ALLOWED_CATALOG_IDS", sample::CATALOG_GENERAL)];

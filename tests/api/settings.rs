@@ -2,7 +2,7 @@
 //! failures, and start-up errors that name the variable.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::{EmulatorState, sample};
+use reprocess_emulator::{EmulatorState, sample};
 use std::process::Command;
 
 #[test]

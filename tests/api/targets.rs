@@ -3,7 +3,7 @@
 //! hostile values that never reach Graph.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::{Emulator, EmulatorState, Fault, sample};
+use reprocess_emulator::{Emulator, EmulatorState, Fault, sample};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 

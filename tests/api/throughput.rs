@@ -2,9 +2,9 @@
 //! large HTTP calls split into queue messages, and no loss under injected faults.
 
 use crate::helpers::*;
-use reprocess_handler::emulator::faults::transient_mix;
-use reprocess_handler::emulator::host_client::QueueDrain;
-use reprocess_handler::emulator::{EmulatorState, Fault};
+use reprocess_emulator::faults::transient_mix;
+use reprocess_emulator::host_client::QueueDrain;
+use reprocess_emulator::{EmulatorState, Fault};
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;

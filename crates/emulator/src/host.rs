@@ -36,7 +36,7 @@ impl QueueMessageMeta {
         Self {
             dequeue_count,
             expiration_time: fmt(now + time::Duration::days(7)),
-            id: crate::domain::Guid::new_random().to_string(),
+            id: crate::guid::random(),
             insertion_time: fmt(now),
             next_visible_time: fmt(now + time::Duration::minutes(10)),
             pop_receipt: "AgAAAAMAAAAAAAAAemulated=".into(),
@@ -45,7 +45,7 @@ impl QueueMessageMeta {
                     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:7]Z"
                 ))
                 .unwrap_or_default(),
-            rand_guid: crate::domain::Guid::new_random().to_string(),
+            rand_guid: crate::guid::random(),
         }
     }
 }
@@ -123,10 +123,7 @@ pub fn timer_envelope(function: &str, binding: &str, is_past_due: bool) -> Strin
         }),
     );
     let mut metadata = Map::new();
-    metadata.insert(
-        "sys".into(),
-        sys(function, &stamp(now), &crate::domain::Guid::new_random().to_string()),
-    );
+    metadata.insert("sys".into(), sys(function, &stamp(now), &crate::guid::random()));
     json!({ "Data": data, "Metadata": metadata }).to_string()
 }
 

@@ -254,7 +254,7 @@ pub mod sample {
     pub const ENG_DIANA: &str = "1d2e3f4a-5b6c-4d7e-8f8a-9b0c1d2e3f4a";
 
     fn add_engineering(t: &mut super::Tenant) {
-        use crate::emulator::directory::RoleScope;
+        use crate::directory::RoleScope;
         t.name_package(PACKAGE_ENGINEERING, "Engineering");
         let d = &mut t.directory;
         d.add_package_role(

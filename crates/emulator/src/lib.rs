@@ -3,15 +3,21 @@
 //! bodies, `request-id`, `Retry-After`, identity-header check, token audience and expiry). The sandbox,
 //! the integration tests and the benchmark use this one implementation.
 //!
-//! The host's side lives here too: [`host`] builds the envelopes the Functions host sends, and
-//! [`host_client`] starts the handler binary and drives it as the host and the Storage queue do.
+//! The host's side lives here too: [`functions`] is the deployment's function table (read from its
+//! `function.json` folders at build time), [`host`] builds the envelopes the Functions host sends,
+//! [`host_client`] starts the handler binary and drives it as the host and the Storage queue do, and
+//! [`sandbox`] is the `reprocess-handler sandbox` command.
 //!
-//! Only in builds with the `emulator` feature (the default); the deployed package is built without it.
+//! Independent of the handler's library on purpose: the fakes behave like the real services, not like
+//! the code under test, and the handler's binary can depend on this crate for `sandbox` (in builds with
+//! its default `emulator` feature; the deployed package is built without it).
 
 pub mod directory;
 mod directory_api;
 pub mod faults;
+pub mod functions;
 mod graph;
+pub mod guid;
 pub mod host;
 pub mod host_client;
 mod identity;
@@ -19,6 +25,7 @@ mod items;
 mod list;
 mod queue;
 mod reset_proxy;
+pub mod sandbox;
 pub mod series;
 pub mod table_front;
 pub mod tenant;
@@ -83,7 +90,7 @@ pub struct EmulatorState {
     token_hangs: std::sync::atomic::AtomicBool,
     base_url: Mutex<String>,
     /// The Table service (Azurite) behind the bearer-token front, and its account key.
-    table_upstream: Mutex<Option<(String, crate::storage::AccountKey)>>,
+    table_upstream: Mutex<Option<(String, table_front::AccountKey)>>,
     /// Table requests the front forwarded (a valid Storage token) and refused.
     storage_requests: AtomicUsize,
     storage_refusals: AtomicUsize,
@@ -119,7 +126,7 @@ impl EmulatorState {
     /// Puts a Table service (e.g. Azurite's `http://127.0.0.1:<port>`, no path) with its account key
     /// behind the emulator's bearer-token front at `<base_url>/devstoreaccount1`.
     pub fn set_table_upstream(&self, origin: &str, account_key_base64: &str) {
-        let key = crate::storage::AccountKey::parse(account_key_base64).expect("a base64 account key");
+        let key = table_front::AccountKey::parse(account_key_base64).expect("a base64 account key");
         *self.table_upstream.lock().expect("upstream lock") = Some((origin.to_owned(), key));
     }
 
@@ -189,7 +196,7 @@ impl EmulatorState {
     /// Issues a Graph token for `resource` as Entra would for a developer signed in to the Azure CLI
     /// (tests hand it to a fake `az`).
     pub fn issue_token(&self, resource: &str) -> String {
-        let token = format!("eyJ0eXAiOiJKV1Qi.emulated-cli.{}", crate::domain::Guid::new_random());
+        let token = format!("eyJ0eXAiOiJKV1Qi.emulated-cli.{}", crate::guid::random());
         let expires = time::OffsetDateTime::now_utc() + self.token_lifetime;
         self.record_token(&token, resource, expires);
         token

@@ -12,8 +12,8 @@ const SYSTEM_ASSIGNED_CLIENT_ID: &str = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b";
 
 fn error(status: u16, message: &str) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("valid status"))
-        .insert_header(("X-CORRELATION-ID", crate::domain::Guid::new_random().to_string()))
-        .json(json!({ "statusCode": status, "message": message, "correlationId": crate::domain::Guid::new_random().to_string() }))
+        .insert_header(("X-CORRELATION-ID", crate::guid::random()))
+        .json(json!({ "statusCode": status, "message": message, "correlationId": crate::guid::random() }))
 }
 
 pub async fn token(
@@ -49,7 +49,7 @@ pub async fn token(
     };
     state.token_fetches.fetch_add(1, Ordering::SeqCst);
     let expires = time::OffsetDateTime::now_utc() + state.token_lifetime;
-    let token = format!("eyJ0eXAiOiJKV1Qi.emulated.{}", crate::domain::Guid::new_random());
+    let token = format!("eyJ0eXAiOiJKV1Qi.emulated.{}", crate::guid::random());
     state.record_token(&token, resource, expires);
     HttpResponse::Ok().json(json!({
         "access_token": token,

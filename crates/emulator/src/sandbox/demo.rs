@@ -2,14 +2,31 @@
 //! messages (one malformed), a package fan-out run to the end, and the catalog scope refusing an ID and
 //! a package outside it; then the curl lines to try.
 
+use super::front::http_function;
 use super::views::line;
 use super::{HttpOutcome, Shim, invoke_http, run_queue_message};
-use crate::emulator::host::HttpCall;
-use crate::emulator::host_client::{HTTP_FUNCTION, OPERATIONS_FUNCTION};
-use crate::emulator::{Fault, sample};
+use crate::host::HttpCall;
+use crate::{Fault, sample};
 use serde_json::json;
 
+/// A JSON POST to `/api/reprocess` as if sent to the sandbox's front (`localhost:<port>`), so the URLs the
+/// handler builds from it (a 202's `Location`) are ones you can curl.
+fn reprocess_call(port: u16, query: &str, body: &str) -> HttpCall {
+    let mut call = HttpCall::post_json("reprocess", body);
+    call.url = format!("http://localhost:{port}/api/reprocess{query}");
+    call.query = url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
+        .into_owned()
+        .collect();
+    for (name, value) in &mut call.headers {
+        if name.eq_ignore_ascii_case("Host") {
+            *value = format!("localhost:{port}");
+        }
+    }
+    call
+}
+
 pub(super) async fn run(shim: &Shim, port: u16) {
+    let reprocess = http_function("reprocess");
     println!(
         "sandbox: emulated tenant at {} (Graph + managed-identity endpoint)",
         shim.emulator.base_url
@@ -29,14 +46,14 @@ pub(super) async fn run(shim: &Shim, port: u16) {
     })
     .to_string();
     println!("sandbox: 1) HTTP trigger  POST /api/reprocess {body}  (as Logic App run 'sandbox-run-1')");
-    let mut call = HttpCall::post_json("reprocess", &body);
+    let mut call = reprocess_call(port, "", &body);
     call.headers.extend([
         ("x-ms-workflow-name".into(), "sandbox-demo".into()),
         ("x-ms-workflow-run-id".into(), "sandbox-run-1".into()),
     ]);
     let HttpOutcome {
         status, body: reply, ..
-    } = invoke_http(shim, HTTP_FUNCTION, &call).await;
+    } = invoke_http(shim, reprocess, &call).await;
     println!("   -> HTTP {status}");
     for r in reply["results"].as_array().into_iter().flatten() {
         let detail = r["error"]["message"].as_str().or(r["reason"].as_str()).unwrap_or("");
@@ -68,7 +85,7 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         sample::BULK_DELIVERED,
         sample::BULK_OTHER
     );
-    let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
     println!(
         "   -> HTTP {} {}",
         outcome.status,
@@ -93,7 +110,7 @@ pub(super) async fn run(shim: &Shim, port: u16) {
     match location.as_deref().and_then(HttpCall::get_status_url) {
         None => println!("   -> no Location: {}", outcome.body["statusUnavailable"]),
         Some(call) => {
-            let status = invoke_http(shim, OPERATIONS_FUNCTION, &call).await;
+            let status = invoke_http(shim, http_function("operations/{correlationId}"), &call).await;
             println!(
                 "   -> GET {} : HTTP {} {}",
                 location.unwrap_or_default(),
@@ -108,10 +125,10 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         "\nsandbox: 5) catalog scope  ALLOWED_CATALOG_IDS={} (General); Payroll is in catalog Human resources",
         sample::CATALOG_GENERAL
     );
-    let seen = shim.audit.records().len();
+    let seen = shim.audit.len();
     let body = json!({ "assignmentIds": [sample::VISITORS_CARLOS, sample::PAYROLL_CARLOS] }).to_string();
     println!("   POST /api/reprocess {body}");
-    let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
     for r in outcome.body["results"].as_array().into_iter().flatten() {
         println!(
             "      {}  {:<13} {}",
@@ -126,14 +143,13 @@ pub(super) async fn run(shim: &Shim, port: u16) {
     print_audit_since(shim, seen).await;
     let body = json!({ "accessPackageIds": [sample::PACKAGE_PAYROLL] }).to_string();
     println!("   POST /api/reprocess {body}");
-    let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
     println!("   -> HTTP {} {}", outcome.status, outcome.body["error"]["message"]);
-    let records = shim.audit.records();
     println!(
         "\nsandbox: {} audit records so far (GET /audit lists them; in Azure they go to the log and the table reprocessaudit)",
-        records.len()
+        shim.audit.len()
     );
-    drift(shim).await;
+    drift(shim, port).await;
 }
 
 /// The audit records written since the first `seen`, one line each.
@@ -147,7 +163,8 @@ async fn print_audit_since(shim: &Shim, seen: usize) {
 }
 
 /// Step 6: a member removed by hand → drift found (dry run) → reprocessed (queue) → membership back.
-async fn drift(shim: &Shim) {
+async fn drift(shim: &Shim, port: u16) {
+    let reprocess = http_function("reprocess");
     let (group, user) = (sample::GROUP_ENGINEERING, sample::USER_DIEGO);
     println!(
         "\nsandbox: 6) drift  an admin removes Diego ({user}) from the Engineering group by hand \
@@ -163,10 +180,8 @@ async fn drift(shim: &Shim) {
         .remove_member(group, user);
     let body = json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_ENGINEERING] } }).to_string();
     println!("   POST /api/reprocess?dryRun=true {body}");
-    let mut call = HttpCall::post_json("reprocess", &body);
-    call.query = vec![("dryRun".into(), "true".into())];
-    call.url = format!("{}?dryRun=true", call.url);
-    let outcome = invoke_http(shim, HTTP_FUNCTION, &call).await;
+    let call = reprocess_call(port, "?dryRun=true", &body);
+    let outcome = invoke_http(shim, reprocess, &call).await;
     let package = &outcome.body["drift"][0];
     for d in package["drifted"].as_array().into_iter().flatten() {
         for role in d["missing"].as_array().into_iter().flatten() {
@@ -188,7 +203,7 @@ async fn drift(shim: &Shim) {
         );
     }
     println!("   POST /api/reprocess {body}");
-    let outcome = invoke_http(shim, HTTP_FUNCTION, &HttpCall::post_json("reprocess", &body)).await;
+    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
     println!("   -> HTTP {} {}", outcome.status, outcome.body["enqueued"]);
     for message in outcome.enqueued {
         run_queue_message(shim, &message, 1).await;

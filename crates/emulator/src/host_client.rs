@@ -4,7 +4,8 @@
 //! and plays the Storage queue for the queue function with concurrent invocations (in `queue.rs`).
 //!
 //! Request shape from azure-functions-host `DefaultHttpWorkerService` (headers, chunked body, readiness
-//! poll on `GET /`); environment from `HttpWorkerProcess`.
+//! poll on `GET /`); environment from `HttpWorkerProcess`. Function names are the folder names in
+//! [`crate::functions`].
 
 use super::Emulator;
 use anyhow::{Context, bail};
@@ -12,7 +13,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,15 +21,6 @@ pub use super::queue::{QueueDrain, QueueRun, drain_shared_queue};
 
 /// The host release the emulated host claims to be.
 pub const HOST_VERSION: &str = "4.1036.1.23224";
-/// Function folder names (the host invokes `POST /{folder}`).
-pub const HTTP_FUNCTION: &str = "function-reprocess";
-pub const QUEUE_FUNCTION: &str = "function-reprocess-queue";
-pub const ALERT_FUNCTION: &str = "function-reprocess-alert";
-pub const OPENAPI_FUNCTION: &str = "function-openapi";
-pub const OPERATIONS_FUNCTION: &str = "function-operations";
-pub const CLEANUP_FUNCTION: &str = "function-operations-cleanup";
-pub const TIMER_FUNCTION: &str = "function-heal-timer";
-
 /// Names a prebuilt handler binary to drive instead of the one cargo built (CI runs the integration
 /// tests once against the packaged static binary).
 pub const BINARY_ENV: &str = "REPROCESS_HANDLER_BIN";
@@ -55,6 +47,30 @@ pub enum Readiness {
     /// A free port picked here, then `GET /` until any HTTP answer, as the host does. The host polls every
     /// 25 ms; this polls every 0.2 ms so `started_in` measures start-up.
     Probe,
+    /// [`Readiness::Probe`] on this port (the sandbox's `--handler-port`).
+    ProbeAt(u16),
+}
+
+/// What [`HandlerProcess::spawn`] adds to the defaults of [`HandlerProcess::start`].
+#[derive(Default)]
+pub struct Launch {
+    /// The environment to start from instead of an empty one (the app settings the host would pass); the
+    /// host's variables and the emulator's endpoints are set over it.
+    pub inherited: Vec<(String, String)>,
+    /// Set last, over everything (e.g. `RUST_LOG`).
+    pub extra: Vec<(String, String)>,
+    /// Takes every stdout line as it arrives; the lines are then not kept (a long session keeps nothing).
+    pub on_stdout: Option<Box<dyn FnMut(String) + Send>>,
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launch")
+            .field("inherited", &self.inherited.len())
+            .field("extra", &self.extra)
+            .field("on_stdout", &self.on_stdout.is_some())
+            .finish()
+    }
 }
 
 /// A running handler process; dropping it kills the process.
@@ -64,8 +80,12 @@ pub struct HandlerProcess {
     /// From exec to ready.
     pub started_in: Duration,
     child: Child,
+    readiness: Readiness,
+    spawned: Instant,
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// Ends when the child's stderr closes, so an exit's last words can be awaited.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the handler answered to one invocation.
@@ -92,64 +112,101 @@ impl HostReply {
 
 impl HandlerProcess {
     /// Starts `binary` with only the host's variables, the emulator's Graph and managed-identity
-    /// endpoints, `RUST_LOG=info`, and then `extra` (which may override any of them).
+    /// endpoints, `RUST_LOG=info`, and then `extra` (which may override any of them), and waits until it
+    /// is ready.
     pub fn start(
         binary: &Path,
         emulator: &Emulator,
         readiness: Readiness,
         extra: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        let launch = Launch {
+            extra: extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            ..Launch::default()
+        };
+        let mut process = Self::spawn(binary, emulator, readiness, launch)?;
+        while !process.poll_ready()? {
+            std::thread::sleep(match readiness {
+                Readiness::LoggedPort => Duration::from_millis(5),
+                Readiness::Probe | Readiness::ProbeAt(_) => Duration::from_micros(200),
+            });
+        }
+        Ok(process)
+    }
+
+    /// Starts `binary` as [`HandlerProcess::start`] does, with `launch`'s additions, without waiting:
+    /// [`HandlerProcess::poll_ready`] says when it is ready (so a caller can wait for other things too).
+    pub fn spawn(binary: &Path, emulator: &Emulator, readiness: Readiness, launch: Launch) -> anyhow::Result<Self> {
         let port = match readiness {
             Readiness::LoggedPort => 0,
             Readiness::Probe => std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port(),
+            Readiness::ProbeAt(port) => port,
         };
         let mut command = Command::new(binary);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(launch.inherited)
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("FUNCTIONS_CUSTOMHANDLER_WORKER_ID", WORKER_ID)
             .env("GRAPH_BASE_URL", emulator.graph_base_url())
             .env("IDENTITY_ENDPOINT", emulator.identity_endpoint())
             .env("IDENTITY_HEADER", &emulator.state.identity_header)
             .env("RUST_LOG", "info")
-            .envs(extra.iter().copied())
+            .envs(launch.extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let started = Instant::now();
+        let spawned = Instant::now();
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
         // Read both pipes at once so logging never blocks the handler.
-        let stdout = collect_lines(child.stdout.take().context("stdout")?);
-        let stderr = collect_lines(child.stderr.take().context("stderr")?);
-        let mut process = Self {
+        let stdout = child.stdout.take().context("stdout")?;
+        let (stdout, _) = match launch.on_stdout {
+            Some(hook) => (Arc::default(), pass_lines(stdout, hook)),
+            None => collect_lines(stdout),
+        };
+        let (stderr, stderr_reader) = collect_lines(child.stderr.take().context("stderr")?);
+        Ok(Self {
             port,
             started_in: Duration::ZERO,
             child,
+            readiness,
+            spawned,
             stdout,
             stderr,
+            stderr_reader: Some(stderr_reader),
+        })
+    }
+
+    /// One readiness check: `Ok(true)` once ready (then `started_in` is set), an error if the handler
+    /// exited or is still not ready after the start-up limit.
+    pub fn poll_ready(&mut self) -> anyhow::Result<bool> {
+        let ready = match self.readiness {
+            Readiness::LoggedPort => self.logged_port().map(|p| self.port = p).is_some(),
+            Readiness::Probe | Readiness::ProbeAt(_) => answers_http(self.port),
         };
-        loop {
-            let ready = match readiness {
-                Readiness::LoggedPort => process.logged_port().map(|p| process.port = p).is_some(),
-                Readiness::Probe => answers_http(port),
-            };
-            if ready {
-                process.started_in = started.elapsed();
-                return Ok(process);
-            }
-            if let Some(status) = process.child.try_wait()? {
-                bail!("handler exited with {status}: {}", process.stderr());
-            }
-            if started.elapsed() > START_TIMEOUT {
-                bail!("handler not ready after {START_TIMEOUT:?}");
-            }
-            std::thread::sleep(match readiness {
-                Readiness::LoggedPort => Duration::from_millis(5),
-                Readiness::Probe => Duration::from_micros(200),
-            });
+        if ready {
+            self.started_in = self.spawned.elapsed();
+            return Ok(true);
         }
+        if let Some(status) = self.exited() {
+            let stderr = self.stderr();
+            bail!("handler exited with {status}: {}", stderr.trim());
+        }
+        if self.spawned.elapsed() > START_TIMEOUT {
+            bail!("handler not ready after {START_TIMEOUT:?}");
+        }
+        Ok(false)
+    }
+
+    /// The exit status once the handler has exited (its stderr then read to the end).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().ok()??;
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        Some(status)
     }
 
     fn logged_port(&self) -> Option<u16> {
@@ -176,7 +233,7 @@ impl HandlerProcess {
     /// POSTs `envelope` to `/{function}` as `DefaultHttpWorkerService` does: the host's headers, a chunked
     /// body, one connection per invocation.
     pub fn invoke(&self, function: &str, envelope: &[u8]) -> anyhow::Result<HostReply> {
-        let invocation_id = crate::domain::Guid::new_random();
+        let invocation_id = crate::guid::random();
         let mut request = format!(
             "POST /{function} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nX-Azure-Functions-HostVersion: {HOST_VERSION}\r\n\
              X-Azure-Functions-InvocationId: {invocation_id}\r\nUser-Agent: Azure-Functions-Host/{HOST_VERSION}\r\n\
@@ -225,15 +282,22 @@ impl Drop for HandlerProcess {
     }
 }
 
-fn collect_lines(stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+fn collect_lines(stream: impl Read + Send + 'static) -> (Arc<Mutex<Vec<String>>>, std::thread::JoinHandle<()>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&lines);
+    let reader = pass_lines(stream, Box::new(move |line| sink.lock().expect("line lock").push(line)));
+    (lines, reader)
+}
+
+fn pass_lines(
+    stream: impl Read + Send + 'static,
+    mut hook: Box<dyn FnMut(String) + Send>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            sink.lock().expect("line lock").push(line);
+            hook(line);
         }
-    });
-    lines
+    })
 }
 
 /// The host's readiness test: any HTTP answer on `GET /`.

@@ -3,8 +3,9 @@
 //! host runs up to `batchSize` + `newBatchThreshold` per instance), `enqueue` outputs put back on the
 //! queue, `deadLetter` outputs kept.
 
+use super::functions::{Function, poison_queue};
 use super::host::{QueueMessageMeta, queue_envelope};
-use super::host_client::{HandlerProcess, QUEUE_FUNCTION};
+use super::host_client::HandlerProcess;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -12,9 +13,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// The queue function's bindings, as in `function-reprocess-queue/function.json`.
-const MESSAGE_BINDING: &str = "message";
-const ENQUEUE_BINDING: &str = "enqueue";
-const DEAD_LETTER_BINDING: &str = "deadLetter";
 /// How often idle queue workers look for new messages.
 const IDLE_POLL: Duration = Duration::from_millis(5);
 
@@ -112,12 +110,17 @@ fn invoke_queue(
     text: &str,
     skip_not_before: bool,
 ) -> anyhow::Result<(Vec<String>, Vec<Value>)> {
-    let envelope = queue_envelope(QUEUE_FUNCTION, MESSAGE_BINDING, text, &QueueMessageMeta::now(1));
-    let reply = handler.invoke(QUEUE_FUNCTION, envelope.as_bytes())?;
+    let (function, queue) = Function::queue_triggered();
+    let message = function.trigger().name;
+    let envelope = queue_envelope(function.name, message, text, &QueueMessageMeta::now(1));
+    let reply = handler.invoke(function.name, envelope.as_bytes())?;
     if reply.status != 200 {
         bail!("the handler answered {}: {}", reply.status, reply.json);
     }
-    let mut enqueued = reply.queue_output(ENQUEUE_BINDING)?;
+    let mut enqueued = Vec::new();
+    for binding in function.outputs_to(queue) {
+        enqueued.extend(reply.queue_output(binding)?);
+    }
     if skip_not_before {
         enqueued = enqueued
             .iter()
@@ -131,8 +134,11 @@ fn invoke_queue(
             })
             .collect::<anyhow::Result<_>>()?;
     }
-    let dead = reply
-        .queue_output(DEAD_LETTER_BINDING)?
+    let mut dead_letters = Vec::new();
+    for binding in function.outputs_to(&poison_queue(queue)) {
+        dead_letters.extend(reply.queue_output(binding)?);
+    }
+    let dead = dead_letters
         .iter()
         .map(|text| serde_json::from_str(text).context("dead letter is not JSON"))
         .collect::<anyhow::Result<_>>()?;

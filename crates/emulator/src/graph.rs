@@ -82,7 +82,7 @@ fn to_response(ctx: &Ctx<'_>, answer: Answer) -> HttpResponse {
 }
 
 async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<EmulatorState>) -> HttpResponse {
-    let request_id = crate::domain::Guid::new_random().to_string();
+    let request_id = crate::guid::random();
     let header = |name: &str| {
         request
             .headers()
@@ -224,7 +224,7 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
         let url = r["url"].as_str().unwrap_or_default();
         let sub_method = r["method"].as_str().unwrap_or_default().to_ascii_uppercase();
         let sub_ctx = Ctx {
-            request_id: crate::domain::Guid::new_random().to_string(),
+            request_id: crate::guid::random(),
             client_request_id: ctx.client_request_id.clone(),
             authorization: ctx.authorization,
             token: ctx.token,
@@ -323,7 +323,7 @@ async fn call(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, path: &str, au
             &format!("Resource not found for the segment '{collection}'."),
         );
     };
-    if crate::domain::Guid::parse(id).is_err() {
+    if !crate::guid::is_guid(id) {
         return ctx.error(400, "BadRequest", &format!("Invalid object identifier '{id}'."));
     }
     if let Err(retry_after) = state.take_throttle_token() {

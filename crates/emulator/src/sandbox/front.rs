@@ -1,23 +1,21 @@
 //! The sandbox's emulated front end: a caller's HTTP request becomes the envelope the host sends
 //! (`Data.req` as `GetRequestAsJObject` builds it, `Url` from the caller's `Host` header as the host
-//! builds it), the handler is invoked, and `Outputs.res` is unwrapped into the HTTP answer. Routes:
-//! `POST /api/reprocess`, `POST /api/alert`, `GET /api/operations/{correlationId}`, `GET /api/openapi`.
+//! builds it), the handler is invoked, and `Outputs.res` is unwrapped into the HTTP answer. Its routes are
+//! the HTTP-triggered functions of the deployment's `function.json` folders, `/api/<route>` with their
+//! methods, as the host registers them: `POST /api/reprocess`, `POST /api/alert`,
+//! `GET /api/operations/{correlationId}`, `GET /api/openapi`.
 
 use super::Shim;
-use crate::emulator::host::{HttpCall, QueueMessageMeta, http_envelope};
-use crate::emulator::host_client::{
-    ALERT_FUNCTION, HOST_VERSION, HTTP_FUNCTION, OPENAPI_FUNCTION, OPERATIONS_FUNCTION,
-};
+use crate::functions::Function;
+use crate::host::{HttpCall, QueueMessageMeta, http_envelope};
+use crate::host_client::HOST_VERSION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
 fn host_headers(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
     request
         .header("X-Azure-Functions-HostVersion", HOST_VERSION)
-        .header(
-            "X-Azure-Functions-InvocationId",
-            crate::domain::Guid::new_random().to_string(),
-        )
+        .header("X-Azure-Functions-InvocationId", crate::guid::random())
         .header("User-Agent", format!("Azure-Functions-Host/{HOST_VERSION}"))
         .header("Content-Type", "application/json; charset=utf-8")
 }
@@ -45,11 +43,19 @@ pub(super) struct HttpOutcome {
     pub(super) enqueued: Vec<String>,
 }
 
-pub(super) async fn invoke_http(shim: &Shim, function: &str, call: &HttpCall) -> HttpOutcome {
-    let envelope = http_envelope(function, "req", call);
-    match invoke(shim, function, envelope).await {
+/// The HTTP-triggered function at `/api/{route}` (the route as `function.json` writes it).
+pub(super) fn http_function(route: &str) -> &'static Function {
+    Function::with_route(route).unwrap_or_else(|| panic!("no function.json with the route {route:?}"))
+}
+
+pub(super) async fn invoke_http(shim: &Shim, function: &Function, call: &HttpCall) -> HttpOutcome {
+    let envelope = http_envelope(function.name, function.trigger().name, call);
+    match invoke(shim, function.name, envelope).await {
         Ok(reply) => {
-            let res = &reply["Outputs"]["res"];
+            let res = function
+                .outputs("http")
+                .next()
+                .map_or(&Value::Null, |b| &reply["Outputs"][b.name]);
             let status = res["statusCode"].as_str().and_then(|s| s.parse().ok()).unwrap_or(200);
             let headers = res["headers"]
                 .as_object()
@@ -63,12 +69,10 @@ pub(super) async fn invoke_http(shim: &Shim, function: &str, call: &HttpCall) ->
                 .as_str()
                 .and_then(|b| serde_json::from_str(b).ok())
                 .unwrap_or(Value::Null);
-            let enqueued = reply["Outputs"]["enqueue"]
-                .as_array()
+            let enqueued = function
+                .outputs_to(shim.queue_name)
                 .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
+                .flat_map(|binding| messages(&reply, binding))
                 .collect();
             HttpOutcome {
                 status,
@@ -87,28 +91,41 @@ pub(super) async fn invoke_http(shim: &Shim, function: &str, call: &HttpCall) ->
     }
 }
 
-pub(super) async fn http_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, HTTP_FUNCTION, &caller_request(&request, &body)).await
+/// The messages of one queue output binding in a reply.
+pub(super) fn messages(reply: &Value, binding: &str) -> Vec<String> {
+    reply["Outputs"][binding]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
 }
 
-/// `GET /api/operations/{correlationId}`: the route value goes to `Params`, as the host routes it.
-pub(super) async fn operations_call(
-    request: HttpRequest,
-    path: web::Path<String>,
-    shim: web::Data<Shim>,
-) -> HttpResponse {
-    let mut call = caller_request(&request, &[]);
-    call.params = vec![("correlationId".into(), path.into_inner())];
-    forward(&shim, OPERATIONS_FUNCTION, &call).await
-}
-
-/// `GET /api/openapi`: the OpenAPI document, its `host` the address the caller reached.
-pub(super) async fn openapi_call(request: HttpRequest, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, OPENAPI_FUNCTION, &caller_request(&request, &[])).await
-}
-
-pub(super) async fn alert_call(request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>) -> HttpResponse {
-    forward(&shim, ALERT_FUNCTION, &caller_request(&request, &body)).await
+/// One route per HTTP-triggered function, as the host registers them: `/api/<route>` (the function's
+/// name without a route), its methods (any without), route values such as `{correlationId}` to `Params`.
+pub(super) fn routes(config: &mut web::ServiceConfig) {
+    for function in Function::triggered_by("httpTrigger") {
+        let trigger = function.trigger();
+        let mut resource = web::resource(format!("/api/{}", trigger.route.unwrap_or(function.name)));
+        let call = move |request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>| async move {
+            let mut call = caller_request(&request, &body);
+            call.params = request
+                .match_info()
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            forward(&shim, function, &call).await
+        };
+        if trigger.methods.is_empty() {
+            resource = resource.route(web::route().to(call));
+        }
+        for method in trigger.methods {
+            let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+            resource = resource.route(web::method(method).to(call));
+        }
+        config.service(resource);
+    }
 }
 
 /// The caller's request as the host's front end hands it over (`GetRequestAsJObject`): every header
@@ -136,7 +153,7 @@ fn caller_request(request: &HttpRequest, body: &[u8]) -> HttpCall {
         .is_some_and(|t| t.starts_with("application/octet-stream") || t.starts_with("multipart/"));
     let body = has_length.then(|| {
         if binary {
-            crate::emulator::host::base64(body)
+            crate::host::base64(body)
         } else {
             let text = body.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(body);
             String::from_utf8_lossy(text).into_owned()
@@ -163,7 +180,7 @@ fn caller_request(request: &HttpRequest, body: &[u8]) -> HttpCall {
 }
 
 /// Runs an HTTP function, hands its `enqueue` outputs to the in-memory queue, returns `res`.
-async fn forward(shim: &Shim, function: &str, call: &HttpCall) -> HttpResponse {
+async fn forward(shim: &Shim, function: &Function, call: &HttpCall) -> HttpResponse {
     let outcome = invoke_http(shim, function, call).await;
     for message in outcome.enqueued {
         let _ = shim.queue.send((message, 1));
