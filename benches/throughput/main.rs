@@ -1,6 +1,6 @@
 //! `cargo bench --bench throughput`: starts the release binary the way the Functions host does and drives
 //! it with queue envelopes against the emulated Graph (50 ms latency, token bucket 100 requests/s with
-//! burst 100, 429 + `Retry-After` past it). Reports each measure beside its target (issue #10) and draws
+//! burst 100, 429 + `Retry-After` past it). Reports each measure beside its target and draws
 //! one chart per scenario; asserts nothing.
 //!
 //! Runs: readiness (exec → first answer on `GET /`, 20 starts) and idle RSS, then the scenarios, each with

@@ -1,4 +1,4 @@
-//! The report: every measure beside its target (issue #10), as Markdown. A full run writes it to
+//! The report: every measure beside its target, as Markdown. A full run writes it to
 //! `BENCHMARKS.md`; any run prints it.
 
 use crate::scenario::{BURST, HOST_CONCURRENCY, LATENCY, MESSAGE_IDS, Outcome, RATE};

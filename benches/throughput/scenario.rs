@@ -19,7 +19,7 @@ pub const HOST_CONCURRENCY: usize = 24;
 pub const MESSAGE_IDS: usize = 20;
 const SERIES: u32 = 0xbe7c;
 
-/// One scenario and its targets (issue #10).
+/// One scenario and its targets.
 #[derive(Debug, Clone, Copy)]
 pub struct Scenario {
     /// Its name in `BENCH_SCENARIOS` and in `docs/bench/<name>.svg`.

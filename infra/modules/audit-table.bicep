@@ -1,4 +1,4 @@
-// The durable audit table (issue 14): one entity per reprocess sent to Graph and per dry run, written by
+// The durable audit table: one entity per reprocess sent to Graph and per dry run, written by
 // the handler through the Table REST API with the managed identity (src/audit/sink.rs). The identity's
 // data role on the account's tables (Storage Table Data Contributor) is granted in modules/rbac.bicep
 // with the operations table; this module only declares the table, so it exists before the first write.

@@ -1,4 +1,4 @@
-//! Issue 13: drift detection (`detectDriftFor`), least privilege, and the scheduled heal timer, against
+//! Drift detection (`detectDriftFor`), least privilege, and the scheduled heal timer, against
 //! the emulated tenant's directory (groups, owners, app-role assignments, package role scopes).
 
 use crate::helpers::*;

@@ -1,7 +1,7 @@
-//! Where drift detection (issue 13) meets the other merged work: the drift 202 is a tracked operation
-//! whose `Location` polls to 200 with what was reprocessed (issue 12), every drift reprocess and drift
-//! dry run leaves an audit record (issue 14), and a drift package outside the catalog scope is refused
-//! up front like `accessPackageIds` (issue 14).
+//! Where drift detection meets the other merged work: the drift 202 is a tracked operation
+//! whose `Location` polls to 200 with what was reprocessed, every drift reprocess and drift
+//! dry run leaves an audit record, and a drift package outside the catalog scope is refused
+//! up front like `accessPackageIds`.
 
 use crate::helpers::*;
 use crate::operations::{finished, ids_of, location_of, spawn_tracked};

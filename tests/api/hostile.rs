@@ -1,4 +1,4 @@
-//! Issue 11: hostile and careless input. Every input yields every ID it names or is refused as a whole
+//! Hostile and careless input. Every input yields every ID it names or is refused as a whole
 //! with a reason; memory, time and queue-message size stay bounded whatever arrives.
 
 use crate::helpers::*;

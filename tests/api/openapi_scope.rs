@@ -1,4 +1,4 @@
-//! The answers of `POST /reprocess` that the catalog scope (issue 14) and drift detection (issue 13)
+//! The answers of `POST /reprocess` that the catalog scope and drift detection
 //! add, driven through the emulated host and checked against `openapi/reprocess-handler.json` by
 //! `openapi::Coverage` (strict schemas: an undocumented field fails).
 

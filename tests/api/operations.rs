@@ -1,4 +1,4 @@
-//! Issue 12: every 202 carries `Location` and `Retry-After`; `GET /api/operations/{id}` answers 202 while
+//! Asynchronous operations: every 202 carries `Location` and `Retry-After`; `GET /api/operations/{id}` answers 202 while
 //! work is queued or running and 200 with every ID when finished; the state lives in Table Storage (real
 //! Azurite) and stays right with fan-out, redelivery after a crash, superseded children and dead letters.
 

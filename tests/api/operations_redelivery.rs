@@ -1,4 +1,4 @@
-//! Issue 12, redelivery and retries: a message redelivered after a crash rewrites the same state,
+//! Operations under redelivery and retries: a message redelivered after a crash rewrites the same state,
 //! children a redelivery no longer makes are superseded, re-enqueued transients end final, and a late
 //! redelivery cannot turn a final result back into a transient one (real Azurite).
 

@@ -1,4 +1,4 @@
-//! Issue 10 behaviour: a stray 429 holds back only its own request, and a hung request is abandoned
+//! Pacing: a stray 429 holds back only its own request, and a hung request is abandoned
 //! after a timeout derived from how fast Graph answers rather than the whole configured one. These check
 //! what happened (answers, outcomes, the timeout the handler used), never how long it took.
 

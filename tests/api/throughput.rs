@@ -1,4 +1,4 @@
-//! Issue 3 behaviour: JSON batching, per-sub-request retries, whole-batch retries, the shared back-off,
+//! Throughput: JSON batching, per-sub-request retries, whole-batch retries, the shared back-off,
 //! large HTTP calls split into queue messages, and no loss under injected faults.
 
 use crate::helpers::*;
