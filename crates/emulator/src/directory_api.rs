@@ -11,8 +11,8 @@
 //! - `DELETE /{v}/groups/{id}/members/{userId}/$ref` (`group-delete-members.md`): the removal by hand.
 
 use super::EmulatorState;
+use super::answer::{Ctx, Kind};
 use super::directory::{APPLICATION_READ, GROUP_MEMBER_READ, RoleScope};
-use super::graph::{Ctx, Kind};
 use super::items::pascal;
 use super::list::{decode_skiptoken, injected_fault, json_ok, next_link};
 use actix_web::{HttpRequest, HttpResponse};

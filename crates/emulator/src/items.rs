@@ -3,7 +3,7 @@
 //! (`accessPackage($expand=catalog)`) — and items rendered in each version's property names.
 
 use super::EmulatorState;
-use super::graph::Kind;
+use super::answer::Kind;
 use super::tenant::{Assignment, Tenant};
 use serde_json::{Value, json};
 

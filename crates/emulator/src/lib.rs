@@ -12,6 +12,7 @@
 //! the code under test, and the handler's binary can depend on this crate for `sandbox` (in builds with
 //! its default `emulator` feature; the deployed package is built without it).
 
+mod answer;
 pub mod directory;
 mod directory_api;
 pub mod faults;

@@ -5,8 +5,8 @@
 //! of silently matching everything.
 
 use super::EmulatorState;
+use super::answer::{Ctx, Kind};
 use super::faults::Fault;
-use super::graph::{Ctx, Kind};
 use super::items::{options, parse_expand, read_item, render_assignment};
 use super::tenant::Assignment;
 use actix_web::{HttpRequest, HttpResponse};
