@@ -13,6 +13,8 @@ pub struct TokenBucket {
     burst: f64,
     tokens: f64,
     last: Instant,
+    /// Requests in the last second (taken or refused), for the share of the limit in use.
+    arrivals: VecDeque<Instant>,
 }
 
 impl TokenBucket {
@@ -22,12 +24,29 @@ impl TokenBucket {
             burst,
             tokens: burst,
             last: Instant::now(),
+            arrivals: VecDeque::new(),
         }
+    }
+
+    /// The share of the limit the caller uses: requests asked for in the last second over the rate.
+    /// Graph reports it as `x-ms-throttle-limit-percentage` once it reaches 0.8 (1.0: at the limit;
+    /// 1.2: a fifth of the requests throttled; at most 1.8).
+    pub fn usage(&mut self) -> f64 {
+        let now = Instant::now();
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+        {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.len() as f64 / self.rate
     }
 
     /// Takes a token, or answers the whole seconds until one is available (at least 1, as Graph sends).
     pub fn take(&mut self) -> Result<(), u64> {
         let now = Instant::now();
+        self.arrivals.push_back(now);
         self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
@@ -43,6 +62,9 @@ impl TokenBucket {
 pub enum Fault {
     /// Answer with this status and Graph's error body; `retry_after` adds the header.
     Status { status: u16, retry_after: Option<u64> },
+    /// 429 for a loaded service, not for the caller's own limit: `x-ms-throttle-information:
+    /// CPULimitExceeded` and `Retry-After`, as Graph's identity services send.
+    Busy { retry_after: u64 },
     /// Hold the request this long, then answer 504 (a client with a shorter timeout sees a hang).
     Hang(Duration),
     /// Do the work, then answer this status anyway (a gateway timing out after the backend acted):
@@ -164,5 +186,25 @@ impl FaultPlan {
             .expect("fault lock")
             .get_mut(&id.to_ascii_lowercase())
             .and_then(VecDeque::pop_front)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_is_the_last_seconds_requests_over_the_rate() {
+        let mut bucket = TokenBucket::new(10.0, 10.0);
+        assert_eq!(bucket.usage(), 0.0);
+        for _ in 0..8 {
+            assert!(bucket.take().is_ok());
+        }
+        assert!((bucket.usage() - 0.8).abs() < 1e-9);
+        // Past the burst: refused, and still counted, as Graph counts what the caller asked for.
+        for _ in 0..4 {
+            let _ = bucket.take();
+        }
+        assert!((bucket.usage() - 1.2).abs() < 1e-9);
     }
 }

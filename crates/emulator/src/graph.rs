@@ -46,6 +46,7 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
                 if let Err(retry_after) = state.take_throttle_token() {
                     let mut answer = ctx.error(429, "TooManyRequests", "Please retry again later.");
                     answer.headers.push(("Retry-After", retry_after.to_string()));
+                    answer.headers.extend(state.own_limit_headers());
                     return finish(
                         &state,
                         &request,
@@ -89,8 +90,15 @@ fn finish(
     ctx: &Ctx<'_>,
     client_request_id: Option<String>,
     had_authorization: bool,
-    response: HttpResponse,
+    mut response: HttpResponse,
 ) -> HttpResponse {
+    for (name, value) in state.usage_headers() {
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::HeaderName::from_static(name), value);
+        }
+    }
     let content_length = request
         .headers()
         .get("content-length")
@@ -135,6 +143,7 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
             tokio::time::sleep(duration).await;
             return ctx.error(504, "gatewayTimeout", "The gateway did not receive a timely response.");
         }
+        Some(Fault::Busy { retry_after }) => return busy(ctx, retry_after),
         _ => {}
     }
     let Ok(parsed) = serde_json::from_slice::<Value>(body) else {
@@ -182,7 +191,7 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
             token: ctx.token,
         });
         let mut headers = serde_json::Map::new();
-        for (name, value) in answer.headers {
+        for (name, value) in answer.headers.into_iter().chain(state.usage_headers()) {
             headers.insert(name.to_owned(), Value::String(value));
         }
         let mut sub = json!({ "id": r["id"], "status": answer.status, "headers": headers });
@@ -263,6 +272,7 @@ async fn call(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, path: &str, au
     if let Err(retry_after) = state.take_throttle_token() {
         let mut answer = ctx.error(429, "TooManyRequests", "Please retry again later.");
         answer.headers.push(("Retry-After", retry_after.to_string()));
+        answer.headers.extend(state.own_limit_headers());
         return answer;
     }
     let mut answer_after_work = None;
@@ -287,6 +297,7 @@ async fn call(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, path: &str, au
                 tokio::time::sleep(duration).await;
                 return ctx.error(504, "gatewayTimeout", "The gateway did not receive a timely response.");
             }
+            Fault::Busy { retry_after } => return busy(ctx, retry_after),
         }
     }
     if !*state.app_role_granted.lock().expect("role lock") {
@@ -318,6 +329,16 @@ async fn call(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, path: &str, au
         },
         Err((status, code, message)) => ctx.error(status, code, &message),
     }
+}
+
+/// A 429 for a loaded service, not for the caller's limit.
+fn busy(ctx: &Ctx<'_>, retry_after: u64) -> Answer {
+    let mut answer = ctx.error(429, "TooManyRequests", "Please retry again later.");
+    answer.headers.push(("Retry-After", retry_after.to_string()));
+    answer
+        .headers
+        .push(("x-ms-throttle-information", "CPULimitExceeded".to_owned()));
+    answer
 }
 
 fn unauthorized(ctx: &Ctx<'_>, code: &str, message: &str) -> Answer {

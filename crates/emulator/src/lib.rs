@@ -77,6 +77,10 @@ pub struct EmulatorState {
     pub(crate) resets: AtomicUsize,
     /// Graph's token bucket: `(requests per second, burst)`; past it, 429 + `Retry-After`.
     pub throttle: Option<Mutex<faults::TokenBucket>>,
+    /// Whether answers carry Graph's throttling signals (`x-ms-resource-unit`,
+    /// `x-ms-throttle-limit-percentage`, and `x-ms-throttle-scope` / `-information` on 429s), as the
+    /// identity services document; off to check a caller copes without them.
+    pub throttle_signals: bool,
     /// Items per list page when the caller sends no smaller `$top` (Graph's default varies by API).
     page_size: AtomicUsize,
     /// When set, `@odata.nextLink`s point at this origin instead of the emulator (to test that the
@@ -110,6 +114,7 @@ impl EmulatorState {
             reset_share: 0.0,
             resets: AtomicUsize::new(0),
             throttle: None,
+            throttle_signals: true,
             page_size: AtomicUsize::new(100),
             next_link_origin: Mutex::new(None),
             issued_tokens: Mutex::new(HashMap::new()),
@@ -169,6 +174,45 @@ impl EmulatorState {
     pub fn with_throttle(mut self, rate: f64, burst: f64) -> Self {
         self.throttle = Some(Mutex::new(faults::TokenBucket::new(rate, burst)));
         self
+    }
+
+    /// Answers without Graph's throttling signals (only `Retry-After` on 429s).
+    pub fn without_throttle_signals(mut self) -> Self {
+        self.throttle_signals = false;
+        self
+    }
+
+    /// The headers Graph's identity services put on an answer: the resource unit, and the share of the
+    /// limit in use once it reaches 0.8 (`concepts/throttling-limits.md`, identity and access service
+    /// limits). Only with a throttle (a limit to report on) and signals on.
+    pub(crate) fn usage_headers(&self) -> Vec<(&'static str, String)> {
+        let Some(bucket) = self.throttle.as_ref().filter(|_| self.throttle_signals) else {
+            return Vec::new();
+        };
+        let usage = bucket.lock().expect("bucket lock").usage();
+        let mut headers = vec![("x-ms-resource-unit", "1".to_owned())];
+        if usage >= 0.8 {
+            headers.push(("x-ms-throttle-limit-percentage", format!("{:.1}", usage.min(1.8))));
+        }
+        headers
+    }
+
+    /// The headers of a 429 for the caller's own limit: its scope and reason.
+    pub(crate) fn own_limit_headers(&self) -> Vec<(&'static str, String)> {
+        if !self.throttle_signals {
+            return Vec::new();
+        }
+        vec![
+            (
+                "x-ms-throttle-scope",
+                format!(
+                    "Tenant_Application/ReadWrite/{}/{}",
+                    sample::EMULATED_APP_ID,
+                    sample::EMULATED_TENANT_ID
+                ),
+            ),
+            ("x-ms-throttle-information", "ResourceUnitLimitExceeded".to_owned()),
+        ]
     }
 
     /// Connection resets for `share` of Graph requests (through a relay in front of the emulator).
@@ -333,5 +377,41 @@ impl Emulator {
         })?;
         ready_rx.recv().map_err(std::io::Error::other)??;
         Ok(Self { state, base_url })
+    }
+}
+
+#[cfg(test)]
+mod throttle_signal_tests {
+    use super::*;
+
+    #[test]
+    fn answers_carry_the_share_of_the_limit_from_eight_tenths_and_the_scope_of_an_own_limit_429() {
+        let state = EmulatorState::new(Tenant::default()).with_throttle(10.0, 10.0);
+        assert_eq!(state.usage_headers(), [("x-ms-resource-unit", "1".to_owned())]);
+        for _ in 0..9 {
+            let _ = state.take_throttle_token();
+        }
+        let headers = state.usage_headers();
+        assert!(
+            headers.contains(&("x-ms-throttle-limit-percentage", "0.9".to_owned())),
+            "{headers:?}"
+        );
+        let own = state.own_limit_headers();
+        assert!(
+            own.iter()
+                .any(|(n, v)| *n == "x-ms-throttle-information" && v == "ResourceUnitLimitExceeded")
+        );
+        assert!(
+            own.iter()
+                .any(|(n, v)| *n == "x-ms-throttle-scope" && v.starts_with("Tenant_Application/ReadWrite/"))
+        );
+        let quiet = EmulatorState::new(Tenant::default())
+            .with_throttle(10.0, 10.0)
+            .without_throttle_signals();
+        assert!(quiet.usage_headers().is_empty() && quiet.own_limit_headers().is_empty());
+        assert!(
+            EmulatorState::new(Tenant::default()).usage_headers().is_empty(),
+            "no limit, nothing to report"
+        );
     }
 }

@@ -131,6 +131,19 @@ pub(super) fn injected_fault(state: &EmulatorState, ctx: &Ctx, key: &str) -> Opt
             }
             Some(response)
         }
+        Fault::Busy { retry_after } => {
+            let mut response = ctx.http_error(429, "TooManyRequests", "Please retry again later.");
+            let headers = response.headers_mut();
+            headers.insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(retry_after),
+            );
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static("x-ms-throttle-information"),
+                actix_web::http::header::HeaderValue::from_static("CPULimitExceeded"),
+            );
+            Some(response)
+        }
         Fault::Hang(_) | Fault::ExecutedThen(_) => {
             Some(ctx.http_error(504, "gatewayTimeout", "The gateway did not receive a timely response."))
         }

@@ -193,6 +193,10 @@ fn not_found(id: &str) -> Refusal {
 pub mod sample {
     /// Client ID of the user-assigned identity attached to the emulated Function App.
     pub const USER_ASSIGNED_CLIENT_ID: &str = "f0e1d2c3-b4a5-4968-8776-5a4b3c2d1e0f";
+    /// The emulated tenant and the Function App identity's application ID, as Graph names them in
+    /// `x-ms-throttle-scope`.
+    pub const EMULATED_TENANT_ID: &str = "0785ef7c-2d7a-4542-b048-95bcab406e0b";
+    pub const EMULATED_APP_ID: &str = "9a3d526c-b3c1-4479-ba74-197b5c5751ae";
     pub const PACKAGE_SALES: &str = "9a1d6e2c-3b4f-4c5d-8e6f-7a8b9c0d1e2f";
     /// Catalog "General": Sales, All staff and Visitors.
     pub const CATALOG_GENERAL: &str = "c0a1b2c3-d4e5-4f60-8172-839405a6b7c8";
