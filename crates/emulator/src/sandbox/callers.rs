@@ -22,6 +22,7 @@ pub(super) const ROLE_GENERAL: &str = "Reprocess.Catalog.General";
 pub(super) const ROLE_HR: &str = "Reprocess.Catalog.HumanResources";
 
 /// A calling application, as Entra would describe it in its app-only access token.
+#[derive(Debug)]
 pub(super) struct SampleCaller {
     pub(super) name: &'static str,
     pub(super) display_name: &'static str,
@@ -188,7 +189,8 @@ pub(super) fn view(setup: &AuthSetup) -> Value {
     json!({
         "header": CALLER_HEADER,
         "websiteAuthEnabled": setup.platform_auth,
-        "callerScopes": setup.caller_scopes,
+        // As JSON when it parses (the handler refused to start otherwise), so it reads as configured.
+        "callerScopes": setup.caller_scopes.as_deref().map(|text| serde_json::from_str(text).unwrap_or_else(|_| json!(text))),
         "callerScopesFrom": if setup.own_caller_scopes { "your environment" } else { "the sandbox" },
         "requireAuthenticatedCaller": setup.require_authenticated_caller,
         "callers": CALLERS.iter().map(SampleCaller::view).collect::<Vec<_>>(),
