@@ -86,6 +86,119 @@ fn post(port: u16, path: &str, content_type: &str, body: &str) -> (String, Strin
     request(port, &head, body.as_bytes())
 }
 
+/// `GET /audit` (its text and records) once a record with `client_tracking_id` is there: the durable
+/// sink is written in the background (`audit::Recorder::record`), so the record may land just after
+/// the answer.
+fn audit_once_recorded(port: u16, tracking_id: &str) -> (String, Vec<serde_json::Value>) {
+    let head = "GET /audit HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let mut looks = 0;
+    loop {
+        let (status, body) = request(port, head, b"");
+        assert!(status.contains(" 200 "), "{status}");
+        let records: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+        looks += 1;
+        if looks == 100 || records.iter().any(|r| r["client_tracking_id"] == tracking_id) {
+            return (body, records);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A POST of JSON to `/api/reprocess` with `extra` header lines (each ending in `\r\n`).
+fn reprocess_with(port: u16, extra: &str, body: &str) -> (String, serde_json::Value) {
+    let head = format!(
+        "POST /api/reprocess HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (status, body) = request(port, &head, body.as_bytes());
+    let parsed = serde_json::from_str(&body).unwrap_or_else(|_| serde_json::json!(body));
+    (status, parsed)
+}
+
+const PAYROLL_CARLOS: &str = "8e2d3c4b-5a69-4786-9766-554433221100";
+const PAYROLL_TEAM_OID: &str = "5a0e0003-0000-4000-8000-00000000ad03";
+
+/// The front stands in for App Service authentication: it strips the principal headers a caller types
+/// and injects the chosen sample caller's, whose roles narrow the call's scope.
+fn sample_callers_stand_in_for_app_service_authentication(host: u16) {
+    use base64::Engine;
+    let payroll = format!(r#"{{"assignmentIds":["{PAYROLL_CARLOS}"]}}"#);
+    let outcome = |reply: &serde_json::Value| reply["results"][0]["outcome"].as_str().unwrap_or("").to_owned();
+    // A principal the caller forged, claiming the role that grants everything.
+    let forged = base64::engine::general_purpose::STANDARD.encode(
+        r#"{"auth_typ":"aad","claims":[{"typ":"roles","val":"Reprocess.All"},{"typ":"oid","val":"forged-oid"}],"role_typ":"roles"}"#,
+    );
+    let forged_headers = format!("X-MS-CLIENT-PRINCIPAL: {forged}\r\nX-MS-CLIENT-PRINCIPAL-ID: forged-oid\r\n");
+
+    // The General caller is refused Payroll (catalog Human resources), and a forged Reprocess.All
+    // principal sent along does not widen it: the front replaced it with the caller's own.
+    let (status, reply) = reprocess_with(
+        host,
+        &format!("x-sandbox-caller: helpdesk-sales\r\n{forged_headers}"),
+        &payroll,
+    );
+    assert!(status.contains(" 200 "), "{status} {reply}");
+    assert_eq!(outcome(&reply), "out_of_scope", "{reply}");
+    // The HR caller's roles allow the same ID.
+    let (status, reply) = reprocess_with(
+        host,
+        "x-sandbox-caller: payroll-team\r\nx-ms-client-tracking-id: payroll-1\r\n",
+        &payroll,
+    );
+    assert!(status.contains(" 200 "), "{status} {reply}");
+    assert_eq!(outcome(&reply), "accepted", "{reply}");
+    // A forged principal alone never reaches the handler: the call has no principal at all.
+    let (status, reply) = reprocess_with(
+        host,
+        &format!("x-ms-client-tracking-id: forged-1\r\n{forged_headers}"),
+        &payroll,
+    );
+    assert!(status.contains(" 200 "), "{status} {reply}");
+    let (body, records) = audit_once_recorded(host, "forged-1");
+    let record = |tracking: &str| {
+        records
+            .iter()
+            .rev()
+            .find(|r| r["client_tracking_id"] == tracking)
+            .unwrap_or_else(|| panic!("no audit record for {tracking}"))
+    };
+    assert_eq!(record("payroll-1")["verified_principal_id"], PAYROLL_TEAM_OID);
+    assert_eq!(
+        record("payroll-1")["verified_roles"],
+        "Reprocess.Catalog.HumanResources"
+    );
+    assert_ne!(record("forged-1")["verified_principal_id"], "forged-oid");
+    assert!(!body.contains("forged-oid"), "a forged principal reached the handler");
+
+    // A verified caller without any configured app role: the handler's 403.
+    let (status, reply) = reprocess_with(host, "x-sandbox-caller: guest\r\n", &payroll);
+    assert!(status.contains(" 403 "), "{status} {reply}");
+    // An unknown caller name: the front's own 400, naming the sample callers.
+    let (status, reply) = reprocess_with(host, "x-sandbox-caller: mallory\r\n", &payroll);
+    assert!(status.contains(" 400 "), "{status} {reply}");
+    assert_eq!(reply["error"]["code"], "unknown_sandbox_caller", "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or("");
+    for name in ["admin", "helpdesk-sales", "payroll-team", "guest"] {
+        assert!(message.contains(name), "{message}");
+    }
+    // GET /callers lists them with their roles.
+    let (status, body) = request(
+        host,
+        "GET /callers HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        b"",
+    );
+    assert!(status.contains(" 200 "), "{status} {body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["websiteAuthEnabled"], true, "{listed}");
+    let sales = listed["callers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "helpdesk-sales")
+        .expect("helpdesk-sales listed");
+    assert_eq!(sales["roles"], serde_json::json!(["Reprocess.Catalog.General"]));
+}
+
 #[test]
 fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
     let (host, handler) = (free_port(), free_port());
@@ -119,7 +232,8 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         );
     }
     std::thread::spawn(move || for _ in lines {});
-    // The tour shows audit records naming the Logic App run, and the catalog scope refusing Payroll.
+    // The tour shows audit records naming the Logic App run, and the catalog scope refusing Payroll to
+    // the General caller.
     let tour = tour.join("\n");
     assert!(tour.contains("workflow=sandbox-demo run=sandbox-run-1"), "{tour}");
     assert!(
@@ -127,6 +241,14 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         "{tour}"
     );
     assert!(tour.contains("-> out_of_scope 200"), "{tour}");
+    // ... for the General caller; the HR caller's roles allow it, and its record names the principal.
+    assert!(tour.contains(&format!("{PAYROLL_CARLOS}  accepted")), "{tour}");
+    assert!(
+        tour.contains(&format!(
+            "principal={PAYROLL_TEAM_OID} (payroll-team) roles=Reprocess.Catalog.HumanResources"
+        )),
+        "{tour}"
+    );
     assert!(
         tour.contains("HTTP 400") && tour.contains("outside this deployment's catalog scope"),
         "{tour}"
@@ -148,20 +270,7 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
     );
     let (status, _) = request(host, &head, one.as_bytes());
     assert!(status.contains(" 200 "), "{status}");
-    // The durable sink is written in the background (`audit::Recorder::record`), so the record may
-    // land just after the answer: look again for a while.
-    let head = "GET /audit HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    let mut looks = 0;
-    let (body, records) = loop {
-        let (status, body) = request(host, head, b"");
-        assert!(status.contains(" 200 "), "{status}");
-        let records: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-        looks += 1;
-        if looks == 100 || records.iter().any(|r| r["client_tracking_id"] == "try-1") {
-            break (body, records);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let (body, records) = audit_once_recorded(host, "try-1");
     assert!(records.iter().any(|r| r["outcome"] == "out_of_scope"));
     let mine = records
         .iter()
@@ -170,6 +279,8 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         .expect("my call's record");
     assert_eq!(mine["assignment_ids"], "0b6c2f8e-4c1a-4a43-9a55-7f0d1f6a2b10");
     assert!(!body.contains("SECRET"), "a secret reached the audit records");
+
+    sample_callers_stand_in_for_app_service_authentication(host);
 
     // Repeated query keys reach the handler joined, as the host passes them: refused, not last-wins.
     let (status, body) = post(host, "/api/reprocess?dryRun=true&dryRun=false", "application/json", one);

@@ -200,7 +200,7 @@ pub mod sample {
     pub const PACKAGE_SALES: &str = "9a1d6e2c-3b4f-4c5d-8e6f-7a8b9c0d1e2f";
     /// Catalog "General": Sales, All staff and Visitors.
     pub const CATALOG_GENERAL: &str = "c0a1b2c3-d4e5-4f60-8172-839405a6b7c8";
-    /// Catalog "Human resources": Payroll only; outside the sandbox's scope.
+    /// Catalog "Human resources": Payroll only; in the sandbox's scope, but outside the General caller's.
     pub const CATALOG_HR: &str = "c1b2c3d4-e5f6-4071-8283-94a5b6c7d8e9";
     pub const PACKAGE_VISITORS: &str = "aa11bb22-cc33-4d44-8e55-ff6600770088";
     pub const PACKAGE_PAYROLL: &str = "bb22cc33-dd44-4e55-8f66-007711882299";

@@ -1,17 +1,20 @@
 //! What the sandbox shows at start: an HTTP call with one throttled answer and its audit records, queue
-//! messages (one malformed), a package fan-out run to the end, and the catalog scope refusing an ID and
-//! a package outside it; then the curl lines to try.
+//! messages (one malformed), a package fan-out run to the end, a scoped caller refused an ID and a
+//! package outside its catalog while another caller's roles allow them, and drift; then the curl lines
+//! to try.
 
 use super::front::http_function;
 use super::views::line;
-use super::{HttpOutcome, Shim, invoke_http, run_queue_message};
+use super::{HttpOutcome, Shim, callers, invoke_http, run_queue_message};
 use crate::host::HttpCall;
 use crate::{Fault, sample};
 use serde_json::json;
 
 /// A JSON POST to `/api/reprocess` as if sent to the sandbox's front (`localhost:<port>`), so the URLs the
-/// handler builds from it (a 202's `Location`) are ones you can curl.
-fn reprocess_call(port: u16, query: &str, body: &str) -> HttpCall {
+/// handler builds from it (a 202's `Location`) are ones you can curl. It carries no principal, like a
+/// Logic App calling with the function key, unless `REQUIRE_AUTHENTICATED_CALLER` is on: then it goes
+/// as `admin`, so the tour still shows what it is about instead of a row of 401s.
+fn reprocess_call(shim: &Shim, port: u16, query: &str, body: &str) -> HttpCall {
     let mut call = HttpCall::post_json("reprocess", body);
     call.url = format!("http://localhost:{port}/api/reprocess{query}");
     call.query = url::form_urlencoded::parse(query.trim_start_matches('?').as_bytes())
@@ -21,6 +24,9 @@ fn reprocess_call(port: u16, query: &str, body: &str) -> HttpCall {
         if name.eq_ignore_ascii_case("Host") {
             *value = format!("localhost:{port}");
         }
+    }
+    if shim.auth.require_authenticated_caller {
+        call = as_caller(call, "admin");
     }
     call
 }
@@ -46,7 +52,7 @@ pub(super) async fn run(shim: &Shim, port: u16) {
     })
     .to_string();
     println!("sandbox: 1) HTTP trigger  POST /api/reprocess {body}  (as Logic App run 'sandbox-run-1')");
-    let mut call = reprocess_call(port, "", &body);
+    let mut call = reprocess_call(shim, port, "", &body);
     call.headers.extend([
         ("x-ms-workflow-name".into(), "sandbox-demo".into()),
         ("x-ms-workflow-run-id".into(), "sandbox-run-1".into()),
@@ -85,7 +91,7 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         sample::BULK_DELIVERED,
         sample::BULK_OTHER
     );
-    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
+    let outcome = invoke_http(shim, reprocess, &reprocess_call(shim, port, "", &body)).await;
     println!(
         "   -> HTTP {} {}",
         outcome.status,
@@ -121,35 +127,88 @@ pub(super) async fn run(shim: &Shim, port: u16) {
         }
     }
 
-    println!(
-        "\nsandbox: 5) catalog scope  ALLOWED_CATALOG_IDS={} (General); Payroll is in catalog Human resources",
-        sample::CATALOG_GENERAL
-    );
-    let seen = shim.audit.len();
-    let body = json!({ "assignmentIds": [sample::VISITORS_CARLOS, sample::PAYROLL_CARLOS] }).to_string();
-    println!("   POST /api/reprocess {body}");
-    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
-    for r in outcome.body["results"].as_array().into_iter().flatten() {
-        println!(
-            "      {}  {:<13} {}",
-            r["id"].as_str().unwrap_or(""),
-            r["outcome"].as_str().unwrap_or(""),
-            r["catalogId"]
-                .as_str()
-                .map(|c| format!("catalog {c}"))
-                .unwrap_or_default()
-        );
-    }
-    print_audit_since(shim, seen).await;
-    let body = json!({ "accessPackageIds": [sample::PACKAGE_PAYROLL] }).to_string();
-    println!("   POST /api/reprocess {body}");
-    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
-    println!("   -> HTTP {} {}", outcome.status, outcome.body["error"]["message"]);
+    catalog_scope(shim, port).await;
     println!(
         "\nsandbox: {} audit records so far (GET /audit lists them; in Azure they go to the log and the table reprocessaudit)",
         shim.audit.len()
     );
     drift(shim, port).await;
+}
+
+/// `call` as the sample caller `name`: what the front does with `x-sandbox-caller: <name>`.
+fn as_caller(mut call: HttpCall, name: &str) -> HttpCall {
+    call.headers.push((callers::CALLER_HEADER.into(), name.into()));
+    callers::authenticate(&mut call.headers).expect("a sample caller");
+    call
+}
+
+/// Step 5: the deployment's scope (both catalogs) narrowed by each caller's app roles: the General
+/// caller is refused Payroll (catalog Human resources), by ID and by package; the HR caller is not.
+async fn catalog_scope(shim: &Shim, port: u16) {
+    let reprocess = http_function("reprocess");
+    println!(
+        "\nsandbox: 5) catalog scope per caller  ALLOWED_CATALOG_IDS={},{} (General, Human resources); \
+         each caller's app roles narrow it (CALLER_SCOPES; GET /callers lists the sample callers)",
+        sample::CATALOG_GENERAL,
+        sample::CATALOG_HR
+    );
+    if !shim.auth.platform_auth {
+        println!(
+            "   (WEBSITE_AUTH_ENABLED is not true in your environment: the handler ignores these principals, as it would in Azure)"
+        );
+    }
+    let print_results = |outcome: &HttpOutcome| {
+        for r in outcome.body["results"].as_array().into_iter().flatten() {
+            println!(
+                "      {}  {:<13} {}",
+                r["id"].as_str().unwrap_or(""),
+                r["outcome"].as_str().unwrap_or(""),
+                r["catalogId"]
+                    .as_str()
+                    .map(|c| format!("catalog {c}"))
+                    .unwrap_or_default()
+            );
+        }
+    };
+    let sales = "helpdesk-sales";
+    let seen = shim.audit.len();
+    let body = json!({ "assignmentIds": [sample::VISITORS_CARLOS, sample::PAYROLL_CARLOS] }).to_string();
+    println!(
+        "   as {sales} (role {}: catalog General only)  POST /api/reprocess {body}",
+        callers::ROLE_GENERAL
+    );
+    let outcome = invoke_http(
+        shim,
+        reprocess,
+        &as_caller(reprocess_call(shim, port, "", &body), sales),
+    )
+    .await;
+    print_results(&outcome);
+    print_audit_since(shim, seen).await;
+    let body = json!({ "accessPackageIds": [sample::PACKAGE_PAYROLL] }).to_string();
+    println!("   as {sales}  POST /api/reprocess {body}");
+    let outcome = invoke_http(
+        shim,
+        reprocess,
+        &as_caller(reprocess_call(shim, port, "", &body), sales),
+    )
+    .await;
+    println!("   -> HTTP {} {}", outcome.status, outcome.body["error"]["message"]);
+    let payroll = "payroll-team";
+    let seen = shim.audit.len();
+    let body = json!({ "assignmentIds": [sample::PAYROLL_CARLOS] }).to_string();
+    println!(
+        "   as {payroll} (role {}: catalog Human resources only)  POST /api/reprocess {body}",
+        callers::ROLE_HR
+    );
+    let outcome = invoke_http(
+        shim,
+        reprocess,
+        &as_caller(reprocess_call(shim, port, "", &body), payroll),
+    )
+    .await;
+    print_results(&outcome);
+    print_audit_since(shim, seen).await;
 }
 
 /// The audit records written since the first `seen`, one line each.
@@ -180,7 +239,7 @@ async fn drift(shim: &Shim, port: u16) {
         .remove_member(group, user);
     let body = json!({ "detectDriftFor": { "accessPackageIds": [sample::PACKAGE_ENGINEERING] } }).to_string();
     println!("   POST /api/reprocess?dryRun=true {body}");
-    let call = reprocess_call(port, "?dryRun=true", &body);
+    let call = reprocess_call(shim, port, "?dryRun=true", &body);
     let outcome = invoke_http(shim, reprocess, &call).await;
     let package = &outcome.body["drift"][0];
     for d in package["drifted"].as_array().into_iter().flatten() {
@@ -203,7 +262,7 @@ async fn drift(shim: &Shim, port: u16) {
         );
     }
     println!("   POST /api/reprocess {body}");
-    let outcome = invoke_http(shim, reprocess, &reprocess_call(port, "", &body)).await;
+    let outcome = invoke_http(shim, reprocess, &reprocess_call(shim, port, "", &body)).await;
     println!("   -> HTTP {} {}", outcome.status, outcome.body["enqueued"]);
     for message in outcome.enqueued {
         run_queue_message(shim, &message, 1).await;
@@ -245,6 +304,11 @@ pub(super) fn print_curl_lines(port: u16) {
         "  curl -s 'localhost:{port}/api/reprocess?dryRun=true' -H 'Content-Type: application/json' \\\n    -d '{{\"detectDriftFor\":{{\"accessPackageIds\":[\"{}\"]}}}}'",
         sample::PACKAGE_ENGINEERING
     );
+    println!(
+        "  curl -s localhost:{port}/api/reprocess -H 'x-sandbox-caller: helpdesk-sales' -H 'Content-Type: application/json' \\\n    -d '{{\"assignmentIds\":[\"{}\"]}}'   # out_of_scope: Payroll is not in General",
+        sample::PAYROLL_CARLOS
+    );
+    println!("  curl -s localhost:{port}/callers   # the sample callers (x-sandbox-caller) and their roles");
     println!("  curl -s localhost:{port}/queue/reprocess-requests-poison");
     println!("  curl -s localhost:{port}/tenant");
     println!("  curl -s localhost:{port}/audit");

@@ -3,9 +3,10 @@
 //! builds it), the handler is invoked, and `Outputs.res` is unwrapped into the HTTP answer. Its routes are
 //! the HTTP-triggered functions of the deployment's `function.json` folders, `/api/<route>` with their
 //! methods, as the host registers them: `POST /api/reprocess`, `POST /api/alert`,
-//! `GET /api/operations/{correlationId}`, `GET /api/openapi`.
+//! `GET /api/operations/{correlationId}`, `GET /api/openapi`. Before the host, it does what App Service
+//! authentication does to the caller's headers (`callers::authenticate`).
 
-use super::Shim;
+use super::{Shim, callers};
 use crate::functions::Function;
 use crate::host::{HttpCall, QueueMessageMeta, http_envelope};
 use crate::host_client::HOST_VERSION;
@@ -110,6 +111,11 @@ pub(super) fn routes(config: &mut web::ServiceConfig) {
         let mut resource = web::resource(format!("/api/{}", trigger.route.unwrap_or(function.name)));
         let call = move |request: HttpRequest, body: web::Bytes, shim: web::Data<Shim>| async move {
             let mut call = caller_request(&request, &body);
+            // App Service authentication runs before the host: the host never sees a forged principal,
+            // and an unknown sample caller is this front's own 400 (the handler is not invoked).
+            if let Err(unknown) = callers::authenticate(&mut call.headers) {
+                return HttpResponse::BadRequest().json(unknown.body());
+            }
             call.params = request
                 .match_info()
                 .iter()

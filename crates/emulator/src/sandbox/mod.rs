@@ -11,7 +11,11 @@
 //! - `GET http://127.0.0.1:7071/api/openapi` — the OpenAPI 2.0 document, its `host` this address;
 //! - HTTP functions' `enqueue` outputs go to the same in-memory queue, so a package fan-out runs to the
 //!   end (page by page, then chunks of 20 IDs);
-//! - `GET /queue/reprocess-requests-poison`, `GET /tenant` and `GET /audit` show what happened.
+//! - `GET /queue/reprocess-requests-poison`, `GET /tenant` and `GET /audit` show what happened;
+//! - the front stands in for App Service authentication (`callers`): it strips every
+//!   `X-MS-CLIENT-PRINCIPAL*` header a caller sends and, for `x-sandbox-caller: <name>`, injects that
+//!   sample caller's principal; the handler runs with `WEBSITE_AUTH_ENABLED=true` and the sample
+//!   callers' `CALLER_SCOPES`, and `GET /callers` lists them.
 //!
 //! The emulated host is as strict as the real one, so the sandbox teaches what production does: the
 //! caller's headers (Content-Type included) pass through unchanged, a body sent without Content-Length
@@ -19,6 +23,7 @@
 //! `"true,false"`, which the handler refuses), and the handler — not the sandbox — answers oversized
 //! bodies. It stops on SIGINT or SIGTERM at any moment, start-up included, and stops the handler with it.
 
+mod callers;
 mod demo;
 mod front;
 mod storage;
@@ -49,6 +54,8 @@ struct Shim {
     emulator: Emulator,
     /// Audit records from the handler's log (`GET /audit`).
     audit: Arc<views::AuditLog>,
+    /// How the handler treats the principals the front injects (`GET /callers`).
+    auth: callers::AuthSetup,
 }
 
 pub const USAGE: &str = "usage: reprocess-handler sandbox [--port <port>] [--handler-port <port>] [--storage <connection string>]\n\
@@ -196,12 +203,8 @@ async fn serve(
     };
 
     let audit = Arc::new(views::AuditLog::default());
-    let mut handler = HandlerProcess::spawn(
-        &binary,
-        &emulator,
-        Readiness::ProbeAt(handler_port),
-        handler_launch(storage.connection.as_deref(), Arc::clone(&audit)),
-    )?;
+    let (launch, auth) = handler_launch(storage.connection.as_deref(), Arc::clone(&audit));
+    let mut handler = HandlerProcess::spawn(&binary, &emulator, Readiness::ProbeAt(handler_port), launch)?;
     let ready = stop
         .unless_received(async {
             while !handler.poll_ready()? {
@@ -228,6 +231,7 @@ async fn serve(
         poison: Mutex::new(Vec::new()),
         emulator,
         audit,
+        auth,
     });
     actix_web::rt::spawn(queue_worker(shim.clone().into_inner(), rx));
     let shim_data = shim.clone();
@@ -240,6 +244,7 @@ async fn serve(
             .route("/queue/reprocess-requests-poison", web::get().to(poison))
             .route("/tenant", web::get().to(views::tenant))
             .route("/audit", web::get().to(views::audit))
+            .route("/callers", web::get().to(views::callers))
     })
     .workers(1)
     .disable_signals()
@@ -278,7 +283,7 @@ async fn serve(
 
 /// The handler's environment as the host would pass app settings: this shell's, minus what points
 /// elsewhere, plus the emulated tenant's (the host client sets Graph, the identity endpoint and port).
-fn handler_launch(storage: Option<&str>, audit: Arc<views::AuditLog>) -> Launch {
+fn handler_launch(storage: Option<&str>, audit: Arc<views::AuditLog>) -> (Launch, callers::AuthSetup) {
     let mut inherited: Vec<(String, String)> = std::env::vars().collect();
     inherited.retain(|(k, _)| {
         !matches!(
@@ -300,14 +305,46 @@ fn handler_launch(storage: Option<&str>, audit: Arc<views::AuditLog>) -> Launch 
     if !inherited.iter().any(|(k, _)| k == "DRIFT_DETECTION_ENABLED") {
         extra.push(("DRIFT_DETECTION_ENABLED".into(), "true".into()));
     }
-    // A catalog scope, unless you set one: catalog General, so Payroll (Human resources) is refused.
+    // A catalog scope, unless you set one: both catalogs, so the deployment allows every package and
+    // what a sample caller may touch is decided by its roles alone (Payroll is allowed for payroll-team
+    // and refused for helpdesk-sales). A deployment scope of General alone would refuse Payroll to
+    // every caller and hide the per-caller narrowing.
     if !inherited.iter().any(|(k, _)| k.starts_with("ALLOWED_")) {
-        extra.push(("ALLOWED_CATALOG_IDS".into(), sample::CATALOG_GENERAL.into()));
+        extra.push((
+            "ALLOWED_CATALOG_IDS".into(),
+            format!("{},{}", sample::CATALOG_GENERAL, sample::CATALOG_HR),
+        ));
     }
+    // The front stands in for App Service authentication (`callers`), so the handler is told it is on,
+    // as the platform tells it, and is given the sample callers' roles, unless you set either yourself.
+    let own = |name: &str| inherited.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut auth = callers::AuthSetup::default();
+    match own("WEBSITE_AUTH_ENABLED") {
+        Some(v) => auth.platform_auth = v.trim().eq_ignore_ascii_case("true"),
+        None => {
+            extra.push(("WEBSITE_AUTH_ENABLED".into(), "true".into()));
+            auth.platform_auth = true;
+        }
+    }
+    match own("CALLER_SCOPES") {
+        Some(v) => {
+            auth.caller_scopes = Some(v);
+            auth.own_caller_scopes = true;
+        }
+        None => {
+            let scopes = callers::caller_scopes();
+            extra.push(("CALLER_SCOPES".into(), scopes.clone()));
+            auth.caller_scopes = Some(scopes);
+        }
+    }
+    // Left as you set it (off by default): the tour's Logic App and queue steps, and plain curl, call
+    // without a principal, as a caller with the function key alone does in Azure.
+    auth.require_authenticated_caller =
+        own("REQUIRE_AUTHENTICATED_CALLER").is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
     let chosen = std::env::var("RUST_LOG").ok();
     let level = chosen.clone().unwrap_or_else(|| HANDLER_LOG.into());
     extra.push(("RUST_LOG".into(), format!("{level},{AUDIT_LOG}")));
-    Launch {
+    let launch = Launch {
         inherited,
         extra,
         // Audit records are kept for the tour and `GET /audit`; every other line shows as the handler
@@ -323,7 +360,8 @@ fn handler_launch(storage: Option<&str>, audit: Arc<views::AuditLog>) -> Launch 
                 println!("{line}");
             }
         })),
-    }
+    };
+    (launch, auth)
 }
 
 fn short(text: &str) -> String {

@@ -57,11 +57,31 @@ pub(super) async fn tenant(shim: web::Data<Shim>) -> HttpResponse {
         .json(json!({ "assignments": assignments, "assignmentRequests": requests, "catalogs": tenant.catalog_names }))
 }
 
+/// The sample callers, their roles and scopes, and how the handler treats their principals.
+pub(super) async fn callers(shim: web::Data<Shim>) -> HttpResponse {
+    HttpResponse::Ok().json(super::callers::view(&shim.auth))
+}
+
 /// The last 500 audit records, newest last.
 pub(super) async fn audit(shim: web::Data<Shim>) -> HttpResponse {
     let records = shim.audit.records();
     let skip = records.len().saturating_sub(500);
     HttpResponse::Ok().json(&records[skip..])
+}
+
+/// The verified principal of a record, with the sample caller's name when it is one of them.
+fn verified(r: &Map<String, Value>) -> Option<String> {
+    let id = r
+        .get("verified_principal_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())?;
+    let name = super::callers::by_object_id(id).map_or(String::new(), |c| format!(" ({})", c.name));
+    let roles = r
+        .get("verified_roles")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map_or(String::new(), |roles| format!(" roles={roles}"));
+    Some(format!("principal={id}{name}{roles}"))
 }
 
 /// One record on one line, for the demo's output.
@@ -81,6 +101,7 @@ pub(super) fn line(r: &Map<String, Value>) -> String {
     .map(|(label, key)| (label, text(key)))
     .filter(|(_, v)| !v.is_empty())
     .map(|(k, v)| format!("{k}={v}"))
+    .chain(verified(r))
     .collect::<Vec<_>>()
     .join(" ");
     let ids = [
