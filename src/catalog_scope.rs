@@ -76,10 +76,10 @@ impl PackageVerdict {
         match self {
             PackageVerdict::InScope => None,
             PackageVerdict::OutOfScope { catalog: Some(c) } => Some(format!(
-                "access package {package} is in catalog {c}, outside this deployment's scope (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS)"
+                "access package {package} is in catalog {c}, outside the scope this call may touch (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS, narrowed by the caller's roles in CALLER_SCOPES)"
             )),
             PackageVerdict::OutOfScope { catalog: None } => Some(format!(
-                "access package {package} is outside this deployment's scope (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS)"
+                "access package {package} is outside the scope this call may touch (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS, narrowed by the caller's roles in CALLER_SCOPES)"
             )),
             PackageVerdict::Unknown(outcome) => Some(format!(
                 "access package {package}: its catalog could not be read ({}), so it is not fanned out",

@@ -113,8 +113,9 @@ async fn describe(graph: &GraphClient, allowed: Option<&AllowedScope>, target: T
             }
             entry["wouldReprocess"] = json!(false);
             entry["outcome"] = json!("out_of_scope");
-            entry["reason"] =
-                json!("outside this deployment's catalog scope (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS)");
+            entry["reason"] = json!(
+                "outside the catalog scope this call may touch (ALLOWED_CATALOG_IDS, ALLOWED_ACCESS_PACKAGE_IDS, narrowed by the caller's roles in CALLER_SCOPES)"
+            );
         }
         Ok(None) => {
             entry["found"] = json!(false);

@@ -250,7 +250,7 @@ fn the_sandbox_host_behaves_like_the_real_one_and_stops_on_sigterm() {
         "{tour}"
     );
     assert!(
-        tour.contains("HTTP 400") && tour.contains("outside this deployment's catalog scope"),
+        tour.contains("HTTP 400") && tour.contains("outside the catalog scope this call may touch"),
         "{tour}"
     );
     // Step 6: member removed by hand → drift found → reprocessed → membership back.

@@ -301,7 +301,7 @@ async fn refuse_packages_out_of_scope(
         .map(|(p, reason, field)| json!({ "field": field, "id": p, "reason": reason }))
         .collect();
     let message = format!(
-        "{} access package(s) outside this deployment's catalog scope; nothing was enqueued: {}",
+        "{} access package(s) outside the catalog scope this call may touch (the deployment's, narrowed by the caller's roles); nothing was enqueued: {}",
         refused.len(),
         refused
             .iter()
