@@ -23,9 +23,11 @@ pub struct GraphClient {
     batch_size: usize,
 }
 
-/// What one HTTP attempt produced, before we decide whether to retry.
-pub(super) enum Attempt {
-    Final(Outcome),
+/// What one HTTP attempt (or one `$batch` sub-response) produced, before we decide whether to retry:
+/// a final value (by default an [`Outcome`]; a batched read's caller makes its own) or a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Attempt<T = Outcome> {
+    Final(T),
     Retry { reason: String, wait: Option<Duration> },
 }
 

@@ -1,6 +1,7 @@
 //! Microsoft Graph: the only module that builds Graph URLs (`paths`) or touches a token (`credential`).
 //! Every request goes through `transport` (one limiter slot, one token, one timeout, one status
-//! classification); `client` reprocesses one target, `batch` up to 20, `list` reads pages and items.
+//! classification); `client` reprocesses one target, `batch` runs every `$batch` (reprocess, the scope check's reads),
+//! `list` reads pages and items.
 
 pub mod batch;
 pub mod client;

@@ -4,7 +4,8 @@
 //! `Retry-After` and the body, read under the same timeout. [`Transport::send`] repeats it while the
 //! answer is worth retrying ([`StatusClass::Retryable`]), honouring `Retry-After` (which also closes the
 //! process-wide back-off gate) or backing off exponentially, until the attempt cap or the deadline.
-//! Reprocess, reads and listing use `send`; `$batch` retries per sub-request around `send_once`.
+//! Reprocess, reads and listing use `send`; the `$batch` runner (`batch::run`) retries per sub-request
+//! around `send_once`, with the same wait rule (`retry`).
 
 use super::credential::TokenProvider;
 use super::health::Health;

@@ -57,6 +57,14 @@ impl Limiter {
         }
     }
 
+    /// A limiter already pacing at `rate` requests per second (past slow start), for tests.
+    #[cfg(test)]
+    pub(crate) fn with_rate(max_in_flight: usize, rate: f64) -> Self {
+        let limiter = Self::new(max_in_flight);
+        limiter.pacing.lock().expect("pacing lock").rate = Some(rate);
+        limiter
+    }
+
     /// Waits for the back-off gate, a free slot and pacing room for `weight` requests.
     /// Returns `None` if that cannot happen before `deadline`.
     pub async fn acquire(&self, deadline: Instant, weight: u32) -> Option<SemaphorePermit<'_>> {
