@@ -2,12 +2,14 @@
 //! Callers describe their sub-requests (method and a URL relative to the version root, from `paths`)
 //! and how to read one sub-response; [`run`] owns the rest, the same for every batched call:
 //! - rounds: each sub-response is read on its own (they come back in any order, matched by position);
-//!   only the sub-requests that were throttled or failed transiently are sent again, after the longest
-//!   `Retry-After` among them ([`retry_wait`] when none was named); a batch answer that is itself
-//!   429/5xx (or no answer at all) is retried as a whole;
+//!   only the sub-requests that were throttled or failed transiently are sent again, each after its own
+//!   `Retry-After` ([`retry_wait`] when none was named), those due at the same time together; a batch
+//!   answer that is itself 429/5xx (or no answer at all) is retried as a whole;
 //! - under a slow pace, only [`Limiter::max_burst`] sub-requests go at once, the rest next round
 //!   without spending an attempt, so a `$batch` does not overrun a small bucket in one burst;
-//! - a whole batch refused with 429 and `Retry-After` closes the process-wide back-off gate;
+//! - a whole batch refused with 429 or 503 and `Retry-After` waits on its own; the process-wide
+//!   back-off gate closes only for the app's limit ([`Limiter::record_batch_answer`]);
+//! - every sub-response feeds the shared pacing with Graph's throttling headers (`signals`);
 //! - attempts per sub-request (`GRAPH_MAX_ATTEMPTS`), the invocation's deadline, one
 //!   `client-request-id` across all rounds.
 //!
@@ -17,6 +19,7 @@ use super::client::{Attempt, GraphClient, classify, log_finished, refused_before
 use super::limiter::Limiter;
 use super::paths::{batch_url, reprocess_relative};
 use super::retry::{backoff_unless_healthy, parse_retry_after};
+use super::signals::{Signals, ThrottleCause};
 use super::transport::{Call, GraphRequest, SendError};
 use crate::domain::{Guid, ItemResult, Outcome, Target};
 use bytes::Bytes;
@@ -75,6 +78,11 @@ impl SubResponse {
         }
     }
 
+    /// Graph's throttling headers on this sub-response.
+    pub fn signals(&self) -> Signals {
+        Signals::read(|name| self.header(name))
+    }
+
     /// The usual reading: [`classify`] of its status, `Retry-After` and body.
     pub fn classify(&self) -> Attempt {
         classify(self.status, self.retry_after(), &self.body_bytes())
@@ -106,6 +114,7 @@ pub(super) enum Envelope {
     Whole {
         status: u16,
         retry_after: Option<Duration>,
+        signals: Signals,
         body: Bytes,
     },
     /// 200 whose body is not the documented JSON.
@@ -173,21 +182,32 @@ pub(super) async fn run<S: BatchSender, T>(
             attempts: 0,
         })
         .collect();
+    // Each sub-request waits its own wait: one throttled with `Retry-After: 5` does not hold back the
+    // others of its round that failed without a named wait, nor those a burst split left for later.
+    let mut ready_at: Vec<Instant> = vec![Instant::now(); requests.len()];
     let mut pending: Vec<usize> = (0..requests.len()).collect();
     let mut round = 0u32;
     while !pending.is_empty() {
+        let now = Instant::now();
         // Under a slow pace, send part of the batch now and the rest next round (no attempt spent).
-        let burst = sender
-            .limiter()
-            .max_burst()
-            .unwrap_or(usize::MAX)
-            .clamp(1, pending.len());
-        let later = pending.split_off(burst);
-        let sent: Vec<SubRequest> = pending.iter().map(|&i| requests[i].clone()).collect();
+        let burst = sender.limiter().max_burst().unwrap_or(usize::MAX).max(1);
+        let due: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| ready_at[i] <= now)
+            .take(burst)
+            .collect();
+        if due.is_empty() {
+            let next = pending.iter().map(|&i| ready_at[i]).min().unwrap_or(now);
+            tokio::time::sleep_until(next).await;
+            continue;
+        }
+        pending.retain(|i| !due.contains(i));
+        let sent: Vec<SubRequest> = due.iter().map(|&i| requests[i].clone()).collect();
         let answer = match sender.send(&sent, client_request_id, deadline).await {
             Err(SendError::OutOfTime { gate_wait }) => {
                 let reason = SendError::OutOfTime { gate_wait }.to_string();
-                for &i in pending.iter().chain(&later) {
+                for &i in due.iter().chain(&pending) {
                     results[i].result = Err(transient(&reason, gate_wait));
                 }
                 break;
@@ -195,27 +215,32 @@ pub(super) async fn run<S: BatchSender, T>(
             answer => answer,
         };
         round += 1;
-        for &i in &pending {
+        for &i in &due {
             results[i].attempts += 1;
         }
+        if let Ok(envelope) = &answer {
+            // Only this batch waits for a whole-batch 429 or 503, unless it is the app's limit.
+            let (status, wait, cause) = match envelope {
+                Envelope::Whole {
+                    status,
+                    retry_after,
+                    signals,
+                    ..
+                } => (*status, *retry_after, signals.cause()),
+                Envelope::Parts { .. } | Envelope::Garbled => (200, None, ThrottleCause::Unknown),
+            };
+            sender.limiter().record_batch_answer(status, wait, cause);
+        }
         let round_answer = match answer {
-            Ok(envelope) => read_envelope(sender, envelope, pending.len(), &read),
+            Ok(envelope) => read_envelope(sender, envelope, due.len(), &read),
             Err(e) => Round::from(e),
         };
 
         let mut retry: Vec<(usize, String, Option<Duration>)> = Vec::new();
-        // Graph refused the whole batch with a named wait: the app as a whole must wait.
-        let whole_batch_throttled = matches!(
-            round_answer,
-            Round::Whole {
-                attempt: Attempt::Retry { wait: Some(_), .. },
-                ..
-            }
-        );
         let whole_batch_failed = matches!(round_answer, Round::Whole { .. });
         match round_answer {
             Round::Whole { attempt, status } => {
-                for &i in &pending {
+                for &i in &due {
                     if status.is_some() {
                         results[i].http_status = status;
                     }
@@ -226,7 +251,7 @@ pub(super) async fn run<S: BatchSender, T>(
                 }
             }
             Round::Parts(parts) => {
-                for (&i, part) in pending.iter().zip(parts) {
+                for (&i, part) in due.iter().zip(parts) {
                     if part.status.is_some() {
                         results[i].http_status = part.status;
                     }
@@ -240,12 +265,9 @@ pub(super) async fn run<S: BatchSender, T>(
                 }
             }
         }
-        pending = retry.iter().map(|(i, _, _)| *i).collect();
-        if pending.is_empty() {
-            pending = later;
+        if retry.is_empty() {
             continue;
         }
-        let named_wait = retry.iter().filter_map(|(_, _, w)| *w).max();
         let failure = if whole_batch_failed {
             Failure::Whole
         } else {
@@ -254,38 +276,33 @@ pub(super) async fn run<S: BatchSender, T>(
                 sent: sent.len(),
             }
         };
-        let wait = retry_wait(named_wait, failure, sender.graph_in_trouble(), round);
-        if whole_batch_throttled {
-            sender.limiter().back_off(wait);
-        }
+        // One wait for those Graph named none for (they go again together), each named one as named.
+        let attempts = retry.iter().map(|(i, _, _)| results[*i].attempts).max().unwrap_or(1);
+        let unnamed = retry_wait(None, failure, sender.graph_in_trouble(), attempts);
+        let longest = retry
+            .iter()
+            .map(|(_, _, w)| w.unwrap_or(unnamed))
+            .max()
+            .unwrap_or(unnamed);
         tracing::warn!(
             call,
-            retrying = pending.len(),
+            retrying = retry.len(),
             round,
             reason = %retry[0].1,
-            wait_ms = wait.as_millis() as u64,
+            wait_ms = longest.as_millis() as u64,
             "transient Graph failures in a batch"
         );
-        let out_of_time = Instant::now() + wait >= deadline;
-        pending.clear();
-        for (i, reason, _) in retry {
-            if out_of_time || results[i].attempts >= sender.max_attempts() {
+        let now = Instant::now();
+        for (i, reason, named) in retry {
+            let wait = named.unwrap_or(unnamed);
+            if now + wait >= deadline || results[i].attempts >= sender.max_attempts() {
                 results[i].result = Err(transient(&reason, Some(wait)));
             } else {
+                ready_at[i] = now + wait;
                 pending.push(i);
             }
         }
-        if out_of_time {
-            for &i in &later {
-                results[i].result = Err(transient("the invocation's time budget ran out", Some(wait)));
-            }
-            break;
-        }
-        pending.extend(later);
-        if pending.is_empty() {
-            break;
-        }
-        tokio::time::sleep(wait).await;
+        pending.sort_unstable();
     }
     results
 }
@@ -302,6 +319,7 @@ fn read_envelope<S: BatchSender, T>(
             status,
             retry_after,
             body,
+            ..
         } => {
             return Round::Whole {
                 attempt: classify(status, retry_after, &body),
@@ -387,12 +405,14 @@ impl BatchSender for GraphClient {
             },
             url: &url,
             client_request_id,
+            priority: self.priority(),
         };
         let answer = self.transport().send_once(&request, deadline).await?;
         if answer.status != 200 {
             return Ok(Envelope::Whole {
                 status: answer.status,
                 retry_after: answer.retry_after,
+                signals: answer.signals,
                 body: answer.body,
             });
         }
@@ -406,7 +426,7 @@ impl BatchSender for GraphClient {
     }
 
     fn record(&self, sub: &SubResponse) {
-        self.transport().record_answer(sub.status);
+        self.transport().record_answer(sub.status, &sub.signals());
     }
 
     fn limiter(&self) -> &Limiter {
@@ -477,10 +497,17 @@ enum Failure {
 /// hung while most requests succeed) is retried soon: growing waits would keep the invocation asleep
 /// while the budget goes unused, and the last IDs of a job would wait longest. When most of the batch
 /// failed, or many recent requests did (`graph_in_trouble`), Graph is failing: longer each round.
-fn retry_wait(named: Option<Duration>, failure: Failure, graph_in_trouble: bool, round: u32) -> Duration {
-    let most_failed = matches!(failure, Failure::Parts { failed, sent } if failed * 2 >= sent);
-    named.unwrap_or_else(|| backoff_unless_healthy(round, graph_in_trouble || most_failed))
+/// `attempt` is how many times the sub-requests were sent. A retry of one or two sub-requests that
+/// fails again says nothing about Graph (it is as likely as their first failure): only a batch of
+/// [`MOST_FAILED_SAMPLE`] or more tells a failing Graph from noise.
+fn retry_wait(named: Option<Duration>, failure: Failure, graph_in_trouble: bool, attempt: u32) -> Duration {
+    let most_failed =
+        matches!(failure, Failure::Parts { failed, sent } if sent >= MOST_FAILED_SAMPLE && failed * 2 >= sent);
+    named.unwrap_or_else(|| backoff_unless_healthy(attempt, graph_in_trouble || most_failed))
 }
+
+/// Sub-requests a batch needs for "most of them failed" to mean something.
+const MOST_FAILED_SAMPLE: usize = 5;
 
 #[cfg(test)]
 #[path = "batch_tests.rs"]

@@ -1,5 +1,6 @@
 use super::*;
 use crate::graph::lookup::{Lookup, Subject, read_lookup};
+use crate::graph::signals::Signals;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
@@ -186,6 +187,7 @@ async fn a_whole_batch_failure_is_retried_as_a_whole() {
         Ok(Envelope::Whole {
             status: 503,
             retry_after: None,
+            signals: Signals::default(),
             body: Bytes::new(),
         })
     })];
@@ -303,6 +305,7 @@ async fn a_final_answer_for_the_whole_batch_ends_every_sub_request() {
         Ok(Envelope::Whole {
             status: 400,
             retry_after: None,
+            signals: Signals::default(),
             body,
         })
     })];
@@ -313,4 +316,102 @@ async fn a_final_answer_for_the_whole_batch_ends_every_sub_request() {
         assert!(matches!(f.result, Err(Outcome::Rejected { .. })), "{f:?}");
         assert_eq!((f.attempts, f.http_status), (1, Some(400)));
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_whole_batch_429_without_information_does_not_delay_another_invocation() {
+    let script: Vec<Script> = vec![Box::new(|_: &[SubRequest]| {
+        Ok(Envelope::Whole {
+            status: 429,
+            retry_after: Some(Duration::from_secs(5)),
+            signals: Signals::default(),
+            body: Bytes::new(),
+        })
+    })];
+    let fake = Fake::new(Limiter::new(16), script);
+    let start = Instant::now();
+    let first = reprocess(&fake, &posts(2), in_a_minute()).await;
+    assert!(
+        Instant::now() - start >= Duration::from_secs(5),
+        "the throttled batch waited its Retry-After"
+    );
+    assert!(
+        first
+            .iter()
+            .all(|f| f.result == Ok(Outcome::Accepted) && f.attempts == 2)
+    );
+    // Meanwhile (same instant as the 429), another invocation is not held back.
+    let script: Vec<Script> = vec![Box::new(|_: &[SubRequest]| {
+        Ok(Envelope::Whole {
+            status: 429,
+            retry_after: Some(Duration::from_secs(5)),
+            signals: Signals::default(),
+            body: Bytes::new(),
+        })
+    })];
+    let fake = Fake::new(Limiter::new(16), script);
+    let one = posts(1);
+    let (throttled, other) = tokio::join!(reprocess(&fake, &one, in_a_minute()), async {
+        tokio::task::yield_now().await;
+        let at = Instant::now();
+        let other = reprocess(&fake, &one, in_a_minute()).await;
+        (other, Instant::now() - at)
+    });
+    assert_eq!(throttled[0].attempts, 2);
+    let (other, took) = other;
+    assert_eq!((other[0].attempts, &other[0].result), (1, &Ok(Outcome::Accepted)));
+    assert!(took < Duration::from_secs(1), "held back {took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_whole_batch_429_for_the_app_s_limit_holds_everyone_back() {
+    let script: Vec<Script> = vec![Box::new(|_: &[SubRequest]| {
+        let signals = Signals {
+            information: Some("ResourceUnitLimitExceeded".into()),
+            ..Signals::default()
+        };
+        Ok(Envelope::Whole {
+            status: 429,
+            retry_after: Some(Duration::from_secs(5)),
+            signals,
+            body: Bytes::new(),
+        })
+    })];
+    let fake = Fake::new(Limiter::new(16), script);
+    let one = posts(1);
+    let (_, (other, took)) = tokio::join!(reprocess(&fake, &one, in_a_minute()), async {
+        tokio::task::yield_now().await;
+        let at = Instant::now();
+        let other = reprocess(&fake, &one, in_a_minute()).await;
+        (other, Instant::now() - at)
+    });
+    assert_eq!(other[0].result, Ok(Outcome::Accepted));
+    assert!(took >= Duration::from_secs(5), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_sub_request_waits_its_own_wait() {
+    let script: Vec<Script> = vec![Box::new(|_: &[SubRequest]| {
+        let responses = vec![
+            sub(1, 429, json!({ "Retry-After": "5" }), Value::Null),
+            sub(2, 503, json!({}), Value::Null),
+            sub(3, 202, json!({}), Value::Null),
+        ];
+        Ok(Envelope::Parts {
+            request_id: None,
+            responses,
+        })
+    })];
+    let fake = Fake::new(Limiter::new(16), script);
+    let finished = reprocess(&fake, &posts(3), in_a_minute()).await;
+    let rounds = fake.rounds();
+    let urls: Vec<&[String]> = rounds.iter().map(|(_, urls)| urls.as_slice()).collect();
+    assert_eq!(urls, [&["/r/0", "/r/1", "/r/2"][..], &["/r/1"], &["/r/0"]]);
+    assert!(
+        rounds[1].0 <= Duration::from_secs(1),
+        "the 503 is not held behind the 429: {:?}",
+        rounds[1].0
+    );
+    assert!(rounds[2].0 >= Duration::from_secs(5), "{:?}", rounds[2].0);
+    assert!(finished.iter().all(|f| f.result == Ok(Outcome::Accepted)));
 }

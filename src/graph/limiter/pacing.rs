@@ -77,6 +77,18 @@ const QUIET: Duration = Duration::from_secs(10);
 /// spent, and the faster the climb the further over the limit the pace is by then.
 const QUIET_PROBE: f64 = 0.005;
 
+/// Share of Graph's limit the pace aims at once Graph says how much of it the app uses: below the limit
+/// (no 429 at all), with room for the answers' uneven arrival.
+const USAGE_TARGET: f64 = 0.9;
+/// Graph sends `x-ms-throttle-limit-percentage` from this share on; it caps its values at this high.
+const USAGE_FROM: f64 = 0.8;
+const USAGE_MOST: f64 = 1.8;
+/// Estimates of the limit are kept this long, the highest one counting: Graph's share is measured over
+/// a window, so just after the pace fell it still shows the old pace and would make the limit look lower.
+const USAGE_MEMORY: Duration = Duration::from_secs(5);
+/// Without the header for this long, the app uses under 0.8 of its limit again: the cap is lifted.
+const USAGE_FRESH: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub(super) struct Pacing {
     /// Requests per second.
@@ -100,6 +112,8 @@ pub(super) struct Pacing {
     answers: VecDeque<(Instant, u32, u32)>,
     /// When the pace was last written to the debug log (once a second at most).
     last_trace: Instant,
+    /// `(when, limit)`: Graph's limit as `x-ms-throttle-limit-percentage` showed it, per answer that had it.
+    usage: VecDeque<(Instant, f64)>,
 }
 
 /// Answers in the window since the last cut.
@@ -130,6 +144,79 @@ impl Pacing {
             next_dip: None,
             answers: VecDeque::new(),
             last_trace: Instant::now(),
+            usage: VecDeque::new(),
+        }
+    }
+
+    /// Requests a second Graph saw from us lately (answers in the window, over the time they span).
+    fn sent_rate(&self, now: Instant) -> Option<f64> {
+        let (first, _, _) = self.answers.front()?;
+        let span = now.duration_since(*first).max(SLOT).as_secs_f64();
+        let sent: u32 = self.answers.iter().map(|(_, a, t)| a + t).sum();
+        Some(f64::from(sent) / span)
+    }
+
+    /// The most the pace may be while Graph keeps saying how much of the limit is used.
+    fn usage_cap(&self, now: Instant) -> Option<f64> {
+        let (last, _) = self.usage.back()?;
+        if now.duration_since(*last) > USAGE_FRESH {
+            return None;
+        }
+        let limit = self.usage.iter().map(|(_, l)| *l).fold(0.0, f64::max);
+        Some((USAGE_TARGET * limit).max(MIN_RATE))
+    }
+
+    /// Graph stopped sending `x-ms-throttle-limit-percentage` although we keep sending: the app uses
+    /// less than 0.8 of its limit, which is therefore above what we send over 0.8. The cap is lifted
+    /// and the pace climbs fast up to that (it may have been held low by another app, say).
+    fn usage_lapsed(&mut self, now: Instant) {
+        let Some((last, _)) = self.usage.back() else { return };
+        if now.duration_since(*last) <= USAGE_FRESH {
+            return;
+        }
+        self.usage.clear();
+        if let Some(sent) = self.sent_rate(now) {
+            let below = sent / USAGE_FROM;
+            self.ceiling = Some(self.ceiling.map_or(below, |c| c.max(below)));
+        }
+    }
+
+    /// Graph says the app used `used` of its limit (`x-ms-throttle-limit-percentage`): the limit is what
+    /// we sent over that share, and the pace settles at [`USAGE_TARGET`] of it, before the first 429.
+    pub(super) fn on_usage(&mut self, now: Instant, used: f64) {
+        let Some(rate) = self.rate else { return };
+        if used < USAGE_FROM {
+            return;
+        }
+        let used = used.min(USAGE_MOST);
+        let sent = self.sent_rate(now).unwrap_or(rate);
+        self.usage.push_back((now, sent / used));
+        while self
+            .usage
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > USAGE_MEMORY)
+        {
+            self.usage.pop_front();
+        }
+        if used >= 1.0 {
+            self.last_limit_sign = Some(now);
+        }
+        let Some(cap) = self.usage_cap(now) else { return };
+        if rate <= cap {
+            return;
+        }
+        self.rate = Some(cap);
+        if self.slow_start {
+            // The limit is known before Graph throttled: slow start is over, as after an episode.
+            self.slow_start = false;
+            self.ceiling = Some(cap);
+            self.last_cut = Some(now);
+            self.cuts += 1;
+            tracing::info!(
+                rate_per_second = cap as u64,
+                limit_used = used,
+                "Graph reports most of the limit used: pacing requests"
+            );
         }
     }
 
@@ -259,6 +346,7 @@ impl Pacing {
     pub(super) fn on_accepted(&mut self, now: Instant, n: u32) {
         let p = self;
         let tally = p.record(now, n, 0);
+        p.usage_lapsed(now);
         p.trace(now, &tally);
         p.steer(now, &tally);
         let (Some(rate), ceiling) = (p.rate, p.ceiling) else {
@@ -283,7 +371,10 @@ impl Pacing {
         } else {
             (FAIR_SHARE_PACE / rate).max(1.0)
         };
-        let rate = rate + step * scale * f64::from(n);
+        let mut rate = rate + step * scale * f64::from(n);
+        if let Some(cap) = p.usage_cap(now) {
+            rate = rate.min(cap.max(p.rate.unwrap_or(rate)));
+        }
         p.rate = Some(rate);
         if ceiling.is_some_and(|c| rate > c) {
             p.ceiling = Some(rate);

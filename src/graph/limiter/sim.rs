@@ -11,6 +11,7 @@ use super::Limiter;
 use crate::domain::{Guid, Outcome};
 use crate::graph::batch::{self, BatchSender, Envelope, Method, SubRequest, SubResponse};
 use crate::graph::health::Health;
+use crate::graph::signals::Signals;
 use crate::graph::transport::SendError;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -47,7 +48,7 @@ pub struct Throttle {
     /// From this second on, Graph's limit is this rate: a real limit below the pace learned so far
     /// (another app started sharing the tenant's budget, say).
     pub limit_drop: Option<(u64, f64)>,
-    /// Graph sends `x-ms-throttle-limit-percentage` (the share of the limit used over the last second)
+    /// Graph sends `x-ms-throttle-limit-percentage` (the share of the limit used over [`USAGE_WINDOW`])
     /// from 0.8 on, and names the cause of its 429s in `x-ms-throttle-information`
     /// (`ResourceUnitLimitExceeded` for the bucket's, `CPULimitExceeded` for stray ones).
     pub headers: bool,
@@ -74,7 +75,7 @@ struct Bucket {
     start: Instant,
     tokens: f64,
     at: Instant,
-    /// Requests that reached Graph in the last second, for `x-ms-throttle-limit-percentage`.
+    /// Requests that reached Graph in the last [`USAGE_WINDOW`], for `x-ms-throttle-limit-percentage`.
     recent: VecDeque<Instant>,
     /// xorshift state: the same run every time.
     rng: u64,
@@ -121,7 +122,7 @@ impl Bucket {
         while self
             .recent
             .front()
-            .is_some_and(|at| now.duration_since(*at) > Duration::from_secs(1))
+            .is_some_and(|at| now.duration_since(*at) > USAGE_WINDOW)
         {
             self.recent.pop_front();
         }
@@ -148,7 +149,7 @@ impl Bucket {
         if !self.throttle.headers {
             return headers;
         }
-        let used = self.recent.len() as f64 / self.rate(Instant::now());
+        let used = self.recent.len() as f64 / (self.rate(Instant::now()) * USAGE_WINDOW.as_secs_f64());
         if used >= 0.8 {
             headers.insert(
                 "x-ms-throttle-limit-percentage".into(),
@@ -203,6 +204,8 @@ impl Report {
     }
 }
 
+/// Graph's share of the limit used is counted over this window.
+const USAGE_WINDOW: Duration = Duration::from_secs(2);
 const LATENCY: Duration = Duration::from_millis(50);
 /// The learned attempt timeout's floor: a hung batch is given up after this long.
 const HUNG: Duration = Duration::from_secs(3);
@@ -252,10 +255,12 @@ impl BatchSender for SimGraph {
             let status = if whole < t.whole_429 { 429 } else { 503 };
             let retry_after = self.bucket.lock().unwrap().retry_after();
             self.health.record(status >= 500);
-            self.record_status(status);
+            // A whole-request fault carries no throttling information, with or without `headers`.
+            self.limiter.record_answer(status, &Signals::default());
             return Ok(Envelope::Whole {
                 status,
                 retry_after: Some(Duration::from_secs(retry_after)),
+                signals: Signals::default(),
                 body: Bytes::new(),
             });
         }
@@ -293,7 +298,7 @@ impl BatchSender for SimGraph {
     }
 
     fn record(&self, sub: &SubResponse) {
-        self.record_status(sub.status);
+        self.limiter.record_answer(sub.status, &sub.signals());
     }
 
     fn limiter(&self) -> &Limiter {
@@ -309,32 +314,25 @@ impl BatchSender for SimGraph {
     }
 }
 
-impl SimGraph {
-    fn record_status(&self, status: u16) {
-        if status == 429 {
-            self.limiter.record_throttled();
-        } else {
-            self.limiter.record_accepted(1);
-        }
-    }
-}
-
 /// `ids` IDs in messages of 20, `invocations` at once per instance, `instances` limiters sharing one
 /// bucket. Must run on a paused-time runtime.
 pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: usize) -> Report {
     let start = Instant::now();
     // `SIM_NO_REFUND=1`: hung and reset batches keep their pacing slot, to compare.
     let refund = std::env::var_os("SIM_NO_REFUND").is_none();
+    let seed = (throttle.seed + std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0))
+        .wrapping_add(1)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        | 1;
+    // The retry waits' jitter too: paused-time tests run every task on this thread.
+    fastrand::seed(seed);
     let bucket = Arc::new(Mutex::new(Bucket {
         throttle,
         start,
         tokens: throttle.burst,
         at: start,
         recent: VecDeque::new(),
-        rng: (throttle.seed + std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0))
-            .wrapping_add(1)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            | 1,
+        rng: seed,
     }));
     let messages: Arc<Mutex<VecDeque<Vec<usize>>>> = Arc::new(Mutex::new(
         (0..ids)
