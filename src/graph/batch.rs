@@ -198,8 +198,16 @@ pub(super) async fn run<S: BatchSender, T>(
             .take(burst)
             .collect();
         if due.is_empty() {
-            let next = pending.iter().map(|&i| ready_at[i]).min().unwrap_or(now);
-            tokio::time::sleep_until(next).await;
+            // Those due within [`COALESCE`] of the first go with it: fewer, fuller envelopes, and none
+            // before its own wait.
+            let first = pending.iter().map(|&i| ready_at[i]).min().unwrap_or(now);
+            let wake = pending
+                .iter()
+                .map(|&i| ready_at[i])
+                .filter(|&at| at <= first + COALESCE)
+                .max()
+                .unwrap_or(first);
+            tokio::time::sleep_until(wake).await;
             continue;
         }
         pending.retain(|i| !due.contains(i));
@@ -505,6 +513,10 @@ fn retry_wait(named: Option<Duration>, failure: Failure, graph_in_trouble: bool,
         matches!(failure, Failure::Parts { failed, sent } if sent >= MOST_FAILED_SAMPLE && failed * 2 >= sent);
     named.unwrap_or_else(|| backoff_unless_healthy(attempt, graph_in_trouble || most_failed))
 }
+
+/// Retries due this close together are sent in one `$batch`: a second late for a 503 beside a 429
+/// with `Retry-After: 1` costs less than a second round trip and pacing slot.
+const COALESCE: Duration = Duration::from_secs(1);
 
 /// Sub-requests a batch needs for "most of them failed" to mean something.
 const MOST_FAILED_SAMPLE: usize = 5;

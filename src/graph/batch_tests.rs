@@ -415,3 +415,28 @@ async fn each_sub_request_waits_its_own_wait() {
     assert!(rounds[2].0 >= Duration::from_secs(5), "{:?}", rounds[2].0);
     assert!(finished.iter().all(|f| f.result == Ok(Outcome::Accepted)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn retries_due_within_a_second_go_together() {
+    let script: Vec<Script> = vec![Box::new(|_: &[SubRequest]| {
+        let responses = vec![
+            sub(1, 429, json!({ "Retry-After": "1" }), Value::Null),
+            sub(2, 503, json!({}), Value::Null),
+            sub(3, 202, json!({}), Value::Null),
+        ];
+        Ok(Envelope::Parts {
+            request_id: None,
+            responses,
+        })
+    })];
+    let fake = Fake::new(Limiter::new(16), script);
+    reprocess(&fake, &posts(3), in_a_minute()).await;
+    let rounds = fake.rounds();
+    assert_eq!(rounds.len(), 2);
+    assert_eq!(rounds[1].1, ["/r/0", "/r/1"]);
+    assert!(
+        rounds[1].0 >= Duration::from_secs(1),
+        "not before the Retry-After: {:?}",
+        rounds[1].0
+    );
+}
