@@ -25,6 +25,11 @@
 //!     reach each in proportion to its pace. Below 30/s a pace climbs as much a second as one at 30/s,
 //!     so small shares catch up (additive increase, as in TCP) instead of keeping their first ratio;
 //!   - no dip within 4 s of a cut: the 429s just after one are its aftermath, not a limit below it;
+//!     but an episode that soon after a cut (other than the first two) starts a dip instead of cutting
+//!     again: stray 429s above the noise known so far would otherwise cut every 3 s before any dip
+//!     could learn them. If the 429s stay through that dip, that cut is undone;
+//!   - in slow start an episode also needs a quarter of the last half second's answers to be 429s:
+//!     the limit's crowd in as the pace doubles past it, stray ones are spread over the window;
 //!   - a request that got no answer (reset, or abandoned as hung) gives its pacing slot back
 //!     ([`Limiter::refund`]): Graph most likely never counted it;
 //!   - when Graph says how much of the app's limit is used (`x-ms-throttle-limit-percentage`, sent

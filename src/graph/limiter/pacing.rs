@@ -35,6 +35,16 @@ const MARGIN: f64 = 0.97;
 /// far below the limit).
 const EPISODE_MIN_THROTTLED: u32 = 10;
 const EPISODE_MIN_ANSWERS: u32 = 20;
+/// In slow start an episode also needs this share of 429s over the last half second: the limit's 429s
+/// crowd in as the pace doubles past it, Graph's stray ones are spread over the whole window (at 10 %
+/// of the answers they would otherwise end slow start at any pace).
+const SLOW_START_RECENT_SHARE: f64 = 0.25;
+/// Slots (of [`SLOT`]) that make "the last half second".
+const RECENT_SLOTS: usize = 2;
+/// An episode this soon after a cut (other than the rough one leaving slow start) starts a dip rather
+/// than cutting again: as often as every [`CUT_COOLDOWN`], stray 429s above the noise known so far
+/// would otherwise grind the pace down before any dip could learn them.
+const CUT_OR_DIP: Duration = Duration::from_secs(4);
 /// Share of 429s beyond which an episode cuts to what Graph accepted however deep that is.
 const DEEP_CUT_SHARE: f64 = 0.5;
 const EPISODE_MIN_SHARE: f64 = 0.10;
@@ -52,6 +62,9 @@ struct Dip {
     /// The 429s of the first second after the dip started were sent (or retried) at the old pace.
     measure_from: Instant,
     until: Instant,
+    /// Started instead of a cut that would have followed the last one too soon ([`CUT_OR_DIP`]): if
+    /// the 429s stay, that last cut was noise's doing and is undone.
+    instead_of_cut: bool,
 }
 
 /// How far a dip lowers the pace: below the limit, if the pace was less than an episode's worth over it.
@@ -100,6 +113,8 @@ pub(super) struct Pacing {
     /// Virtual schedule: when the next request may start.
     pub(super) next_slot: Instant,
     last_cut: Option<Instant>,
+    /// The pace just before the last cut.
+    cut_from: Option<f64>,
     cuts: u32,
     /// Share of answers that are 429s whatever the pace (Graph's stray ones), as the last dip found.
     noise: f64,
@@ -124,6 +139,8 @@ struct Tally {
     /// bucket is empty and what it accepts is its refill rate. (A plain average would count the burst the
     /// bucket saved up while the gate was closed.)
     accepted_rate_while_throttled: Option<f64>,
+    /// Share of 429s among the answers of the last [`RECENT_SLOTS`] slots.
+    recent_share: f64,
 }
 
 /// Slots the window is cut into to find where Graph throttled.
@@ -137,6 +154,7 @@ impl Pacing {
             ceiling: None,
             next_slot: Instant::now(),
             last_cut: None,
+            cut_from: None,
             cuts: 0,
             noise: 0.0,
             last_limit_sign: None,
@@ -260,7 +278,8 @@ impl Pacing {
                 tracing::info!(limit_per_second = limit as u64, "Graph's limit found by a dip in pace");
             } else {
                 self.noise = (share + dip.share_before) / 2.0;
-                self.rate = Some(dip.restore);
+                let undone = if dip.instead_of_cut { self.cut_from } else { None };
+                self.rate = Some(undone.map_or(dip.restore, |from| from.max(dip.restore)));
                 // The limit is above this pace, by how much is unknown: climb fast again for a while.
                 self.ceiling = Some(dip.restore * NOISE_HEADROOM);
                 tracing::info!(stray_429_share = self.noise, "Graph's 429s are noise: pace restored");
@@ -281,6 +300,7 @@ impl Pacing {
                 share_before: share,
                 measure_from: now + DIP_SETTLE,
                 until: now + DIP_LENGTH,
+                instead_of_cut: false,
             });
             self.rate = Some((DIP_DEPTH * rate).max(MIN_RATE));
         }
@@ -301,6 +321,7 @@ impl Pacing {
             accepted: 0,
             throttled: 0,
             accepted_rate_while_throttled: None,
+            recent_share: 0.0,
         };
         for (at, a, t) in &self.answers {
             // Only answers since the pace last changed count: the ones before the last cut were sent at
@@ -313,6 +334,12 @@ impl Pacing {
             let slot = ((now.duration_since(*at).as_millis() / SLOT.as_millis()) as usize).min(slots - 1);
             per_slot[slot].0 += a;
             per_slot[slot].1 += t;
+        }
+        let (recent_accepted, recent_throttled) = per_slot[..RECENT_SLOTS]
+            .iter()
+            .fold((0, 0), |(a, t), (x, y)| (a + x, t + y));
+        if recent_accepted + recent_throttled > 0 {
+            tally.recent_share = f64::from(recent_throttled) / f64::from(recent_accepted + recent_throttled);
         }
         let throttled_slots: Vec<u32> = per_slot.iter().filter(|(_, t)| *t > 0).map(|(a, _)| *a).collect();
         if !throttled_slots.is_empty() {
@@ -390,7 +417,8 @@ impl Pacing {
         let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
         let episode = throttled >= EPISODE_MIN_THROTTLED
             && tally.accepted + throttled >= EPISODE_MIN_ANSWERS
-            && share >= p.noise + EPISODE_MIN_SHARE;
+            && share >= p.noise + EPISODE_MIN_SHARE
+            && (!p.slow_start || tally.recent_share >= SLOW_START_RECENT_SHARE);
         if episode || share >= p.above_noise(tally.accepted + throttled) {
             p.last_limit_sign = Some(now);
         }
@@ -399,6 +427,26 @@ impl Pacing {
             if p.dip.is_some() {
                 return;
             }
+        }
+        if episode && share < DEEP_CUT_SHARE && p.dip.is_some_and(|d| d.instead_of_cut) {
+            // That dip is already telling the limit from noise.
+            return;
+        }
+        let soon_after_cut = p.last_cut.is_some_and(|at| now.duration_since(at) < CUT_OR_DIP);
+        if episode && p.cuts >= 2 && soon_after_cut && share < DEEP_CUT_SHARE && p.dip.is_none() {
+            // Cut after cut, and the 429s did not fall away: maybe they never were the limit's (Graph's
+            // stray 429s come at any pace). A dip tells which, and undoes the last cut if they stay.
+            if let Some(rate) = p.rate {
+                p.dip = Some(Dip {
+                    restore: rate,
+                    share_before: share,
+                    measure_from: now + DIP_SETTLE,
+                    until: now + DIP_LENGTH,
+                    instead_of_cut: true,
+                });
+                p.rate = Some((DIP_DEPTH * rate).max(MIN_RATE));
+            }
+            return;
         }
         let cooldown = if p.cuts == 1 { FIRST_CUT_COOLDOWN } else { CUT_COOLDOWN };
         if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < cooldown) {
@@ -418,6 +466,7 @@ impl Pacing {
             p.rate = Some(dip.restore);
         }
         p.last_cut = Some(now);
+        p.cut_from = p.rate;
         p.cuts += 1;
         // Graph's rate is what it accepted over the last second. (Answers keep arriving while the gate is
         // closed, so dividing by open time alone would overstate it; the bounded cut below keeps a second

@@ -256,7 +256,7 @@ async fn sweep_corners_lose_nothing() {
 
 /// The whole sweep (minutes of CPU in a debug build):
 /// `cargo test --lib graph::limiter::sim::tests::sweep -- --ignored --nocapture`.
-/// `SIM_HEADERS=1` has Graph send its throttle headers.
+/// `SIM_HEADERS=1` has Graph send its throttle headers, `SIM_DRAWS=n` sets the draws per point (2).
 #[tokio::test(start_paused = true)]
 #[ignore = "minutes of CPU: run by hand when tuning the pacing"]
 async fn sweep_over_fault_mixes() {
@@ -265,5 +265,17 @@ async fn sweep_over_fault_mixes() {
         .ok()
         .and_then(|d| d.parse().ok())
         .unwrap_or(2);
-    sweep(&grid(headers), draws).await;
+    // `SIM_NOISE=5,20`: only those noise levels (percent), to look at a part of the sweep.
+    let noise: Option<Vec<f64>> = std::env::var("SIM_NOISE")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse::<f64>().ok()).collect());
+    let points: Vec<Point> = grid(headers)
+        .into_iter()
+        .filter(|p| {
+            noise
+                .as_ref()
+                .is_none_or(|n| n.iter().any(|&n| (n / 100.0 - p.noise).abs() < 1e-9))
+        })
+        .collect();
+    sweep(&points, draws).await;
 }
