@@ -24,6 +24,9 @@ const TRIM: f64 = 0.005;
 /// A 429 trims the pace only while the share of 429s in the last two seconds' answers is at least this
 /// much above the known noise: a rare one is noise, a steady trickle means the pace is just over the limit.
 const TRIM_SHARE: f64 = 0.01;
+/// The least noise the share of 429s is judged against when a dip is considered, for its spread over
+/// a small window.
+const NOISE_FLOOR: f64 = 0.02;
 /// Least time between two cuts: one burst of 429s is one signal. Leaving slow start the estimate is
 /// rough (the bucket's burst was still being spent), so the next cut may follow sooner.
 const CUT_COOLDOWN: Duration = Duration::from_secs(3);
@@ -245,6 +248,16 @@ impl Pacing {
         self.noise + TRIM_SHARE.max(2.5 * sd)
     }
 
+    /// The share of 429s that starts a dip: as [`Pacing::above_noise`], but the spread never as if there
+    /// were no noise at all. A dip that happened to see none would otherwise make the next two or three
+    /// stray 429s in a small window look like a limit, and each such dip lowers the ceiling a little
+    /// (the 429s seem to fall away as the window's share returns to the usual).
+    fn dip_worthy(&self, answers: u32) -> f64 {
+        let noise = self.noise.max(NOISE_FLOOR);
+        let sd = (noise * (1.0 - noise) / f64::from(answers.max(1))).sqrt();
+        self.noise + TRIM_SHARE.max(2.5 * sd)
+    }
+
     /// Answers (accepted, throttled) recorded in `[from, to]`.
     fn count_between(&self, from: Instant, to: Instant) -> (u32, u32) {
         self.answers
@@ -270,7 +283,11 @@ impl Pacing {
             let share = f64::from(throttled) / f64::from(accepted + throttled);
             if share < dip.share_before / 2.0 {
                 // The 429s fell away with the pace: the pace was over the limit by what fell away.
-                let limit = (dip.restore * (1.0 - (dip.share_before - share))).max(MIN_RATE);
+                // And at least the dip's pace, at which they fell away: a window that happened to
+                // see many stray 429s must not take the ceiling lower than that.
+                let limit = (dip.restore * (1.0 - (dip.share_before - share)))
+                    .max(DIP_DEPTH * dip.restore)
+                    .max(MIN_RATE);
                 // Below the limit only Graph's stray 429s remain: what the dip still saw is the noise.
                 self.noise = share;
                 self.ceiling = Some(limit);
@@ -294,7 +311,7 @@ impl Pacing {
             return;
         }
         let share = f64::from(tally.throttled) / f64::from(answers);
-        if tally.throttled >= 3 && share >= self.above_noise(answers) {
+        if tally.throttled >= 3 && share >= self.dip_worthy(answers) {
             self.dip = Some(Dip {
                 restore: rate,
                 share_before: share,

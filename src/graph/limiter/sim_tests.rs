@@ -279,3 +279,33 @@ async fn sweep_over_fault_mixes() {
         .collect();
     sweep(&points, draws).await;
 }
+
+/// One point of the sweep, to look at by hand with `SIM_TRACE=1`:
+/// `SIM_POINT=noise%,retry-after max s,whole,drop(0/1),hangs(0/1),instances,seed`, e.g. `5,1,0.5,1,1,1,0`.
+#[tokio::test(start_paused = true)]
+#[ignore = "by hand, with SIM_POINT"]
+async fn sweep_point() {
+    let Ok(spec) = std::env::var("SIM_POINT") else { return };
+    let v: Vec<f64> = spec.split(',').map(|x| x.trim().parse().expect("a number")).collect();
+    let point = Point {
+        noise: v[0] / 100.0,
+        retry_after: if v[1] > 1.0 {
+            RetryAfter::Between(1, v[1] as u64)
+        } else {
+            RetryAfter::Fixed(1)
+        },
+        whole: v[2],
+        limit_drop: v[3] > 0.0,
+        hangs: v[4] > 0.0,
+        instances: v[5] as usize,
+        headers: std::env::var_os("SIM_HEADERS").is_some(),
+    };
+    let throttle = point.throttle(v[6] as u64);
+    let r = run(throttle, point.ids(), point.instances, point.invocations()).await;
+    eprintln!(
+        "{:.3} × the bound, {:.3} attempts per ID, 429s per second {:?}",
+        r.seconds / throttle.bound(point.ids()),
+        r.attempts as f64 / point.ids() as f64,
+        r.throttled
+    );
+}
