@@ -24,9 +24,6 @@ const TRIM: f64 = 0.005;
 /// A 429 trims the pace only while the share of 429s in the last two seconds' answers is at least this
 /// much above the known noise: a rare one is noise, a steady trickle means the pace is just over the limit.
 const TRIM_SHARE: f64 = 0.01;
-/// The least noise the share of 429s is judged against when a dip is considered, for its spread over
-/// a small window.
-const NOISE_FLOOR: f64 = 0.02;
 /// Least time between two cuts: one burst of 429s is one signal. Leaving slow start the estimate is
 /// rough (the bucket's burst was still being spent), so the next cut may follow sooner.
 const CUT_COOLDOWN: Duration = Duration::from_secs(3);
@@ -248,16 +245,6 @@ impl Pacing {
         self.noise + TRIM_SHARE.max(2.5 * sd)
     }
 
-    /// The share of 429s that starts a dip: as [`Pacing::above_noise`], but the spread never as if there
-    /// were no noise at all. A dip that happened to see none would otherwise make the next two or three
-    /// stray 429s in a small window look like a limit, and each such dip lowers the ceiling a little
-    /// (the 429s seem to fall away as the window's share returns to the usual).
-    fn dip_worthy(&self, answers: u32) -> f64 {
-        let noise = self.noise.max(NOISE_FLOOR);
-        let sd = (noise * (1.0 - noise) / f64::from(answers.max(1))).sqrt();
-        self.noise + TRIM_SHARE.max(2.5 * sd)
-    }
-
     /// Answers (accepted, throttled) recorded in `[from, to]`.
     fn count_between(&self, from: Instant, to: Instant) -> (u32, u32) {
         self.answers
@@ -289,7 +276,10 @@ impl Pacing {
                     .max(DIP_DEPTH * dip.restore)
                     .max(MIN_RATE);
                 // Below the limit only Graph's stray 429s remain: what the dip still saw is the noise.
-                self.noise = share;
+                // A dip that happened to see none does not forget what earlier ones learned: with no
+                // noise known, two or three stray 429s in a small window look like a limit again, and
+                // each such dip would lower the ceiling a little.
+                self.noise = share.max(self.noise / 2.0);
                 self.ceiling = Some(limit);
                 self.rate = Some(BELOW_LIMIT * limit);
                 tracing::info!(limit_per_second = limit as u64, "Graph's limit found by a dip in pace");
@@ -311,7 +301,7 @@ impl Pacing {
             return;
         }
         let share = f64::from(tally.throttled) / f64::from(answers);
-        if tally.throttled >= 3 && share >= self.dip_worthy(answers) {
+        if tally.throttled >= 3 && share >= self.above_noise(answers) {
             self.dip = Some(Dip {
                 restore: rate,
                 share_before: share,
