@@ -6,6 +6,7 @@
 use super::credential::TokenProvider;
 use super::limiter::Limiter;
 use super::paths::reprocess_url;
+use super::signals::Priority;
 use super::status::{StatusClass, graph_error_or_text, parse_graph_error, retry_reason};
 use super::transport::{Call, ClientError, GaveUp, GraphRequest, SendError, Transport};
 use crate::config::{ApiVersion, GraphSettings};
@@ -16,26 +17,53 @@ use std::time::Duration;
 use tokio::time::Instant;
 use url::Url;
 
-#[derive(Debug)]
+/// Cheap to clone: clones share the connection pool, token cache, limiter and what was learned of
+/// Graph's answer times and health.
+#[derive(Debug, Clone)]
 pub struct GraphClient {
-    transport: Transport,
+    transport: Arc<Transport>,
     version: ApiVersion,
     batch_size: usize,
+    priority: Priority,
 }
 
-/// What one HTTP attempt produced, before we decide whether to retry.
-pub(super) enum Attempt {
-    Final(Outcome),
+/// What one HTTP attempt (or one `$batch` sub-response) produced, before we decide whether to retry:
+/// a final value (by default an [`Outcome`]; a batched read's caller makes its own) or a retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Attempt<T = Outcome> {
+    Final(T),
     Retry { reason: String, wait: Option<Duration> },
 }
 
 impl GraphClient {
     pub fn new(settings: &GraphSettings, tokens: TokenProvider, limiter: Arc<Limiter>) -> Result<Self, ClientError> {
         Ok(Self {
-            transport: Transport::new(settings, tokens, limiter)?,
+            transport: Arc::new(Transport::new(settings, tokens, limiter)?),
             version: settings.api_version,
             batch_size: settings.batch_size,
+            priority: Priority::Normal,
         })
+    }
+
+    /// The same client for work nobody waits on (queue messages, timers, operations in the
+    /// background): every request it sends, batched or not, carries `x-ms-throttle-priority: low`, so
+    /// when Graph must throttle it throttles these before the synchronous HTTP calls. The priority does
+    /// not change the limits, nor the shared pacing.
+    pub fn background(&self) -> GraphClient {
+        self.with_priority(Priority::Low)
+    }
+
+    /// The same client sending `priority`.
+    pub fn with_priority(&self, priority: Priority) -> GraphClient {
+        GraphClient {
+            priority,
+            ..self.clone()
+        }
+    }
+
+    /// The `x-ms-throttle-priority` this client sends.
+    pub fn priority(&self) -> Priority {
+        self.priority
     }
 
     pub(super) fn transport(&self) -> &Transport {
@@ -69,6 +97,7 @@ impl GraphClient {
             call: Call::Reprocess,
             url: &url,
             client_request_id: &client_request_id,
+            priority: self.priority,
         };
         let exchange = self.transport.send(&request, deadline).await;
         let outcome = match exchange.result {

@@ -236,6 +236,7 @@ pub(super) async fn get_json(client: &GraphClient, url: &Url, deadline: Instant)
         call: Call::Read,
         url,
         client_request_id: &client_request_id,
+        priority: client.priority(),
     };
     let exchange = client.transport().send(&request, deadline).await;
     tracing::info!(

@@ -2,15 +2,18 @@
 //! (a `$batch` of 20 weighs 20), a token, the per-attempt timeout (never past the invocation's
 //! deadline) and our `client-request-id`, and brings back the status, Graph's `request-id`,
 //! `Retry-After` and the body, read under the same timeout. [`Transport::send`] repeats it while the
-//! answer is worth retrying ([`StatusClass::Retryable`]), honouring `Retry-After` (which also closes the
-//! process-wide back-off gate) or backing off exponentially, until the attempt cap or the deadline.
-//! Reprocess, reads and listing use `send`; `$batch` retries per sub-request around `send_once`.
+//! answer is worth retrying ([`StatusClass::Retryable`]), honouring `Retry-After` for that request only
+//! or backing off (`retry`), until the attempt cap or the deadline. Each request carries its caller's
+//! `x-ms-throttle-priority`, and Graph's throttling headers feed the pacing (`signals`).
+//! Reprocess, reads and listing use `send`; the `$batch` runner (`batch::run`) retries per sub-request
+//! around `send_once`, with the same wait rule (`retry`).
 
 use super::credential::TokenProvider;
 use super::health::Health;
 use super::latency::AdaptiveTimeout;
 use super::limiter::Limiter;
 use super::retry::{backoff_unless_healthy, parse_retry_after};
+use super::signals::{PRIORITY, Priority, Signals};
 use super::status::{StatusClass, retry_reason};
 use crate::config::GraphSettings;
 use crate::domain::Guid;
@@ -62,6 +65,8 @@ pub(super) struct GraphRequest<'a> {
     pub url: &'a Url,
     /// Kept across retries so Graph's logs can join them.
     pub client_request_id: &'a Guid,
+    /// `x-ms-throttle-priority`: who Graph throttles first.
+    pub priority: Priority,
 }
 
 /// Graph's answer to one attempt.
@@ -70,6 +75,8 @@ pub(super) struct Answer {
     pub status: u16,
     pub request_id: Option<String>,
     pub retry_after: Option<Duration>,
+    /// Graph's throttling headers (`signals`).
+    pub signals: Signals,
     pub body: Bytes,
 }
 
@@ -176,13 +183,30 @@ impl Transport {
             .max(Duration::from_millis(100))
     }
 
-    /// Feeds the shared pacing: 429 is a throttle signal, any other answer counts as accepted.
-    pub fn record_answer(&self, status: u16) {
-        if status == 429 {
-            self.limiter.record_throttled();
-        } else {
-            self.limiter.record_accepted(1);
+    /// Feeds the shared pacing ([`Limiter::record_answer`]).
+    pub fn record_answer(&self, status: u16, signals: &Signals) {
+        self.limiter.record_answer(status, signals);
+    }
+
+    /// The request for one attempt, without its token: method, body, our headers, the timeout.
+    fn request(&self, request: &GraphRequest<'_>, timeout: Duration) -> reqwest::RequestBuilder {
+        let url = request.url.clone();
+        let mut builder = match request.call {
+            Call::Reprocess => self.http.post(url).header(CONTENT_LENGTH, "0"),
+            Call::Batch { body, .. } => self
+                .http
+                .post(url)
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_owned()),
+            Call::Read => self.http.get(url),
+        };
+        if let Some(priority) = request.priority.header() {
+            builder = builder.header(PRIORITY, priority);
         }
+        builder
+            .header("client-request-id", request.client_request_id.as_str())
+            .header(ACCEPT, "application/json")
+            .timeout(timeout)
     }
 
     /// One attempt: slot, token, timeout, headers, answer. Never retries.
@@ -210,20 +234,9 @@ impl Transport {
             })??;
         let timeout = self.timeout_before(deadline);
         let sent_at = Instant::now();
-        let builder = match request.call {
-            Call::Reprocess => self.http.post(url.clone()).header(CONTENT_LENGTH, "0"),
-            Call::Batch { body, .. } => self
-                .http
-                .post(url.clone())
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_owned()),
-            Call::Read => self.http.get(url.clone()),
-        };
-        let response = builder
+        let response = self
+            .request(request, timeout)
             .header(AUTHORIZATION, authorization)
-            .header("client-request-id", request.client_request_id.as_str())
-            .header(ACCEPT, "application/json")
-            .timeout(timeout)
             .send()
             .await
             .map_err(|e| {
@@ -247,6 +260,7 @@ impl Transport {
         };
         let request_id = header("request-id");
         let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+        let signals = Signals::read(header);
         let body = match tokio::time::timeout(timeout, response.bytes()).await {
             Ok(Ok(body)) => body,
             // A reprocess is done once Graph said 2xx; its (empty) body is not worth a second reprocess.
@@ -274,7 +288,7 @@ impl Transport {
         self.health.record(status >= 500);
         drop(permit);
         if !(matches!(request.call, Call::Batch { .. }) && status == 200) {
-            self.record_answer(status);
+            self.record_answer(status, &signals);
         }
         tracing::debug!(
             method = match request.call {
@@ -292,6 +306,7 @@ impl Transport {
             status,
             request_id,
             retry_after,
+            signals,
             body,
         })
     }
@@ -368,4 +383,63 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ApiVersion;
+    use crate::graph::GraphClient;
+
+    fn settings() -> GraphSettings {
+        GraphSettings {
+            base_url: Url::parse("https://graph.microsoft.com").unwrap(),
+            api_version: ApiVersion::V1,
+            scope: "https://graph.microsoft.com/.default".into(),
+            max_concurrency: 4,
+            attempt_timeout: Duration::from_secs(30),
+            max_attempts: 5,
+            batch_size: 20,
+        }
+    }
+
+    fn tokens() -> TokenProvider {
+        TokenProvider::managed_identity(None, "https://graph.microsoft.com/.default").unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_low_priority_requests_carry_the_priority_header() {
+        let transport = Transport::new(&settings(), tokens(), Arc::new(Limiter::new(4))).unwrap();
+        let id = Guid::new_random();
+        let url = Url::parse("https://graph.microsoft.com/v1.0/$batch").unwrap();
+        for call in [Call::Batch { body: "{}", weight: 2 }, Call::Reprocess, Call::Read] {
+            for (priority, expected) in [(Priority::Low, Some("low")), (Priority::Normal, None)] {
+                let request = GraphRequest {
+                    call,
+                    url: &url,
+                    client_request_id: &id,
+                    priority,
+                };
+                let built = transport.request(&request, Duration::from_secs(1)).build().unwrap();
+                let header = |name: &str| built.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+                assert_eq!(header("x-ms-throttle-priority").as_deref(), expected, "{call:?}");
+                assert_eq!(header("client-request-id").as_deref(), Some(id.as_str()));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_background_client_is_the_same_client_at_low_priority() {
+        let client = GraphClient::new(&settings(), tokens(), Arc::new(Limiter::new(4))).unwrap();
+        let background = client.background();
+        assert_eq!(
+            (client.priority(), background.priority()),
+            (Priority::Normal, Priority::Low)
+        );
+        assert!(
+            std::ptr::eq(client.limiter(), background.limiter()),
+            "one shared pacing"
+        );
+        assert_eq!(background.with_priority(Priority::Normal).priority(), Priority::Normal);
+    }
 }

@@ -1,7 +1,9 @@
 //! One limiter per process, shared by every concurrent invocation:
 //! - a cap on in-flight Graph HTTP requests (`GRAPH_MAX_CONCURRENCY`);
-//! - a back-off gate: when Graph refuses a whole `$batch` with 429 and `Retry-After`, every caller waits
-//!   instead of piling on; a 429 for one request delays only that request;
+//! - a back-off gate: when Graph refuses a whole `$batch` with 429 and `Retry-After` for the app's
+//!   limit (it says so, or most recent batches were refused whole), every caller waits instead of
+//!   piling on; a stray whole-batch 429 or 503 delays only that batch, a 429 for one request only that
+//!   request ([`Limiter::record_batch_answer`]);
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
 //!   sub-request), from nothing but Graph's answers ([`pacing`]):
 //!   - slow start at 50/s, doubling every second, until a throttling episode: at least 10 answers of 429
@@ -23,8 +25,18 @@
 //!     reach each in proportion to its pace. Below 30/s a pace climbs as much a second as one at 30/s,
 //!     so small shares catch up (additive increase, as in TCP) instead of keeping their first ratio;
 //!   - no dip within 4 s of a cut: the 429s just after one are its aftermath, not a limit below it;
+//!     but an episode that soon after a cut (other than the first two) starts a dip instead of cutting
+//!     again: stray 429s above the noise known so far would otherwise cut every 3 s before any dip
+//!     could learn them. If the 429s stay through that dip, that cut is undone;
+//!   - in slow start an episode also needs a quarter of the last half second's answers to be 429s:
+//!     the limit's crowd in as the pace doubles past it, stray ones are spread over the window;
 //!   - a request that got no answer (reset, or abandoned as hung) gives its pacing slot back
-//!     ([`Limiter::refund`]): Graph most likely never counted it.
+//!     ([`Limiter::refund`]): Graph most likely never counted it;
+//!   - when Graph says how much of the app's limit is used (`x-ms-throttle-limit-percentage`, sent
+//!     from 0.8 on), the limit is that share of what we sent: the pace stays at 90 % of it (never below
+//!     the floor) before any 429, and climbs again once Graph stops sending it;
+//!   - 429s that Graph says come from a loaded service (`CPULimitExceeded`) or the tenant's limit for
+//!     all apps are not throttle signals ([`Limiter::record_answer`]).
 //!
 //! [`sim`] runs this limiter against a simulated token bucket in paused time and tests what it provokes.
 
@@ -32,7 +44,9 @@ mod pacing;
 #[cfg(test)]
 mod sim;
 
+use super::signals::{Signals, ThrottleCause};
 use pacing::Pacing;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -40,12 +54,20 @@ use tokio::time::Instant;
 
 /// How often a request waiting for its pacing slot looks again (the pace may have changed meanwhile).
 const RECHECK: Duration = Duration::from_millis(20);
+/// Whole-request answers to `$batch`es are remembered this long, to tell a stray 429 for a whole batch
+/// (Graph's noise: only that batch waits) from the app's limit (everyone waits).
+const WHOLE_WINDOW: Duration = Duration::from_secs(5);
+/// Without information, whole-batch 429s close the gate only when at least this many came in
+/// [`WHOLE_WINDOW`] and they are at least half of the batches answered in it.
+const WHOLE_429S: usize = 3;
 
 #[derive(Debug)]
 pub struct Limiter {
     in_flight: Semaphore,
     gate: Mutex<Option<Instant>>,
     pacing: Mutex<Pacing>,
+    /// `(when, throttled)` for the `$batch` requests answered as a whole in the last [`WHOLE_WINDOW`].
+    whole_answers: Mutex<VecDeque<(Instant, bool)>>,
 }
 
 impl Limiter {
@@ -54,7 +76,16 @@ impl Limiter {
             in_flight: Semaphore::new(max_in_flight),
             gate: Mutex::new(None),
             pacing: Mutex::new(Pacing::new()),
+            whole_answers: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// A limiter already pacing at `rate` requests per second (past slow start), for tests.
+    #[cfg(test)]
+    pub(crate) fn with_rate(max_in_flight: usize, rate: f64) -> Self {
+        let limiter = Self::new(max_in_flight);
+        limiter.pacing.lock().expect("pacing lock").rate = Some(rate);
+        limiter
     }
 
     /// Waits for the back-off gate, a free slot and pacing room for `weight` requests.
@@ -99,10 +130,10 @@ impl Limiter {
         Some(())
     }
 
-    /// Graph refused a whole `$batch` with 429 and `Retry-After: wait`: close the gate for everyone for
-    /// `wait` (never shortening it). A 429 for one request (or sub-request) holds back only that request
-    /// (its caller waits `wait` before retrying it); the pace, not a gate, keeps the rest under the limit,
-    /// so a stray 429 cannot stall the process and no burst builds up behind a closed gate.
+    /// Closes the gate for everyone for `wait` (never shortening it): Graph said the app as a whole must
+    /// wait ([`Limiter::record_batch_answer`]). A 429 for one request (or sub-request) holds back only
+    /// that request (its caller waits `wait` before retrying it); the pace, not a gate, keeps the rest
+    /// under the limit, so a stray 429 cannot stall the process and no burst builds up behind a gate.
     pub fn back_off(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut gate = self.gate.lock().expect("gate lock");
@@ -128,6 +159,56 @@ impl Limiter {
     pub fn gate_open_at(&self) -> Option<Instant> {
         let gate = *self.gate.lock().expect("gate lock");
         gate.filter(|at| *at > Instant::now())
+    }
+
+    /// Graph's answer to one request or `$batch` sub-request, as the pacing reads it: a 429 for our own
+    /// limit (or one that does not say) is a throttle signal; a 429 because the service is loaded is
+    /// honoured by its own request (`Retry-After`) but says nothing about our pace; anything else was
+    /// accepted. `x-ms-throttle-limit-percentage` settles the pace below the limit.
+    pub fn record_answer(&self, status: u16, signals: &Signals) {
+        if let Some(used) = signals.limit_used {
+            self.pacing.lock().expect("pacing lock").on_usage(Instant::now(), used);
+        }
+        match status {
+            429 if signals.cause().is_our_limit() => self.record_throttled(),
+            429 => {}
+            _ => self.record_accepted(1),
+        }
+    }
+
+    /// A `$batch` request was answered as a whole: `200` (its sub-responses follow), or a failure with
+    /// Graph's `Retry-After` (`wait`). That batch waits `wait` on its own; the gate closes for everyone
+    /// only when the 429 is the app's limit: Graph says so (`ResourceUnitLimitExceeded`, our scope), or,
+    /// without information, several whole batches were refused in a short time and they are at least
+    /// half of those answered. A 503, a 429 because the service is loaded, and a stray 429 among
+    /// answered batches never stall the other invocations. Returns whether the gate closed.
+    pub fn record_batch_answer(&self, status: u16, wait: Option<Duration>, cause: ThrottleCause) -> bool {
+        let now = Instant::now();
+        let throttled = status == 429;
+        let mut recent = self.whole_answers.lock().expect("whole answers lock");
+        recent.push_back((now, throttled));
+        while recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > WHOLE_WINDOW)
+        {
+            recent.pop_front();
+        }
+        let Some(wait) = wait.filter(|_| throttled) else {
+            return false;
+        };
+        let close = match cause {
+            ThrottleCause::OurLimit => true,
+            ThrottleCause::ServiceLoad => false,
+            ThrottleCause::Unknown => {
+                let refused = recent.iter().filter(|(_, t)| *t).count();
+                refused >= WHOLE_429S && refused * 2 >= recent.len()
+            }
+        };
+        drop(recent);
+        if close {
+            self.back_off(wait);
+        }
+        close
     }
 
     /// `n` requests were accepted (not throttled): remember them and probe the pace upward.

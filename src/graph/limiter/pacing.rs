@@ -35,6 +35,16 @@ const MARGIN: f64 = 0.97;
 /// far below the limit).
 const EPISODE_MIN_THROTTLED: u32 = 10;
 const EPISODE_MIN_ANSWERS: u32 = 20;
+/// In slow start an episode also needs this share of 429s over the last half second: the limit's 429s
+/// crowd in as the pace doubles past it, Graph's stray ones are spread over the whole window (at 10 %
+/// of the answers they would otherwise end slow start at any pace).
+const SLOW_START_RECENT_SHARE: f64 = 0.25;
+/// Slots (of [`SLOT`]) that make "the last half second".
+const RECENT_SLOTS: usize = 2;
+/// An episode this soon after a cut (other than the rough one leaving slow start) starts a dip rather
+/// than cutting again: as often as every [`CUT_COOLDOWN`], stray 429s above the noise known so far
+/// would otherwise grind the pace down before any dip could learn them.
+const CUT_OR_DIP: Duration = Duration::from_secs(4);
 /// Share of 429s beyond which an episode cuts to what Graph accepted however deep that is.
 const DEEP_CUT_SHARE: f64 = 0.5;
 const EPISODE_MIN_SHARE: f64 = 0.10;
@@ -52,6 +62,9 @@ struct Dip {
     /// The 429s of the first second after the dip started were sent (or retried) at the old pace.
     measure_from: Instant,
     until: Instant,
+    /// Started instead of a cut that would have followed the last one too soon ([`CUT_OR_DIP`]): if
+    /// the 429s stay, that last cut was noise's doing and is undone.
+    instead_of_cut: bool,
 }
 
 /// How far a dip lowers the pace: below the limit, if the pace was less than an episode's worth over it.
@@ -77,6 +90,18 @@ const QUIET: Duration = Duration::from_secs(10);
 /// spent, and the faster the climb the further over the limit the pace is by then.
 const QUIET_PROBE: f64 = 0.005;
 
+/// Share of Graph's limit the pace aims at once Graph says how much of it the app uses: below the limit
+/// (no 429 at all), with room for the answers' uneven arrival.
+const USAGE_TARGET: f64 = 0.9;
+/// Graph sends `x-ms-throttle-limit-percentage` from this share on; it caps its values at this high.
+const USAGE_FROM: f64 = 0.8;
+const USAGE_MOST: f64 = 1.8;
+/// Estimates of the limit are kept this long, the highest one counting: Graph's share is measured over
+/// a window, so just after the pace fell it still shows the old pace and would make the limit look lower.
+const USAGE_MEMORY: Duration = Duration::from_secs(5);
+/// Without the header for this long, the app uses under 0.8 of its limit again: the cap is lifted.
+const USAGE_FRESH: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub(super) struct Pacing {
     /// Requests per second.
@@ -88,6 +113,8 @@ pub(super) struct Pacing {
     /// Virtual schedule: when the next request may start.
     pub(super) next_slot: Instant,
     last_cut: Option<Instant>,
+    /// The pace just before the last cut.
+    cut_from: Option<f64>,
     cuts: u32,
     /// Share of answers that are 429s whatever the pace (Graph's stray ones), as the last dip found.
     noise: f64,
@@ -100,6 +127,8 @@ pub(super) struct Pacing {
     answers: VecDeque<(Instant, u32, u32)>,
     /// When the pace was last written to the debug log (once a second at most).
     last_trace: Instant,
+    /// `(when, limit)`: Graph's limit as `x-ms-throttle-limit-percentage` showed it, per answer that had it.
+    usage: VecDeque<(Instant, f64)>,
 }
 
 /// Answers in the window since the last cut.
@@ -110,6 +139,8 @@ struct Tally {
     /// bucket is empty and what it accepts is its refill rate. (A plain average would count the burst the
     /// bucket saved up while the gate was closed.)
     accepted_rate_while_throttled: Option<f64>,
+    /// Share of 429s among the answers of the last [`RECENT_SLOTS`] slots.
+    recent_share: f64,
 }
 
 /// Slots the window is cut into to find where Graph throttled.
@@ -123,6 +154,7 @@ impl Pacing {
             ceiling: None,
             next_slot: Instant::now(),
             last_cut: None,
+            cut_from: None,
             cuts: 0,
             noise: 0.0,
             last_limit_sign: None,
@@ -130,6 +162,79 @@ impl Pacing {
             next_dip: None,
             answers: VecDeque::new(),
             last_trace: Instant::now(),
+            usage: VecDeque::new(),
+        }
+    }
+
+    /// Requests a second Graph saw from us lately (answers in the window, over the time they span).
+    fn sent_rate(&self, now: Instant) -> Option<f64> {
+        let (first, _, _) = self.answers.front()?;
+        let span = now.duration_since(*first).max(SLOT).as_secs_f64();
+        let sent: u32 = self.answers.iter().map(|(_, a, t)| a + t).sum();
+        Some(f64::from(sent) / span)
+    }
+
+    /// The most the pace may be while Graph keeps saying how much of the limit is used.
+    fn usage_cap(&self, now: Instant) -> Option<f64> {
+        let (last, _) = self.usage.back()?;
+        if now.duration_since(*last) > USAGE_FRESH {
+            return None;
+        }
+        let limit = self.usage.iter().map(|(_, l)| *l).fold(0.0, f64::max);
+        Some((USAGE_TARGET * limit).max(MIN_RATE))
+    }
+
+    /// Graph stopped sending `x-ms-throttle-limit-percentage` although we keep sending: the app uses
+    /// less than 0.8 of its limit, which is therefore above what we send over 0.8. The cap is lifted
+    /// and the pace climbs fast up to that (it may have been held low by another app, say).
+    fn usage_lapsed(&mut self, now: Instant) {
+        let Some((last, _)) = self.usage.back() else { return };
+        if now.duration_since(*last) <= USAGE_FRESH {
+            return;
+        }
+        self.usage.clear();
+        if let Some(sent) = self.sent_rate(now) {
+            let below = sent / USAGE_FROM;
+            self.ceiling = Some(self.ceiling.map_or(below, |c| c.max(below)));
+        }
+    }
+
+    /// Graph says the app used `used` of its limit (`x-ms-throttle-limit-percentage`): the limit is what
+    /// we sent over that share, and the pace settles at [`USAGE_TARGET`] of it, before the first 429.
+    pub(super) fn on_usage(&mut self, now: Instant, used: f64) {
+        let Some(rate) = self.rate else { return };
+        if used < USAGE_FROM {
+            return;
+        }
+        let used = used.min(USAGE_MOST);
+        let sent = self.sent_rate(now).unwrap_or(rate);
+        self.usage.push_back((now, sent / used));
+        while self
+            .usage
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > USAGE_MEMORY)
+        {
+            self.usage.pop_front();
+        }
+        if used >= 1.0 {
+            self.last_limit_sign = Some(now);
+        }
+        let Some(cap) = self.usage_cap(now) else { return };
+        if rate <= cap {
+            return;
+        }
+        self.rate = Some(cap);
+        if self.slow_start {
+            // The limit is known before Graph throttled: slow start is over, as after an episode.
+            self.slow_start = false;
+            self.ceiling = Some(cap);
+            self.last_cut = Some(now);
+            self.cuts += 1;
+            tracing::info!(
+                rate_per_second = cap as u64,
+                limit_used = used,
+                "Graph reports most of the limit used: pacing requests"
+            );
         }
     }
 
@@ -165,15 +270,23 @@ impl Pacing {
             let share = f64::from(throttled) / f64::from(accepted + throttled);
             if share < dip.share_before / 2.0 {
                 // The 429s fell away with the pace: the pace was over the limit by what fell away.
-                let limit = (dip.restore * (1.0 - (dip.share_before - share))).max(MIN_RATE);
+                // And at least the dip's pace, at which they fell away: a window that happened to
+                // see many stray 429s must not take the ceiling lower than that.
+                let limit = (dip.restore * (1.0 - (dip.share_before - share)))
+                    .max(DIP_DEPTH * dip.restore)
+                    .max(MIN_RATE);
                 // Below the limit only Graph's stray 429s remain: what the dip still saw is the noise.
-                self.noise = share;
+                // A dip that happened to see none does not forget what earlier ones learned: with no
+                // noise known, two or three stray 429s in a small window look like a limit again, and
+                // each such dip would lower the ceiling a little.
+                self.noise = share.max(self.noise / 2.0);
                 self.ceiling = Some(limit);
                 self.rate = Some(BELOW_LIMIT * limit);
                 tracing::info!(limit_per_second = limit as u64, "Graph's limit found by a dip in pace");
             } else {
                 self.noise = (share + dip.share_before) / 2.0;
-                self.rate = Some(dip.restore);
+                let undone = if dip.instead_of_cut { self.cut_from } else { None };
+                self.rate = Some(undone.map_or(dip.restore, |from| from.max(dip.restore)));
                 // The limit is above this pace, by how much is unknown: climb fast again for a while.
                 self.ceiling = Some(dip.restore * NOISE_HEADROOM);
                 tracing::info!(stray_429_share = self.noise, "Graph's 429s are noise: pace restored");
@@ -194,6 +307,7 @@ impl Pacing {
                 share_before: share,
                 measure_from: now + DIP_SETTLE,
                 until: now + DIP_LENGTH,
+                instead_of_cut: false,
             });
             self.rate = Some((DIP_DEPTH * rate).max(MIN_RATE));
         }
@@ -214,6 +328,7 @@ impl Pacing {
             accepted: 0,
             throttled: 0,
             accepted_rate_while_throttled: None,
+            recent_share: 0.0,
         };
         for (at, a, t) in &self.answers {
             // Only answers since the pace last changed count: the ones before the last cut were sent at
@@ -226,6 +341,12 @@ impl Pacing {
             let slot = ((now.duration_since(*at).as_millis() / SLOT.as_millis()) as usize).min(slots - 1);
             per_slot[slot].0 += a;
             per_slot[slot].1 += t;
+        }
+        let (recent_accepted, recent_throttled) = per_slot[..RECENT_SLOTS]
+            .iter()
+            .fold((0, 0), |(a, t), (x, y)| (a + x, t + y));
+        if recent_accepted + recent_throttled > 0 {
+            tally.recent_share = f64::from(recent_throttled) / f64::from(recent_accepted + recent_throttled);
         }
         let throttled_slots: Vec<u32> = per_slot.iter().filter(|(_, t)| *t > 0).map(|(a, _)| *a).collect();
         if !throttled_slots.is_empty() {
@@ -259,6 +380,7 @@ impl Pacing {
     pub(super) fn on_accepted(&mut self, now: Instant, n: u32) {
         let p = self;
         let tally = p.record(now, n, 0);
+        p.usage_lapsed(now);
         p.trace(now, &tally);
         p.steer(now, &tally);
         let (Some(rate), ceiling) = (p.rate, p.ceiling) else {
@@ -283,7 +405,10 @@ impl Pacing {
         } else {
             (FAIR_SHARE_PACE / rate).max(1.0)
         };
-        let rate = rate + step * scale * f64::from(n);
+        let mut rate = rate + step * scale * f64::from(n);
+        if let Some(cap) = p.usage_cap(now) {
+            rate = rate.min(cap.max(p.rate.unwrap_or(rate)));
+        }
         p.rate = Some(rate);
         if ceiling.is_some_and(|c| rate > c) {
             p.ceiling = Some(rate);
@@ -299,7 +424,8 @@ impl Pacing {
         let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
         let episode = throttled >= EPISODE_MIN_THROTTLED
             && tally.accepted + throttled >= EPISODE_MIN_ANSWERS
-            && share >= p.noise + EPISODE_MIN_SHARE;
+            && share >= p.noise + EPISODE_MIN_SHARE
+            && (!p.slow_start || tally.recent_share >= SLOW_START_RECENT_SHARE);
         if episode || share >= p.above_noise(tally.accepted + throttled) {
             p.last_limit_sign = Some(now);
         }
@@ -308,6 +434,26 @@ impl Pacing {
             if p.dip.is_some() {
                 return;
             }
+        }
+        if episode && share < DEEP_CUT_SHARE && p.dip.is_some_and(|d| d.instead_of_cut) {
+            // That dip is already telling the limit from noise.
+            return;
+        }
+        let soon_after_cut = p.last_cut.is_some_and(|at| now.duration_since(at) < CUT_OR_DIP);
+        if episode && p.cuts >= 2 && soon_after_cut && share < DEEP_CUT_SHARE && p.dip.is_none() {
+            // Cut after cut, and the 429s did not fall away: maybe they never were the limit's (Graph's
+            // stray 429s come at any pace). A dip tells which, and undoes the last cut if they stay.
+            if let Some(rate) = p.rate {
+                p.dip = Some(Dip {
+                    restore: rate,
+                    share_before: share,
+                    measure_from: now + DIP_SETTLE,
+                    until: now + DIP_LENGTH,
+                    instead_of_cut: true,
+                });
+                p.rate = Some((DIP_DEPTH * rate).max(MIN_RATE));
+            }
+            return;
         }
         let cooldown = if p.cuts == 1 { FIRST_CUT_COOLDOWN } else { CUT_COOLDOWN };
         if !episode || p.last_cut.is_some_and(|at| now.duration_since(at) < cooldown) {
@@ -327,6 +473,7 @@ impl Pacing {
             p.rate = Some(dip.restore);
         }
         p.last_cut = Some(now);
+        p.cut_from = p.rate;
         p.cuts += 1;
         // Graph's rate is what it accepted over the last second. (Answers keep arriving while the gate is
         // closed, so dividing by open time alone would overstate it; the bounded cut below keeps a second

@@ -196,3 +196,117 @@ async fn a_request_without_an_answer_gives_its_pacing_slot_back() {
         Instant::now() - at
     );
 }
+
+use crate::graph::signals::{INFORMATION, LIMIT_PERCENTAGE, Signals};
+
+fn signals(headers: &[(&str, &str)]) -> Signals {
+    Signals::read(|name| headers.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+}
+
+/// Sends at the pace for `seconds` in steps of 100 ms to a Graph whose limit is `limit` a second and
+/// which reports the share of it used over the last two seconds (from 0.8 on); returns the highest pace.
+async fn paced_against(limiter: &Limiter, limit: f64, seconds: u32) -> f64 {
+    let mut highest: f64 = 0.0;
+    let mut sent = std::collections::VecDeque::new();
+    for _ in 0..seconds * 10 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let rate = limiter.rate().unwrap();
+        highest = highest.max(rate);
+        let n = (rate / 10.0).round() as u32;
+        sent.push_back(n);
+        if sent.len() > 20 {
+            sent.pop_front();
+        }
+        let used = f64::from(sent.iter().sum::<u32>()) / (2.0 * limit);
+        let value = format!("{used:.2}");
+        let headers: Vec<(&str, &str)> = if used >= 0.8 {
+            vec![(LIMIT_PERCENTAGE, value.as_str())]
+        } else {
+            Vec::new()
+        };
+        for _ in 0..n {
+            limiter.record_answer(202, &signals(&headers));
+        }
+    }
+    highest
+}
+
+#[tokio::test(start_paused = true)]
+async fn graph_s_share_of_the_limit_used_keeps_the_pace_below_it_before_any_429() {
+    let limiter = Limiter::new(100);
+    // Slow start meets the header (a second or two late: Graph counts over a window) and the pace
+    // settles under the limit without a single 429.
+    paced_against(&limiter, 200.0, 5).await;
+    let highest = paced_against(&limiter, 200.0, 25).await;
+    let rate = limiter.rate().unwrap();
+    assert!(highest < 200.0, "the pace stayed under the limit: {highest}");
+    assert!((0.8 * 200.0..=0.95 * 200.0).contains(&rate), "{rate}");
+    // Graph reporting 0.9 of the limit used at this pace holds the pace where it is.
+    for _ in 0..100 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        for _ in 0..(rate / 10.0).round() as u32 {
+            limiter.record_answer(202, &signals(&[(LIMIT_PERCENTAGE, "0.9")]));
+        }
+    }
+    let held = limiter.rate().unwrap();
+    assert!(held >= 0.97 * rate && held < rate / 0.9, "{held} after {rate}");
+    // The header goes away (the limit rose, another app stopped sharing it): the pace climbs again.
+    let climbed = paced_against(&limiter, 1000.0, 20).await;
+    assert!(climbed > 1.1 * rate, "{climbed} after {rate}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_for_a_loaded_service_does_not_slow_the_pace() {
+    let loaded = learned().await;
+    let ours = learned().await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    for limiter in [&loaded, &ours] {
+        limiter.record_accepted(50);
+    }
+    let before = loaded.rate().unwrap();
+    for _ in 0..30 {
+        loaded.record_answer(429, &signals(&[(INFORMATION, "CPULimitExceeded")]));
+        ours.record_answer(429, &signals(&[]));
+    }
+    assert_eq!(loaded.rate(), Some(before), "Graph was loaded: not our pace");
+    assert!(
+        ours.rate().unwrap() < before,
+        "a 429 without information is ours: {:?}",
+        ours.rate()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stray_whole_batch_429_holds_back_only_its_batch() {
+    use crate::graph::signals::ThrottleCause;
+    let limiter = Limiter::new(4);
+    let wait = Some(Duration::from_secs(5));
+    for _ in 0..10 {
+        assert!(!limiter.record_batch_answer(200, None, ThrottleCause::Unknown));
+    }
+    assert!(!limiter.record_batch_answer(429, wait, ThrottleCause::Unknown));
+    assert!(!limiter.record_batch_answer(503, wait, ThrottleCause::Unknown));
+    assert!(!limiter.record_batch_answer(429, wait, ThrottleCause::ServiceLoad));
+    assert_eq!(limiter.gate_open_at(), None, "another invocation is not held back");
+    // Graph says it is the app's limit: everyone waits.
+    assert!(limiter.record_batch_answer(429, wait, ThrottleCause::OurLimit));
+    assert!(limiter.gate_open_at().is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn most_batches_refused_whole_close_the_gate_without_information() {
+    use crate::graph::signals::ThrottleCause;
+    let limiter = Limiter::new(4);
+    let wait = Some(Duration::from_secs(2));
+    assert!(!limiter.record_batch_answer(200, None, ThrottleCause::Unknown));
+    assert!(!limiter.record_batch_answer(429, wait, ThrottleCause::Unknown));
+    assert!(!limiter.record_batch_answer(429, wait, ThrottleCause::Unknown));
+    assert!(
+        limiter.record_batch_answer(429, wait, ThrottleCause::Unknown),
+        "3 of 4: the app's limit"
+    );
+    assert!(limiter.gate_open_at().is_some());
+    // Long after, one more is a stray one again.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(!limiter.record_batch_answer(429, wait, ThrottleCause::Unknown));
+}
