@@ -18,10 +18,20 @@ pub struct Services {
     pub reprocessor: Reprocessor,
     /// For reads (listing, dry runs); shares the limiter and token cache with the reprocessor.
     pub graph: Arc<GraphClient>,
+    /// The same, sending `x-ms-throttle-priority: low`: for work nobody waits on (queue messages, the
+    /// heal timer), so that when Graph throttles, it throttles these before synchronous calls.
+    pub background: Background,
     /// Audit records: the log, and the durable sink when one is configured.
     pub recorder: Recorder,
     /// Operation state in the app's storage account; `None` when no storage is configured.
     pub operations: Option<OperationStore>,
+}
+
+/// Graph at low priority: the reprocessor and the client for reads.
+#[derive(Debug)]
+pub struct Background {
+    pub reprocessor: Reprocessor,
+    pub graph: Arc<GraphClient>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +62,11 @@ impl Services {
         let limiter = Arc::new(Limiter::new(settings.graph.max_concurrency));
         let graph = Arc::new(GraphClient::new(&settings.graph, tokens, limiter)?);
         let reprocessor = Reprocessor::new(Arc::clone(&graph), settings.graph.max_concurrency);
+        let background_graph = Arc::new(graph.background());
+        let background = Background {
+            reprocessor: Reprocessor::new(Arc::clone(&background_graph), settings.graph.max_concurrency),
+            graph: background_graph,
+        };
         // One Table client (one connection pool, one token cache) for audit records and operation state.
         let table_client = table_client.map(Arc::new);
         let recorder =
@@ -67,6 +82,7 @@ impl Services {
         Ok(Self {
             reprocessor,
             graph,
+            background,
             recorder,
             operations,
         })

@@ -40,7 +40,8 @@ pub async fn handle(
     let started = Instant::now();
     let soft_deadline = started + settings.queue_budget / 2;
     let deadline = started + settings.queue_budget;
-    let graph = &state.services().await.graph;
+    // Nobody waits on the heal: it asks Graph to throttle it before synchronous calls.
+    let graph = &state.services().await.background.graph;
     // The run's follow-on work, settled by the same rule as a queue message's.
     let mut step = Step::default();
 

@@ -39,7 +39,7 @@ pub async fn run(ctx: &Ctx<'_>, package: AccessPackageId) -> Step {
     }
     let services = ctx.services;
     if let Some(allowed) = ctx.allowed {
-        let verdict = check_packages(&services.graph, allowed, &[package], ctx.deadline)
+        let verdict = check_packages(ctx.graph, allowed, &[package], ctx.deadline)
             .await
             .remove(0);
         if let Some(reason) = verdict.reason(&package) {
@@ -54,7 +54,7 @@ pub async fn run(ctx: &Ctx<'_>, package: AccessPackageId) -> Step {
             return step;
         }
     }
-    let result = match drift::detect(&services.graph, package, ctx.deadline).await {
+    let result = match drift::detect(ctx.graph, package, ctx.deadline).await {
         Ok(result) => result,
         Err(e) if e.is_transient() => {
             return Step::again(

@@ -41,7 +41,7 @@ pub async fn run(ctx: &Ctx<'_>, scope: Scope, next_link: Option<String>) -> Step
         scope,
         next_link: next_link.clone(),
     };
-    let graph = &ctx.services.graph;
+    let graph = ctx.graph;
     let allowed = ctx.allowed;
     if let (Some(allowed), Scope::AccessPackage(package)) = (allowed, scope) {
         let verdict = check_packages(graph, allowed, &[package], ctx.deadline).await.remove(0);

@@ -42,7 +42,7 @@ pub async fn run(ctx: &Ctx<'_>, listing: HealListing, next_link: Option<String>)
         listing,
         next_link: next_link.clone(),
     };
-    match heal_one_page(&ctx.services.graph, listing, next_link.as_deref(), ctx.deadline).await {
+    match heal_one_page(ctx.graph, listing, next_link.as_deref(), ctx.deadline).await {
         Ok(page) => {
             let (chunks, continuation) = follow_on(listing, &page);
             tracing::info!(

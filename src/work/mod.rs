@@ -240,6 +240,10 @@ pub fn plan(targets: &Targets, scopes: &[Scope]) -> Vec<Work> {
 pub struct Ctx<'a> {
     pub settings: &'a Settings,
     pub services: &'a Services,
+    /// Graph at the work's priority: `services.background` for queue and timer work, the normal one
+    /// when a caller waits for the answer.
+    pub graph: &'a crate::graph::GraphClient,
+    pub reprocessor: &'a crate::reprocess::Reprocessor,
     pub deadline: Instant,
     pub correlation_id: &'a CorrelationId,
     /// The invocation and caller, for audit records.

@@ -24,7 +24,7 @@ pub fn write(targets: &Targets) -> Fields {
 
 /// Reprocesses `targets` within the deadline and records each ID's audit record.
 pub async fn reprocess(ctx: &Ctx<'_>, targets: &Targets) -> Report {
-    let report = ctx.services.reprocessor.run(targets, ctx.allowed, ctx.deadline).await;
+    let report = ctx.reprocessor.run(targets, ctx.allowed, ctx.deadline).await;
     ctx.services.recorder.reprocessed(ctx.invocation, &report);
     tracing::info!(summary = ?report.summary, correlation_id = %ctx.correlation_id, "reprocess finished");
     report

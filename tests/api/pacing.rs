@@ -104,3 +104,35 @@ fn when_most_recent_requests_fail_graph_is_in_trouble_and_waits_grow() {
     // Round 3 backs off 2–4 s (full jitter over the upper half), round 2 1–2 s.
     assert!(waits[1].1 >= 1_000 && waits[2].1 >= 2_000, "{waits:?}");
 }
+
+#[test]
+fn queue_work_asks_graph_for_low_priority_and_a_waiting_caller_does_not() {
+    let (state, ids) = tenant(4);
+    let app = spawn_app_with(state, &[]);
+    let (status, _, reply) = app
+        .post_ids(&json!({ "assignmentIds": [ids[0], ids[1]] }).to_string())
+        .res();
+    assert_eq!(status, 200, "{reply}");
+    let synchronous = app.emulator.state.graph_requests();
+    assert!(!synchronous.is_empty());
+    assert!(
+        synchronous.iter().all(|r| r.priority.is_none()),
+        "a caller waits for this answer: Graph's default (normal) priority"
+    );
+    let reply = app.queue_message(&json!({ "assignmentIds": [ids[2], ids[3]] }).to_string());
+    assert_eq!(reply.status, 200);
+    let queued: Vec<_> = app
+        .emulator
+        .state
+        .graph_requests()
+        .into_iter()
+        .skip(synchronous.len())
+        .collect();
+    assert!(
+        queued.iter().any(|r| r.batched),
+        "the IDs went through $batch: {queued:?}"
+    );
+    for r in &queued {
+        assert_eq!(r.priority.as_deref(), Some("low"), "{} {}", r.method, r.path_and_query);
+    }
+}

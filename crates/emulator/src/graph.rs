@@ -69,7 +69,8 @@ async fn dispatch(request: HttpRequest, body: web::Bytes, state: web::Data<Emula
         }
     } else if path == "/v1.0/$batch" || path == "/beta/$batch" {
         let version = &path[1..path.len() - "/$batch".len()];
-        to_response(&ctx, batch(&state, &ctx, &method, &body, version).await)
+        let priority = priority_of(&request);
+        to_response(&ctx, batch(&state, &ctx, &method, &body, version, priority).await)
     } else {
         to_response(&ctx, call(&state, &ctx, &method, &path, true).await)
     };
@@ -114,13 +115,29 @@ fn finish(
         status: response.status().as_u16(),
         at: std::time::Instant::now(),
         token: ctx.token,
+        priority: priority_of(request),
     });
     response
 }
 
+fn priority_of(request: &HttpRequest) -> Option<String> {
+    request
+        .headers()
+        .get("x-ms-throttle-priority")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// `POST /{version}/$batch`: each sub-request is authenticated, throttled and answered on its own;
 /// the batch itself answers 200 (`concepts/json-batching.md`).
-async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], version: &str) -> Answer {
+async fn batch(
+    state: &EmulatorState,
+    ctx: &Ctx<'_>,
+    method: &str,
+    body: &[u8],
+    version: &str,
+    priority: Option<String>,
+) -> Answer {
     if method != "POST" {
         return ctx.error(
             405,
@@ -189,6 +206,7 @@ async fn batch(state: &EmulatorState, ctx: &Ctx<'_>, method: &str, body: &[u8], 
             status: answer.status,
             at: std::time::Instant::now(),
             token: ctx.token,
+            priority: priority.clone(),
         });
         let mut headers = serde_json::Map::new();
         for (name, value) in answer.headers.into_iter().chain(state.usage_headers()) {

@@ -57,6 +57,8 @@ pub struct LoggedRequest {
     /// known token). Each handler process fetches its own token, so this tells apart the processes
     /// sharing one emulator.
     pub token: Option<usize>,
+    /// The request's `x-ms-throttle-priority` (a sub-request carries its batch's).
+    pub priority: Option<String>,
 }
 
 #[derive(Debug)]

@@ -82,6 +82,7 @@ mod tests {
 
     fn logged(path: &str, status: u16, at: Instant, token: Option<usize>) -> LoggedRequest {
         LoggedRequest {
+            priority: None,
             batched: false,
             method: "POST".into(),
             path_and_query: path.into(),

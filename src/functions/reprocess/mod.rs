@@ -119,6 +119,8 @@ pub async fn handle(
     let ctx = Ctx {
         settings,
         services,
+        graph: &services.graph,
+        reprocessor: &services.reprocessor,
         deadline,
         correlation_id: &correlation_id,
         invocation: &invocation,

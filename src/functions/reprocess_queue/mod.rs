@@ -84,9 +84,13 @@ pub async fn handle(
     };
     // A message's scope can only narrow the deployment's: both must allow.
     let allowed = AllowedScope::narrowed(settings.allowed.as_ref(), message.meta.scope.as_ref());
+    let services = state.services().await;
+    // Nobody waits on queue work: it asks Graph to throttle it before synchronous calls.
     let ctx = Ctx {
         settings,
-        services: state.services().await,
+        services,
+        graph: &services.background.graph,
+        reprocessor: &services.background.reprocessor,
         deadline: Instant::now() + settings.queue_budget,
         correlation_id: &correlation_id,
         invocation: &invocation,
