@@ -93,6 +93,8 @@ pub struct Outcome {
     pub peak_rss_kib: u64,
     pub resets: usize,
     pub hung_batches: usize,
+    /// Answers lost after Graph did the work (`ExecutedThen`): each may be reprocessed twice.
+    pub lost_answers: usize,
     /// Reprocess calls per second since the drain started, all instances.
     pub series: Vec<Tally>,
     /// The same per instance (told apart by the token each fetched), in token order.
@@ -115,7 +117,7 @@ impl Outcome {
 
     pub fn summary(&self) -> String {
         format!(
-            "{}: wall {:.1} s = {:.3} × bound {:.1} s, {:.3} attempts/ID, {} × 429, lost/dead/dup {}/{}/{}",
+            "{}: wall {:.1} s = {:.3} × bound {:.1} s, {:.3} attempts/ID, {} × 429, lost/dead/dup {}/{}/{} ({} answers lost after the work)",
             self.scenario.name,
             self.wall.as_secs_f64(),
             self.ratio(),
@@ -125,6 +127,7 @@ impl Outcome {
             self.lost,
             self.dead_lettered,
             self.duplicates,
+            self.lost_answers,
         )
     }
 }
@@ -156,23 +159,34 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
 /// instance, `enqueue` outputs go back on the one queue at once (the handler itself waits for their
 /// `notBefore`).
 pub fn run(scenario: Scenario, ids: usize) -> Outcome {
+    run_with(scenario, ids, |state| {
+        if scenario.faults { benchmark_mix(state) } else { state }
+    })
+}
+
+/// The `faults` scenario's mix.
+fn benchmark_mix(state: EmulatorState) -> EmulatorState {
+    // 20 % in all: 12 % of sub-requests get 429/503/504, 4 % of `$batch` requests hang, 4 % are reset.
+    // A quarter of the sub-request faults are 504s after Graph did the work (its answer lost on the
+    // way back): the only faults whose retry reprocesses an ID twice.
+    let mut mix = transient_mix();
+    mix.push(Fault::ExecutedThen(504));
+    state.faults.set_random(0.12, mix);
+    state
+        .faults
+        .set_random_batches(0.04, vec![Fault::Hang(Duration::from_secs(60))]);
+    state.with_resets(0.04)
+}
+
+/// [`run`] with the emulated Graph's faults set by `faults` (the sweep's mixes).
+pub fn run_with(scenario: Scenario, ids: usize, faults: impl FnOnce(EmulatorState) -> EmulatorState) -> Outcome {
     let mut tenant = Tenant::default();
     tenant.add_generated_delivered(SERIES, ids, sample::PACKAGE_SALES, sample::USER_ADELE);
-    let mut state = EmulatorState::new(tenant)
-        .with_latency(LATENCY)
-        .with_throttle(RATE, BURST);
-    if scenario.faults {
-        // 20 % in all: 12 % of sub-requests get 429/503/504, 4 % of `$batch` requests hang, 4 % are reset.
-        // A quarter of the sub-request faults are 504s after Graph did the work (its answer lost on the
-        // way back): the only faults whose retry reprocesses an ID twice.
-        let mut mix = transient_mix();
-        mix.push(Fault::ExecutedThen(504));
-        state.faults.set_random(0.12, mix);
-        state
-            .faults
-            .set_random_batches(0.04, vec![Fault::Hang(Duration::from_secs(60))]);
-        state = state.with_resets(0.04);
-    }
+    let state = faults(
+        EmulatorState::new(tenant)
+            .with_latency(LATENCY)
+            .with_throttle(RATE, BURST),
+    );
     let emulator = Emulator::start(state).expect("emulator");
     // `BENCH_LOG=<filter>` (e.g. `reprocess_handler::graph::limiter=debug`): the handlers log at that level
     // and their logs are written beside the charts, to see where a run lost time.
@@ -236,6 +250,7 @@ pub fn run(scenario: Scenario, ids: usize) -> Outcome {
         peak_rss_kib,
         resets: emulator.state.resets(),
         hung_batches: emulator.state.faults.injected_duplicate_risks().1,
+        lost_answers: emulator.state.faults.injected_duplicate_risks().0,
         series: series::per_second(&log, started, seconds),
         per_instance: if scenario.instances > 1 {
             series::per_second_by_token(&log, started, seconds)
