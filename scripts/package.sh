@@ -120,8 +120,8 @@ if [[ -z "${binary}" ]]; then
     command -v musl-gcc >/dev/null 2>&1 || die "musl-gcc not found; install musl-tools or set ${cc_var}"
     export "${cc_var}=musl-gcc"
   fi
-  log "cargo build --release --locked --no-default-features --target ${target}"
-  (cd -- "${root}" && cargo build --release --locked --no-default-features --target "${target}" --bin "${BIN_NAME}")
+  log "cargo build --release --locked --no-default-features --target ${target} -p reprocess-handler"
+  (cd -- "${root}" && cargo build --release --locked --no-default-features --target "${target}" -p reprocess-handler --bin "${BIN_NAME}")
   binary="${CARGO_TARGET_DIR:-${root}/target}/${target}/release/${BIN_NAME}"
 fi
 [[ -f "${binary}" ]] || die "binary not found: ${binary}"

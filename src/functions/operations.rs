@@ -15,7 +15,8 @@ use crate::domain::{CorrelationId, Guid};
 use crate::host::{Envelope, HttpReply, HttpTrigger, InvokeResponse};
 use crate::operations::{OperationView, StatusKind};
 use crate::state::AppState;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
 
 fn bad_request(field: &str, reason: &str) -> HttpReply {
     HttpReply::json(
@@ -106,23 +107,50 @@ pub async fn handle(state: &AppState, envelope: &Envelope, response: &mut Invoke
     HttpReply::json(200, body)
 }
 
+/// The answer's body: the operation's progress, and once finished its summary and one page of results.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    correlation_id: &'a CorrelationId,
+    status: StatusKind,
+    created_at: &'a str,
+    updated_at: &'a str,
+    pending_messages: usize,
+    listing: &'a crate::operations::ListingProgress,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    finished: Option<Finished<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Finished<'a> {
+    summary: &'a Map<String, Value>,
+    results: &'a [Value],
+    results_page_size: usize,
+    dead_lettered: &'a [Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_link: Option<String>,
+}
+
 fn body(correlation_id: &CorrelationId, view: &OperationView, self_url: Option<&str>, page_size: usize) -> Value {
-    let mut body = json!({
-        "correlationId": correlation_id,
-        "status": view.status,
-        "createdAt": view.created_at,
-        "updatedAt": view.updated_at,
-        "pendingMessages": view.pending_messages,
-        "listing": view.listing,
+    let finished = (view.status != StatusKind::Running).then(|| Finished {
+        summary: &view.summary,
+        results: &view.results,
+        results_page_size: page_size,
+        dead_lettered: &view.dead_lettered,
+        next_link: view
+            .next_after
+            .as_ref()
+            .zip(self_url)
+            .map(|(after, url)| format!("{url}?page={after}")),
     });
-    if view.status != StatusKind::Running {
-        body["summary"] = Value::Object(view.summary.clone());
-        body["results"] = json!(view.results);
-        body["resultsPageSize"] = json!(page_size);
-        body["deadLettered"] = json!(view.dead_lettered);
-        if let (Some(after), Some(url)) = (&view.next_after, self_url) {
-            body["nextLink"] = json!(format!("{url}?page={after}"));
-        }
-    }
-    body
+    json!(Body {
+        correlation_id,
+        status: view.status,
+        created_at: &view.created_at,
+        updated_at: &view.updated_at,
+        pending_messages: view.pending_messages,
+        listing: &view.listing,
+        finished,
+    })
 }

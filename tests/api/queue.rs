@@ -98,6 +98,21 @@ fn not_before_is_waited_for() {
 }
 
 #[test]
+fn a_not_before_further_ahead_than_the_handler_ever_writes_is_dead_lettered_not_waited_for() {
+    let app = spawn_app();
+    let reply = app.queue_message(&format!(
+        r#"{{"assignmentId":"{}","attempt":1,"notBefore":"9999-12-31T23:59:59Z"}}"#,
+        sample::DELIVERED_1
+    ));
+    assert_eq!(reply.status, 200);
+    let dead = reply.output_messages("deadLetter");
+    assert_eq!(dead.len(), 1, "{}", reply.json);
+    assert_eq!(dead[0]["errors"][0]["field"], "notBefore", "{}", dead[0]);
+    assert!(dead[0]["originalMessage"].as_str().unwrap().contains("9999-12-31"));
+    assert!(app.graph_posts().is_empty(), "nothing was reprocessed");
+}
+
+#[test]
 fn permission_denied_ids_are_kept_in_the_dead_letter_queue_for_re_drive() {
     let app = spawn_app();
     app.emulator.state.set_app_role_granted(false);
