@@ -113,6 +113,12 @@ pub struct Authorized {
 }
 
 impl Authorized {
+    /// Who owns what this call starts: the verified caller's object ID (else its application ID).
+    pub fn owner(&self) -> Option<&str> {
+        let principal = self.principal.as_ref()?;
+        principal.object_id.as_deref().or(principal.app_id.as_deref())
+    }
+
     /// `caller` with the verified principal added (kept apart from the unverified hints).
     pub fn name_in(&self, mut caller: Caller) -> Caller {
         if let Some(principal) = &self.principal {

@@ -39,9 +39,10 @@ pub async fn handle(state: &AppState, envelope: &Envelope, response: &mut Invoke
             .with_header("Allow", "GET");
     }
     // Polling names what an operation touched, so it asks the same authentication as starting one.
-    if let Err(reply) = super::auth::authorize(&state.settings, &request) {
-        return reply;
-    }
+    let auth = match super::auth::authorize(&state.settings, &request) {
+        Ok(auth) => auth,
+        Err(reply) => return reply,
+    };
     let Some(correlation_id) = request.param(b::ID_PARAM).and_then(CorrelationId::parse) else {
         return bad_request(
             b::ID_PARAM,
@@ -64,8 +65,10 @@ pub async fn handle(state: &AppState, envelope: &Envelope, response: &mut Invoke
         .with_header("Retry-After", RETRY_AFTER_SECONDS.to_string());
     };
     let view = match store.view(&correlation_id, after.as_ref()).await {
-        Ok(Some(view)) => view,
-        Ok(None) => {
+        // An operation a verified caller started is that caller's: to anyone else it does not exist,
+        // so its results (which may name another catalog's IDs) are not shown, nor that it is there.
+        Ok(Some(view)) if view.owner.is_none() || view.owner.as_deref() == auth.owner() => view,
+        Ok(_) => {
             return HttpReply::json(
                 404,
                 error_body(

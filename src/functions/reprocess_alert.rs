@@ -152,17 +152,13 @@ pub async fn handle(
         let would = queued.iter().map(QueueMessage::to_fields).collect();
         return HttpReply::json(200, json!(body.dry_run(would)));
     }
-    let tracked = match super::tracked::start(
-        state,
-        request,
-        &correlation_id,
-        "alert",
-        scopes.len(),
-        queued,
-        invocation_id,
-    )
-    .await
-    {
+    let operation = super::tracked::Operation {
+        id: &correlation_id,
+        source: "alert",
+        owner: auth.owner(),
+        scopes: scopes.len(),
+    };
+    let tracked = match super::tracked::start(state, request, operation, queued, invocation_id).await {
         Ok(tracked) => tracked,
         Err(reply) => return refused(reply, "the operation state store is unavailable", response),
     };

@@ -48,6 +48,15 @@ pub fn status_url(request: &HttpTrigger, correlation_id: &CorrelationId) -> Opti
     Some(format!("{scheme}://{host}{port}{prefix}operations/{correlation_id}"))
 }
 
+/// The operation a call starts: its ID, where it came from (`http`, `alert`), the verified caller that
+/// owns it (the only one that may poll it), and how many packages or users it lists.
+pub struct Operation<'a> {
+    pub id: &'a CorrelationId,
+    pub source: &'static str,
+    pub owner: Option<&'a str>,
+    pub scopes: usize,
+}
+
 /// The messages to enqueue (with message keys when tracked) and the status URL, or the refusal.
 pub struct Tracked {
     pub messages: Vec<QueueMessage>,
@@ -67,12 +76,16 @@ impl Tracked {
 pub async fn start(
     state: &AppState,
     request: &HttpTrigger,
-    correlation_id: &CorrelationId,
-    source: &str,
-    scopes: usize,
+    operation: Operation<'_>,
     messages: Vec<QueueMessage>,
     invocation_id: &str,
 ) -> Result<Tracked, HttpReply> {
+    let Operation {
+        id: correlation_id,
+        source,
+        owner,
+        scopes,
+    } = operation;
     let messages: Vec<QueueMessage> = messages.into_iter().flat_map(QueueMessage::fitted).collect();
     let Some(store) = &state.services().await.operations else {
         return Ok(Tracked {
@@ -82,7 +95,7 @@ pub async fn start(
     };
     let messages = keyed(messages, invocation_id);
     let keys: Vec<MessageKey> = messages.iter().filter_map(|m| m.meta.message_key.clone()).collect();
-    match store.start(correlation_id, source, scopes, &keys).await {
+    match store.start(correlation_id, source, owner, scopes, &keys).await {
         Ok(crate::operations::Started::New) => {}
         Ok(crate::operations::Started::Exists) => {
             tracing::warn!(correlation_id = %correlation_id, "refused: the correlation ID names an existing operation");

@@ -69,6 +69,7 @@ impl OperationStore {
         &self,
         op: &CorrelationId,
         source: &str,
+        owner: Option<&str>,
         scopes: usize,
         roots: &[MessageKey],
     ) -> Result<Started, StorageError> {
@@ -78,11 +79,14 @@ impl OperationStore {
         let expires_at = crate::message::rfc3339(expires);
         // The index first: an operation is never stored without a way to find it when it expires.
         self.index_expiry(op, &expires_at).await?;
-        let header = Entity::new(partition(op), key(OP_ROW))
+        let mut header = Entity::new(partition(op), key(OP_ROW))
             .with("createdAt", crate::message::rfc3339(now))
             .with("expiresAt", expires_at.as_str())
             .with("source", source)
             .with("scopes", scopes as u64);
+        if let Some(owner) = owner {
+            header = header.with("owner", owner);
+        }
         if self.client.insert(table, &header).await? == crate::storage::Inserted::AlreadyExists {
             // The index row just written is the refused call's; the operation keeps its own (same key
             // only when both were written in the same second, and then it must stay).

@@ -38,6 +38,8 @@ pub struct ListingProgress {
 /// What the status function shows (it adds the URLs).
 #[derive(Debug, Clone)]
 pub struct OperationView {
+    /// The verified caller that started the operation (its object ID), when one did: only it may poll.
+    pub owner: Option<String>,
     pub status: StatusKind,
     pub created_at: String,
     pub updated_at: String,
@@ -94,6 +96,7 @@ impl OperationStore {
             ids_found: pages.iter().filter_map(|p| p.u64("idsFound")).sum(),
         };
         let mut view = OperationView {
+            owner: header.str("owner").map(str::to_owned),
             status: StatusKind::Running,
             created_at,
             updated_at,

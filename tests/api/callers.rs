@@ -316,3 +316,42 @@ pub(crate) fn drive_refusals(c: &mut crate::openapi::Coverage<'_>, function: &st
     let (status, _, body) = c.answer(&invoke(&as_caller(call, "oid-caller", &["Other"])));
     assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
 }
+
+/// An operation a verified caller started is that caller's: another verified caller (even one with the
+/// whole deployment's role) gets the same 404 as for an unknown ID, and sees nothing of its results.
+#[test]
+fn only_the_verified_caller_that_started_an_operation_may_poll_it() {
+    let state = reprocess_emulator::EmulatorState::new(reprocess_emulator::sample::tenant());
+    let app = crate::operations::spawn_tracked(
+        state,
+        &[("WEBSITE_AUTH_ENABLED", "True"), ("CALLER_SCOPES", &caller_scopes())],
+    );
+    let body = json!({ "accessPackageIds": [sample::PACKAGE_VISITORS] });
+    let call = as_caller(
+        HttpCall::post_json("reprocess", &body.to_string()),
+        "oid-owner",
+        &[GENERAL_ROLE],
+    );
+    let (status, headers, accepted) = app.invoke_http(&call).res();
+    let url = crate::operations::location_of(status, &headers, &accepted);
+    let poll = |object_id: &str, roles: &[&str]| {
+        let call = as_caller(HttpCall::get_status_url(&url).unwrap(), object_id, roles);
+        app.invoke(
+            OPERATIONS_FUNCTION,
+            http_envelope(OPERATIONS_FUNCTION, "req", &call).as_bytes(),
+        )
+        .res()
+    };
+    let (status, _, body) = poll("oid-owner", &[GENERAL_ROLE]);
+    assert!(status == 200 || status == 202, "{body}");
+    assert_eq!(body["correlationId"], accepted["correlationId"]);
+    for (object_id, roles) in [
+        ("oid-other", &[GENERAL_ROLE][..]),
+        ("oid-admin", &["Reprocess.All"][..]),
+    ] {
+        let (status, _, body) = poll(object_id, roles);
+        assert_eq!(status, 404, "{object_id}: {body}");
+        assert_eq!(body["error"]["code"], "operation_not_found");
+        assert!(body.get("results").is_none() && body.get("status").is_none(), "{body}");
+    }
+}

@@ -56,17 +56,13 @@ pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut Invo
         .filter(|w| matches!(w, Work::Drift(_) | Work::Expand { .. }))
         .count();
     let queued = super::messages(&planned, &correlation_id, &call.invocation.caller, call.auth);
-    let tracked = match tracked::start(
-        state,
-        call.request,
-        &correlation_id,
-        "http",
-        listings,
-        queued,
-        invocation_id,
-    )
-    .await
-    {
+    let operation = tracked::Operation {
+        id: &correlation_id,
+        source: "http",
+        owner: call.auth.owner(),
+        scopes: listings,
+    };
+    let tracked = match tracked::start(state, call.request, operation, queued, invocation_id).await {
         Ok(tracked) => tracked,
         Err(reply) => return reply,
     };

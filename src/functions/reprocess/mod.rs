@@ -170,17 +170,13 @@ async fn fan_out(state: &AppState, call: &Call<'_>, caller: &Caller, response: &
     let planned = work::plan(&parsed.targets, &parsed.scopes);
     let queued = messages(&planned, &correlation_id, caller, call.auth);
     let scopes = parsed.scopes.len();
-    let tracked = match tracked::start(
-        state,
-        call.request,
-        &correlation_id,
-        "http",
+    let operation = tracked::Operation {
+        id: &correlation_id,
+        source: "http",
+        owner: call.auth.owner(),
         scopes,
-        queued,
-        invocation_id,
-    )
-    .await
-    {
+    };
+    let tracked = match tracked::start(state, call.request, operation, queued, invocation_id).await {
         Ok(tracked) => tracked,
         Err(reply) => return reply,
     };
@@ -222,7 +218,13 @@ async fn split_into_messages(
         .unwrap_or_else(CorrelationId::new_random);
     let queued = messages(&work::id_chunks(targets), &correlation_id, caller, call.auth);
     let count = queued.len();
-    let tracked = match tracked::start(state, call.request, &correlation_id, "http", 0, queued, invocation_id).await {
+    let operation = tracked::Operation {
+        id: &correlation_id,
+        source: "http",
+        owner: call.auth.owner(),
+        scopes: 0,
+    };
+    let tracked = match tracked::start(state, call.request, operation, queued, invocation_id).await {
         Ok(tracked) => tracked,
         Err(reply) => return reply,
     };
