@@ -18,7 +18,7 @@ use crate::domain::alert::{AlertVerdict, parse_alert};
 use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::{StrictJsonError, parse_strict, value_budget};
 use crate::state::AppState;
-use crate::work::{self, Meta, QueueMessage};
+use crate::work::{self, QueueMessage};
 use serde_json::{Value, json};
 
 fn nothing_to_do(reason: &str, skipped: Value, invocation_id: &str, response: &mut InvokeResponse) -> HttpReply {
@@ -121,14 +121,7 @@ pub async fn handle(
     origin.alert_id = payload["data"]["essentials"]["alertId"].as_str().map(str::to_owned);
     let origin = auth.name_in(origin);
     let planned = work::plan(&targets, &scopes);
-    let meta = Meta {
-        correlation_id: Some(correlation_id.clone()),
-        origin: Some(origin.clone()),
-        // The alert function never reads Graph: the queue function applies this narrowing.
-        scope: auth.narrowing.clone(),
-        ..Meta::default()
-    };
-    let queued: Vec<QueueMessage> = planned.iter().map(|w| QueueMessage::child(w.clone(), &meta)).collect();
+    let queued = super::tracked::messages(&planned, &correlation_id, &origin, &auth);
     let named = Named {
         targets: &targets,
         scopes: &scopes,

@@ -12,11 +12,13 @@
 //! function key) never reaches `Location`. `http` is kept only on loopback (local runs); elsewhere it is
 //! `https` (the app is `httpsOnly`).
 
+use super::auth::Authorized;
 use super::http_io::error_body;
+use crate::domain::Caller;
 use crate::domain::{CorrelationId, MessageKey};
 use crate::host::{HttpReply, HttpTrigger};
 use crate::state::AppState;
-use crate::work::{QueueMessage, keyed};
+use crate::work::{Meta, QueueMessage, Work, keyed};
 use serde::Serialize;
 use serde_json::json;
 use url::Url;
@@ -55,6 +57,23 @@ pub struct Operation<'a> {
     pub source: &'static str,
     pub owner: Option<&'a str>,
     pub scopes: usize,
+}
+
+/// A call's work as queue messages, each carrying the correlation ID, who asked, and the caller's
+/// narrowing of the scope (which the queue function applies: the alert and fan-out never read Graph).
+pub fn messages(
+    work: &[Work],
+    correlation_id: &CorrelationId,
+    caller: &Caller,
+    auth: &Authorized,
+) -> Vec<QueueMessage> {
+    let meta = Meta {
+        correlation_id: Some(correlation_id.clone()),
+        origin: Some(caller.clone()),
+        scope: auth.narrowing.clone(),
+        ..Meta::default()
+    };
+    work.iter().map(|w| QueueMessage::child(w.clone(), &meta)).collect()
 }
 
 /// The messages to enqueue (with message keys when tracked) and the status URL, or the refusal.

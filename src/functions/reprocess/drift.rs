@@ -55,7 +55,7 @@ pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut Invo
         .iter()
         .filter(|w| matches!(w, Work::Drift(_) | Work::Expand { .. }))
         .count();
-    let queued = super::messages(&planned, &correlation_id, &call.invocation.caller, call.auth);
+    let queued = tracked::messages(&planned, &correlation_id, &call.invocation.caller, call.auth);
     let operation = tracked::Operation {
         id: &correlation_id,
         source: "http",

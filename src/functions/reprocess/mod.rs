@@ -22,7 +22,7 @@ use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::StrictJsonError;
 use crate::message::{HttpBody, RequestError, parse_http_body};
 use crate::state::{AppState, Services};
-use crate::work::{self, Ctx, QueueMessage, Work};
+use crate::work::{self, Ctx};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -148,18 +148,6 @@ pub(super) struct Call<'a> {
     pub auth: &'a Authorized,
 }
 
-/// Messages for the queue, each carrying who asked, the caller's narrowing of the scope and the
-/// correlation ID.
-fn messages(work: &[Work], correlation_id: &CorrelationId, caller: &Caller, auth: &Authorized) -> Vec<QueueMessage> {
-    let meta = work::Meta {
-        correlation_id: Some(correlation_id.clone()),
-        origin: Some(caller.clone()),
-        scope: auth.narrowing.clone(),
-        ..work::Meta::default()
-    };
-    work.iter().map(|w| QueueMessage::child(w.clone(), &meta)).collect()
-}
-
 /// Packages and users: one expansion message per scope (listed page by page by the queue function) and
 /// the direct IDs in chunks, answered 202 at once, so a package of any size is never reprocessed inside
 /// this invocation.
@@ -168,7 +156,7 @@ async fn fan_out(state: &AppState, call: &Call<'_>, caller: &Caller, response: &
     let invocation_id = call.invocation.invocation_id.as_str();
     let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
     let planned = work::plan(&parsed.targets, &parsed.scopes);
-    let queued = messages(&planned, &correlation_id, caller, call.auth);
+    let queued = tracked::messages(&planned, &correlation_id, caller, call.auth);
     let scopes = parsed.scopes.len();
     let operation = tracked::Operation {
         id: &correlation_id,
@@ -216,7 +204,7 @@ async fn split_into_messages(
         .clone()
         .or_else(|| CorrelationId::parse(invocation_id))
         .unwrap_or_else(CorrelationId::new_random);
-    let queued = messages(&work::id_chunks(targets), &correlation_id, caller, call.auth);
+    let queued = tracked::messages(&work::id_chunks(targets), &correlation_id, caller, call.auth);
     let count = queued.len();
     let operation = tracked::Operation {
         id: &correlation_id,
