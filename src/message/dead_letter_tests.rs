@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::domain::{AssignmentId, CorrelationId, Target, Targets};
+use crate::message::Meta;
 use crate::message::fit::MAX_MESSAGE_TEXT;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -38,7 +39,10 @@ fn a_thousand_denied_ids_with_long_errors_split_into_records_that_fit() {
         "permission denied".into(),
         Fields {
             targets: Targets::from_items(targets.iter().copied()),
-            correlation_id: Some(correlation.clone()),
+            meta: Meta {
+                correlation_id: Some(correlation.clone()),
+                ..Meta::default()
+            },
             ..Fields::default()
         },
         results,

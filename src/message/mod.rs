@@ -102,25 +102,30 @@ pub struct Fields {
     pub dry_run: bool,
     /// Where to resume listing a single scope (a Graph `@odata.nextLink`, checked by `graph::paths`).
     pub next_link: Option<String>,
-    /// How many times this work has been attempted before (queue re-enqueue bookkeeping).
-    pub attempt: u32,
-    /// Time before which a re-enqueued message should not be worked on.
-    pub not_before: Option<OffsetDateTime>,
-    /// Carried through every message of one request so its logs can be joined.
-    pub correlation_id: Option<CorrelationId>,
-    /// Who asked, carried through every message of one request for the audit records (queue only:
-    /// an HTTP call's caller is read from the call itself).
-    pub origin: Option<Caller>,
-    /// This message's key in its operation's state (`crate::operations`); set by the handler on the
-    /// messages it enqueues for a tracked operation, absent on messages put on the queue by hand.
-    pub message_key: Option<MessageKey>,
-    /// The caller's narrowing of the deployment's scope (queue only); the queue function applies the
-    /// deployment's scope and this one, so a message can narrow but never widen.
-    pub scope: Option<AllowedScope>,
     /// Packages to check for drift (`detectDriftFor.accessPackageIds`), without duplicates.
     pub drift_packages: Vec<AccessPackageId>,
     /// A heal listing (timer continuation messages only).
     pub heal: Option<HealListing>,
+    /// The queue's bookkeeping and who asked (queue only: an HTTP call's caller is read from the call).
+    pub meta: Meta,
+}
+
+/// What every message carries whatever its work: the queue's bookkeeping and who asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// How many times this work has been attempted before.
+    pub attempt: u32,
+    /// Time before which a re-enqueued message should not be worked on.
+    pub not_before: Option<OffsetDateTime>,
+    /// Carried through every message of one request so its logs (and operation) can be joined.
+    pub correlation_id: Option<CorrelationId>,
+    /// Who asked, for the audit records of work done later by the queue function.
+    pub origin: Option<Caller>,
+    /// This message's key in its operation's state (`crate::operations`), set by the handler.
+    pub message_key: Option<MessageKey>,
+    /// What the authenticated caller's roles narrowed the deployment's scope to; carried to every
+    /// message the work leads to.
+    pub scope: Option<AllowedScope>,
 }
 
 impl Fields {
@@ -171,25 +176,25 @@ impl Serialize for Fields {
         if let Some(link) = &self.next_link {
             map.serialize_entry(field::NEXT_LINK, link)?;
         }
-        if self.attempt > 0 {
-            map.serialize_entry(field::ATTEMPT, &self.attempt)?;
+        if self.meta.attempt > 0 {
+            map.serialize_entry(field::ATTEMPT, &self.meta.attempt)?;
         }
-        if let Some(at) = self.not_before {
+        if let Some(at) = self.meta.not_before {
             map.serialize_entry(field::NOT_BEFORE, &rfc3339(at))?;
         }
-        if let Some(id) = &self.correlation_id {
+        if let Some(id) = &self.meta.correlation_id {
             map.serialize_entry(field::CORRELATION_ID, id)?;
         }
-        if let Some(key) = &self.message_key {
+        if let Some(key) = &self.meta.message_key {
             map.serialize_entry(field::MESSAGE_KEY, key)?;
         }
         if self.dry_run {
             map.serialize_entry(field::DRY_RUN, &true)?;
         }
-        if let Some(origin) = &self.origin {
+        if let Some(origin) = &self.meta.origin {
             map.serialize_entry(field::ORIGIN, origin)?;
         }
-        if let Some(scope) = &self.scope {
+        if let Some(scope) = &self.meta.scope {
             map.serialize_entry(field::SCOPE, &ScopeLists::from_scope(scope))?;
         }
         map.end()

@@ -2,8 +2,8 @@
 //! assignment ID on the queue. Every GUID becomes its newtype here, duplicates collapse, and each error
 //! names its field (`assignmentIds[3]`) and the reason, so a caller can fix all of them at once.
 
-use super::Fields;
 use super::field::{self, HTTP_FIELDS, QUEUE_ONLY_FIELDS};
+use super::{Fields, Meta};
 use crate::domain::heal::HealListing;
 use crate::domain::ids::{AccessPackageId, AssignmentId, AssignmentRequestId, CorrelationId, GuidError, UserId};
 use crate::domain::{Caller, MessageKey, Scope, Target, Targets};
@@ -126,7 +126,7 @@ pub fn parse_http_body(text: &str, max_ids: usize) -> Result<HttpBody, RequestEr
         scopes: fields.scopes,
         drift_packages: fields.drift_packages,
         dry_run: fields.dry_run,
-        correlation_id: fields.correlation_id,
+        correlation_id: fields.meta.correlation_id,
     })
 }
 
@@ -408,14 +408,16 @@ fn parse_object(map: &Map<String, Value>, max_ids: usize, form: Form) -> Result<
         scopes,
         dry_run,
         next_link,
-        attempt,
-        not_before,
-        correlation_id,
-        origin,
-        scope,
-        message_key,
         drift_packages,
         heal,
+        meta: Meta {
+            attempt,
+            not_before,
+            correlation_id,
+            origin,
+            message_key,
+            scope,
+        },
     })
 }
 

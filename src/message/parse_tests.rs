@@ -46,8 +46,8 @@ fn queue_message_forms() {
         10,
     )
     .unwrap();
-    assert_eq!(m.attempt, 2);
-    assert!(m.not_before.is_some());
+    assert_eq!(m.meta.attempt, 2);
+    assert!(m.meta.not_before.is_some());
     assert!(parse_queue_message("not-a-guid", 10).is_err());
     assert!(matches!(parse_queue_message("", 10), Err(RequestError::Empty)));
     assert!(matches!(

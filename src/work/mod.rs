@@ -20,7 +20,8 @@ pub use settle::{Settled, settle};
 use crate::audit::Invocation;
 use crate::config::Settings;
 use crate::domain::heal::HealListing;
-use crate::domain::{AccessPackageId, AllowedScope, Caller, CorrelationId, ItemResult, MessageKey, Scope, Targets};
+use crate::domain::{AccessPackageId, AllowedScope, CorrelationId, ItemResult, MessageKey, Scope, Targets};
+pub use crate::message::Meta;
 use crate::message::fit::{MAX_MESSAGE_TEXT, MESSAGE_KEY_ROOM, split_parts};
 use crate::message::{FieldError, Fields, MAX_NOT_BEFORE_WAIT, RequestError, field, requeue_delay};
 use crate::operations::ListedPage;
@@ -46,24 +47,6 @@ pub enum Work {
     Split(split::Split),
 }
 
-/// What every message carries whatever its work: the queue's bookkeeping and who asked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Meta {
-    /// How many times this work has been attempted before.
-    pub attempt: u32,
-    /// Time before which a re-enqueued message should not be worked on.
-    pub not_before: Option<OffsetDateTime>,
-    /// Carried through every message of one request so its logs (and operation) can be joined.
-    pub correlation_id: Option<CorrelationId>,
-    /// Who asked, for the audit records of work done later by the queue function.
-    pub origin: Option<Caller>,
-    /// This message's key in its operation's state (`crate::operations`), set by the handler.
-    pub message_key: Option<MessageKey>,
-    /// What the authenticated caller's roles narrowed the deployment's scope to; carried to every
-    /// message the work leads to.
-    pub scope: Option<AllowedScope>,
-}
-
 /// A queue message: one kind of work and its bookkeeping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueMessage {
@@ -80,14 +63,7 @@ impl Work {
                 reason: "dryRun is only for HTTP calls: nobody reads a queue message's answer".into(),
             }]));
         }
-        let meta = Meta {
-            attempt: fields.attempt,
-            not_before: fields.not_before,
-            correlation_id: fields.correlation_id.clone(),
-            origin: fields.origin.clone(),
-            message_key: fields.message_key.clone(),
-            scope: fields.scope.clone(),
-        };
+        let meta = fields.meta.clone();
         let work = heal::parse(&fields)
             .or_else(|| drift::parse(&fields))
             .or_else(|| expand::parse(&fields))
@@ -149,14 +125,10 @@ impl QueueMessage {
 
     /// The wire form.
     pub fn to_fields(&self) -> Fields {
-        let mut fields = self.work.to_fields();
-        fields.attempt = self.meta.attempt;
-        fields.not_before = self.meta.not_before;
-        fields.correlation_id = self.meta.correlation_id.clone();
-        fields.origin = self.meta.origin.clone();
-        fields.message_key = self.meta.message_key.clone();
-        fields.scope = self.meta.scope.clone();
-        fields
+        Fields {
+            meta: self.meta.clone(),
+            ..self.work.to_fields()
+        }
     }
 
     pub fn to_text(&self) -> String {
