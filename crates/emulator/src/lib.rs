@@ -13,6 +13,7 @@
 //! its default `emulator` feature; the deployed package is built without it).
 
 mod answer;
+pub mod azurite;
 pub mod directory;
 mod directory_api;
 pub mod faults;

@@ -4,20 +4,18 @@
 //! stdin closes). When Azurite is not installed yet and `npm` is on PATH, the sandbox installs it first
 //! (`npm ci --prefix tools/azurite`). Without storage, 202s say status is unavailable.
 
-use anyhow::Context;
-use std::io::{BufRead, BufReader};
+use crate::azurite::{self, Azurite};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Where Azurite's package (pinned by its lock file) lives in the repository.
 const AZURITE_DIR: &str = "tools/azurite";
 /// Azurite's Table service once `npm ci --prefix tools/azurite` has run.
 const AZURITE_BIN: &str = "node_modules/.bin/azurite-table";
-/// Azurite's documented development account key (public, not a secret).
-const DEV_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 pub(super) struct SandboxStorage {
     /// `AzureWebJobsStorage` for the handler, if any.
@@ -25,18 +23,6 @@ pub(super) struct SandboxStorage {
     /// One line for the sandbox output.
     pub note: String,
     _azurite: Option<Azurite>,
-}
-
-struct Azurite {
-    watchdog: Child,
-    stdin: Option<ChildStdin>,
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.watchdog.wait();
-    }
 }
 
 /// `tools/azurite` under the current directory (the repository, where `cargo run` is typed), else in
@@ -146,45 +132,11 @@ fn install(dir: &Path, stopping: &AtomicBool) -> Result<(), String> {
 }
 
 fn start(bin: &Path, stopping: &AtomicBool) -> anyhow::Result<SandboxStorage> {
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port();
-    let script = r#""$0" --tableHost 127.0.0.1 --tablePort "$1" --inMemoryPersistence --disableTelemetry --silent 2>&1 &
-pid=$!
-cat >/dev/null
-kill "$pid" 2>/dev/null"#;
-    let mut watchdog = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(bin)
-        .arg(port.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting Azurite")?;
-    let stdin = watchdog.stdin.take();
-    let stdout = watchdog.stdout.take().context("Azurite's output")?;
-    let azurite = Azurite { watchdog, stdin };
-    let mut lines = BufReader::new(stdout).lines();
-    let started = Instant::now();
-    loop {
-        match lines.next() {
-            Some(Ok(line)) if line.contains("successfully started") => break,
-            Some(Ok(_)) => {}
-            _ => anyhow::bail!("Azurite ({}) stopped before it started", bin.display()),
-        }
-        if stopping.load(Ordering::SeqCst) {
-            anyhow::bail!("interrupted while Azurite started");
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("Azurite did not start within 60 s");
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
+    let azurite = azurite::start(bin, Duration::from_secs(60), &|| stopping.load(Ordering::SeqCst))
+        .map_err(anyhow::Error::msg)?;
+    let endpoint = azurite.table_endpoint();
     Ok(SandboxStorage {
-        connection: Some(format!(
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={DEV_KEY};TableEndpoint={endpoint}"
-        )),
+        connection: Some(azurite.connection_string()),
         note: format!("operation status in Azurite at {endpoint} (in memory)"),
         _azurite: Some(azurite),
     })
