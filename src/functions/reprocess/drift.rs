@@ -12,13 +12,10 @@
 
 use super::Call;
 use crate::audit::AuditRecord;
-use crate::domain::{CorrelationId, Scope};
+use crate::domain::Scope;
 use crate::drift;
 use crate::dry_run;
-use crate::functions::accepted::{Accepted, Named};
-use crate::functions::bindings::http as b;
 use crate::functions::http_io::error_body;
-use crate::functions::tracked;
 use crate::graph::list::ListError;
 use crate::host::{HttpReply, InvokeResponse};
 use crate::state::AppState;
@@ -27,7 +24,7 @@ use serde_json::{Value, json};
 
 pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut InvokeResponse) -> HttpReply {
     let settings = &state.settings;
-    let (parsed, invocation_id) = (call.parsed, call.invocation.invocation_id.as_str());
+    let parsed = call.parsed;
     if !settings.drift_detection {
         let reason = drift::off_reason();
         response.log(reason.clone());
@@ -43,7 +40,6 @@ pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut Invo
     if call.dry_run {
         return dry(state, &call, response).await;
     }
-    let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
     // Each package is checked by its own drift message; other packages and users are listed by theirs.
     let planned: Vec<Work> = parsed
         .drift_packages
@@ -51,35 +47,7 @@ pub(super) async fn handle(state: &AppState, call: Call<'_>, response: &mut Invo
         .map(|p| Work::Drift(*p))
         .chain(work::plan(&parsed.targets, &parsed.scopes))
         .collect();
-    let listings = planned
-        .iter()
-        .filter(|w| matches!(w, Work::Drift(_) | Work::Expand { .. }))
-        .count();
-    let queued = tracked::messages(&planned, &correlation_id, &call.invocation.caller, call.auth);
-    let operation = tracked::Operation {
-        id: &correlation_id,
-        source: "http",
-        owner: call.auth.owner(),
-        scopes: listings,
-    };
-    let tracked = match tracked::start(state, call.request, operation, queued, invocation_id).await {
-        Ok(tracked) => tracked,
-        Err(reply) => return reply,
-    };
-    response.enqueue(b::ENQUEUE, tracked.texts());
-    let drift_messages = parsed.drift_packages.len();
-    tracing::info!(correlation_id = %correlation_id, packages = drift_messages, "drift detection enqueued");
-    response.log(format!(
-        "drift {correlation_id}: {drift_messages} drift and {} other messages enqueued",
-        planned.len() - drift_messages
-    ));
-    let named = Named {
-        targets: &parsed.targets,
-        scopes: &parsed.scopes,
-        drift_packages: &parsed.drift_packages,
-    };
-    let body = Accepted::new(&planned, named, &correlation_id, invocation_id, &settings.queue_name);
-    tracked::accepted(body, tracked.status_url.as_deref())
+    super::enqueue_planned(state, &call, planned, response).await
 }
 
 async fn dry(state: &AppState, call: &Call<'_>, response: &mut InvokeResponse) -> HttpReply {

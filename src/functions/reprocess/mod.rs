@@ -22,7 +22,7 @@ use crate::host::{HttpReply, HttpTrigger, InvokeResponse};
 use crate::json::StrictJsonError;
 use crate::message::{HttpBody, RequestError, parse_http_body};
 use crate::state::{AppState, Services};
-use crate::work::{self, Ctx};
+use crate::work::{self, Ctx, Work};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -105,7 +105,7 @@ pub async fn handle(
         return HttpReply::json(200, body);
     }
     if !parsed.scopes.is_empty() {
-        return fan_out(state, &call, &caller, response).await;
+        return fan_out(state, &call, response).await;
     }
     if parsed.targets.len() > settings.http_sync_max_ids {
         return split_into_messages(state, &call, &caller, response).await;
@@ -151,30 +151,47 @@ pub(super) struct Call<'a> {
 /// Packages and users: one expansion message per scope (listed page by page by the queue function) and
 /// the direct IDs in chunks, answered 202 at once, so a package of any size is never reprocessed inside
 /// this invocation.
-async fn fan_out(state: &AppState, call: &Call<'_>, caller: &Caller, response: &mut InvokeResponse) -> HttpReply {
+async fn fan_out(state: &AppState, call: &Call<'_>, response: &mut InvokeResponse) -> HttpReply {
+    let planned = work::plan(&call.parsed.targets, &call.parsed.scopes);
+    enqueue_planned(state, call, planned, response).await
+}
+
+/// Hands `planned` to the queue as one tracked operation (its listings — drift checks and expansions —
+/// counted for the status) and answers 202 with what was accepted, `Location` and `Retry-After`.
+pub(super) async fn enqueue_planned(
+    state: &AppState,
+    call: &Call<'_>,
+    planned: Vec<Work>,
+    response: &mut InvokeResponse,
+) -> HttpReply {
     let parsed = call.parsed;
     let invocation_id = call.invocation.invocation_id.as_str();
     let correlation_id = parsed.correlation_id.clone().unwrap_or_else(CorrelationId::new_random);
-    let planned = work::plan(&parsed.targets, &parsed.scopes);
-    let queued = tracked::messages(&planned, &correlation_id, caller, call.auth);
-    let scopes = parsed.scopes.len();
+    let listings = planned
+        .iter()
+        .filter(|w| matches!(w, Work::Drift(_) | Work::Expand { .. }))
+        .count();
+    let queued = tracked::messages(&planned, &correlation_id, &call.invocation.caller, call.auth);
     let operation = tracked::Operation {
         id: &correlation_id,
         source: "http",
         owner: call.auth.owner(),
-        scopes,
+        scopes: listings,
     };
     let tracked = match tracked::start(state, call.request, operation, queued, invocation_id).await {
         Ok(tracked) => tracked,
         Err(reply) => return reply,
     };
     response.enqueue(b::ENQUEUE, tracked.texts());
-    tracing::info!(correlation_id = %correlation_id, messages = planned.len(), "fan-out enqueued");
-    response.log(format!("fan-out {correlation_id}: {} messages enqueued", planned.len()));
+    tracing::info!(correlation_id = %correlation_id, messages = planned.len(), listings, "work enqueued");
+    response.log(format!(
+        "{correlation_id}: {} messages enqueued, {listings} of them listings",
+        planned.len()
+    ));
     let named = Named {
         targets: &parsed.targets,
         scopes: &parsed.scopes,
-        drift_packages: &[],
+        drift_packages: &parsed.drift_packages,
     };
     let body = Accepted::new(
         &planned,
