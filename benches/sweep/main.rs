@@ -10,6 +10,8 @@
 //!   and with `hangs`, hung batches plus TCP resets (a tenth of the noise);
 //! - `Retry-After` of 1 s, or drawn from 1–5 s.
 //!
+//! `BENCH_SWEEP_POINTS="0 %;5 %, sub"` runs only the points whose names start so;
+//! `BENCH_SWEEP_SERIES=1` prints each point's answers per second (and its log, with `BENCH_LOG`).
 //! Prints a table and, with `BENCH_SWEEP_WRITE=1`, writes it with a chart (`docs/bench/sweep.svg`) into
 //! `BENCHMARKS.md` as its last section. Asserts nothing. The deterministic simulation of the pacing
 //! (`src/graph/limiter/sim.rs`, `sweep_over_fault_mixes`) covers the whole grid; this runs the real
@@ -263,7 +265,7 @@ fn main() {
     for p in POINTS {
         if only
             .as_deref()
-            .is_some_and(|o| !o.split(',').any(|n| p.name.starts_with(n.trim())))
+            .is_some_and(|o| !o.split(';').any(|n| p.name.starts_with(n.trim())))
         {
             continue;
         }
@@ -285,6 +287,19 @@ fn main() {
         );
         let outcome = scenario::run_with(scenario, p.ids, |state| p.configure(state));
         println!("  {}", outcome.summary());
+        if std::env::var_os("BENCH_SWEEP_SERIES").is_some() {
+            // Where the run lost time: Graph's answers per second (accepted/429), then the handler's
+            // log if `BENCH_LOG` was set.
+            let series: Vec<String> = outcome
+                .series
+                .iter()
+                .map(|t| format!("{}/{}", t.accepted, t.throttled))
+                .collect();
+            println!("  per second: {}", series.join(" "));
+            for log in &outcome.logs {
+                println!("{log}");
+            }
+        }
         rows.push(Row { point: p, outcome });
     }
     let table: Vec<String> = rows.iter().map(Row::markdown).collect();

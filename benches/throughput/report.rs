@@ -150,7 +150,7 @@ fn describe(o: &Outcome) -> String {
         (1, false) => "One handler process, no faults.".to_owned(),
         (1, true) => "One handler process. 12 % of sub-requests fail, 3 % each: 429 (`Retry-After: 1`), 503, \
                       504, and 504 after Graph did the work (so its retry reprocesses the ID twice); 4 % of \
-                      `$batch` requests hang (60 s; the client gives up after its learned timeout, 3 s to the \
+                      `$batch` requests hang (60 s; the client gives up after its learned timeout, 1 s to the \
                       5 s setting); 4 % of HTTP requests are reset at the TCP level (RST)."
             .to_owned(),
         (n, _) => format!(

@@ -17,7 +17,7 @@ use std::time::Duration;
 const SAMPLES: usize = 512;
 const MIN_SAMPLES: usize = 32;
 const FACTOR: u32 = 8;
-pub const FLOOR: Duration = Duration::from_secs(3);
+pub const FLOOR: Duration = Duration::from_secs(1);
 const MAX_TIMEOUT_SHARE: f64 = 0.2;
 /// Attempts over which the timeout share is counted.
 const OUTCOMES: usize = 100;
@@ -104,13 +104,13 @@ mod tests {
             timeout.record(Duration::from_secs(10));
         }
         assert_eq!(timeout.current(), Duration::from_secs(20), "never above the setting");
-        let short = AdaptiveTimeout::new(Duration::from_secs(1));
+        let short = AdaptiveTimeout::new(Duration::from_millis(500));
         for _ in 0..100 {
             short.record(Duration::from_millis(5));
         }
         assert_eq!(
             short.current(),
-            Duration::from_secs(1),
+            Duration::from_millis(500),
             "a setting below the floor wins"
         );
     }

@@ -36,7 +36,8 @@
 //!     from 0.8 on), the limit is that share of what we sent: the pace stays at 90 % of it (never below
 //!     the floor) before any 429, and climbs again once Graph stops sending it;
 //!   - 429s that Graph says come from a loaded service (`CPULimitExceeded`) or the tenant's limit for
-//!     all apps are not throttle signals ([`Limiter::record_answer`]).
+//!     all apps are not throttle signals ([`Limiter::record_answer`]); once Graph has named one 429 as
+//!     the app's own limit (`ResourceUnitLimitExceeded`), a 429 it does not name is not one either.
 //!
 //! [`sim`] runs this limiter against a simulated token bucket in paused time and tests what it provokes.
 
@@ -48,6 +49,7 @@ use super::signals::{Signals, ThrottleCause};
 use pacing::Pacing;
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
@@ -68,6 +70,8 @@ pub struct Limiter {
     pacing: Mutex<Pacing>,
     /// `(when, throttled)` for the `$batch` requests answered as a whole in the last [`WHOLE_WINDOW`].
     whole_answers: Mutex<VecDeque<(Instant, bool)>>,
+    /// Graph has named a 429 as our limit (`x-ms-throttle-information`): it labels its 429s.
+    labelled_429s: AtomicBool,
 }
 
 impl Limiter {
@@ -77,6 +81,7 @@ impl Limiter {
             gate: Mutex::new(None),
             pacing: Mutex::new(Pacing::new()),
             whole_answers: Mutex::new(VecDeque::new()),
+            labelled_429s: AtomicBool::new(false),
         }
     }
 
@@ -169,9 +174,18 @@ impl Limiter {
         if let Some(used) = signals.limit_used {
             self.pacing.lock().expect("pacing lock").on_usage(Instant::now(), used);
         }
-        match status {
-            429 if signals.cause().is_our_limit() => self.record_throttled(),
-            429 => {}
+        match (status, signals.cause()) {
+            (429, ThrottleCause::OurLimit) => {
+                self.labelled_429s.store(true, Ordering::Relaxed);
+                self.pacing
+                    .lock()
+                    .expect("pacing lock")
+                    .on_throttled(Instant::now(), true);
+            }
+            // Once Graph has named a 429 as our limit, it names them all: one it does not name is
+            // noise (honoured by its own request, as every 429 is). Until then a 429 is ours.
+            (429, ThrottleCause::Unknown) if !self.labelled_429s.load(Ordering::Relaxed) => self.record_throttled(),
+            (429, _) => {}
             _ => self.record_accepted(1),
         }
     }
@@ -220,7 +234,10 @@ impl Limiter {
 
     /// Graph throttled a request: trim, dip or cut the pace (see the module docs).
     pub fn record_throttled(&self) {
-        self.pacing.lock().expect("pacing lock").on_throttled(Instant::now());
+        self.pacing
+            .lock()
+            .expect("pacing lock")
+            .on_throttled(Instant::now(), false);
     }
 
     /// Most requests worth sending at once under the current pace (half a second of it), so a `$batch`

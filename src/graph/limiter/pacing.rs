@@ -90,9 +90,28 @@ const QUIET: Duration = Duration::from_secs(10);
 /// spent, and the faster the climb the further over the limit the pace is by then.
 const QUIET_PROBE: f64 = 0.005;
 
-/// Share of Graph's limit the pace aims at once Graph says how much of it the app uses: below the limit
-/// (no 429 at all), with room for the answers' uneven arrival.
-const USAGE_TARGET: f64 = 0.9;
+/// Share of Graph's limit the pace aims at once Graph says how much of it the app uses: just below the
+/// limit, with room for the answers' uneven arrival. (The limit read from the header is the highest
+/// estimate of the last seconds, so a coarse header, "1.0" for anything from 0.95 to 1.05, still lets
+/// the pace reach the limit; 429s then trim it.)
+const USAGE_TARGET: f64 = 0.98;
+/// Once Graph first reports the limit reached, the pace runs this far above it until Graph's first 429
+/// for our limit: a token bucket's burst (the requests it saved up while slow start was below the
+/// limit) is spent early in the job, when it is worth the most, instead of never. Without a 429 it ends
+/// after [`OVERDRIVE_LONGEST`]: a limit counted over a window has no burst to spend.
+const OVERDRIVE: f64 = 1.15;
+const OVERDRIVE_LONGEST: Duration = Duration::from_secs(8);
+/// 429s this soon after the overdrive ended are its aftermath (batches sent at its pace, an empty
+/// bucket): they neither trim nor cut the pace again.
+const OVERDRIVE_AFTERMATH: Duration = Duration::from_secs(1);
+/// The pace after the overdrive, as a share of the limit: the bucket is empty then, and a pace at the
+/// limit would meet a 429 with every early answer until it refilled. The climb takes it back up within
+/// a second or two.
+const AFTER_OVERDRIVE: f64 = 0.96;
+const USAGE_ROUNDING: f64 = 1.04;
+/// A pace that stayed within this share of itself is steady enough to read Graph's share against.
+const STEADY_BAND: f64 = 0.05;
+const PACE_SAMPLE: Duration = Duration::from_millis(100);
 /// Graph sends `x-ms-throttle-limit-percentage` from this share on; it caps its values at this high.
 const USAGE_FROM: f64 = 0.8;
 const USAGE_MOST: f64 = 1.8;
@@ -129,6 +148,18 @@ pub(super) struct Pacing {
     last_trace: Instant,
     /// `(when, limit)`: Graph's limit as `x-ms-throttle-limit-percentage` showed it, per answer that had it.
     usage: VecDeque<(Instant, f64)>,
+    /// The estimates of the limit are one made while the pace moved: the first steady one replaces it.
+    usage_rough: bool,
+    /// When Graph last sent `x-ms-throttle-limit-percentage` (0.8 or more).
+    usage_seen: Option<Instant>,
+    /// Since when the pace runs over the limit Graph reported, to spend its burst ([`OVERDRIVE`]).
+    overdrive: Option<Instant>,
+    /// When the overdrive ended: 429s until [`OVERDRIVE_AFTERMATH`] later are its own.
+    overdrive_ended: Option<Instant>,
+    /// Since when answers have come without a gap as long as [`SHARE_WINDOW`].
+    answering_since: Option<Instant>,
+    /// `(when, pace)` over the last [`SHARE_WINDOW`], one sample per [`PACE_SAMPLE`].
+    paces: VecDeque<(Instant, f64)>,
 }
 
 /// Answers in the window since the last cut.
@@ -163,36 +194,81 @@ impl Pacing {
             answers: VecDeque::new(),
             last_trace: Instant::now(),
             usage: VecDeque::new(),
+            usage_seen: None,
+            usage_rough: false,
+            overdrive: None,
+            overdrive_ended: None,
+            paces: VecDeque::new(),
+            answering_since: None,
         }
     }
 
     /// Requests a second Graph saw from us lately (answers in the window, over the time they span).
     fn sent_rate(&self, now: Instant) -> Option<f64> {
         let (first, _, _) = self.answers.front()?;
-        let span = now.duration_since(*first).max(SLOT).as_secs_f64();
+        // Answers have come for longer than the window: it is full, whenever its oldest one came.
+        let span = if self
+            .answering_since
+            .is_some_and(|at| now.duration_since(at) >= SHARE_WINDOW)
+        {
+            SHARE_WINDOW
+        } else {
+            now.duration_since(*first).max(SLOT)
+        }
+        .as_secs_f64();
         let sent: u32 = self.answers.iter().map(|(_, a, t)| a + t).sum();
         Some(f64::from(sent) / span)
     }
 
     /// The most the pace may be while Graph keeps saying how much of the limit is used.
     fn usage_cap(&self, now: Instant) -> Option<f64> {
-        let (last, _) = self.usage.back()?;
-        if now.duration_since(*last) > USAGE_FRESH {
+        Some((USAGE_TARGET * self.usage_limit(now)?).max(MIN_RATE))
+    }
+
+    /// Graph's limit as its recent `x-ms-throttle-limit-percentage` values tell it, while they are fresh.
+    fn usage_limit(&self, now: Instant) -> Option<f64> {
+        if self.usage_seen.is_none_or(|at| now.duration_since(at) > USAGE_FRESH) {
             return None;
         }
-        let limit = self.usage.iter().map(|(_, l)| *l).fold(0.0, f64::max);
-        Some((USAGE_TARGET * limit).max(MIN_RATE))
+        Some(self.usage.iter().map(|(_, l)| *l).fold(0.0, f64::max))
+    }
+
+    /// The middle of the recent estimates of the limit, while Graph keeps sending its share: one value
+    /// rounded the wrong way does not set the pace.
+    fn usage_median(&self, now: Instant) -> Option<f64> {
+        self.usage_limit(now)?;
+        let mut limits: Vec<f64> = self.usage.iter().map(|(_, l)| *l).collect();
+        limits.sort_by(f64::total_cmp);
+        limits.get(limits.len() / 2).copied()
+    }
+
+    /// Ends the overdrive: the pace settles under the limit Graph reported.
+    fn end_overdrive(&mut self, now: Instant) {
+        if self.overdrive.take().is_none() {
+            return;
+        }
+        self.overdrive_ended = Some(now);
+        self.last_cut = Some(now);
+        self.last_limit_sign = Some(now);
+        let limit = self.usage_median(now).or(self.ceiling);
+        if let (Some(limit), Some(rate)) = (limit, self.rate) {
+            // The ceiling allows for a header rounded to one decimal (a few percent either way): the
+            // pace climbs fast to the limit and 429s, not the rounding, say where it is.
+            self.ceiling = Some(USAGE_ROUNDING * limit);
+            self.rate = Some((AFTER_OVERDRIVE * limit).min(rate).max(MIN_RATE));
+        }
     }
 
     /// Graph stopped sending `x-ms-throttle-limit-percentage` although we keep sending: the app uses
     /// less than 0.8 of its limit, which is therefore above what we send over 0.8. The cap is lifted
     /// and the pace climbs fast up to that (it may have been held low by another app, say).
     fn usage_lapsed(&mut self, now: Instant) {
-        let Some((last, _)) = self.usage.back() else { return };
-        if now.duration_since(*last) <= USAGE_FRESH {
+        let Some(last) = self.usage_seen else { return };
+        if now.duration_since(last) <= USAGE_FRESH {
             return;
         }
         self.usage.clear();
+        self.usage_seen = None;
         if let Some(sent) = self.sent_rate(now) {
             let below = sent / USAGE_FROM;
             self.ceiling = Some(self.ceiling.map_or(below, |c| c.max(below)));
@@ -208,33 +284,97 @@ impl Pacing {
         }
         let used = used.min(USAGE_MOST);
         let sent = self.sent_rate(now).unwrap_or(rate);
-        self.usage.push_back((now, sent / used));
-        while self
-            .usage
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > USAGE_MEMORY)
+        // Graph's share and our count of what we sent agree only once the pace has held for as long as
+        // either window: while it climbs or falls they cover different spans, and the estimate is off
+        // by as much as the pace changed. The first estimate is kept anyway: rough beats none.
+        let steady = self.pace_is_steady(now);
+        if steady && self.usage_rough {
+            self.usage.clear();
+            self.usage_rough = false;
+        }
+        if steady || self.usage.is_empty() {
+            self.usage.push_back((now, sent / used));
+            self.usage_rough = !steady;
+        }
+        self.usage_seen = Some(now);
+        // The newest estimate stays however old: while the pace moves, none newer can be made.
+        while self.usage.len() > 1
+            && self
+                .usage
+                .front()
+                .is_some_and(|(at, _)| now.duration_since(*at) > USAGE_MEMORY)
         {
             self.usage.pop_front();
         }
         if used >= 1.0 {
             self.last_limit_sign = Some(now);
         }
-        let Some(cap) = self.usage_cap(now) else { return };
-        if rate <= cap {
-            return;
-        }
-        self.rate = Some(cap);
+        let Some(limit) = self.usage_limit(now) else { return };
         if self.slow_start {
-            // The limit is known before Graph throttled: slow start is over, as after an episode.
+            // Slow start is over before any 429. A token bucket saved up a burst while the pace was
+            // below the limit: the overdrive spends it until Graph's first 429.
             self.slow_start = false;
-            self.ceiling = Some(cap);
+            self.overdrive = Some(now);
+            self.ceiling = Some(limit);
             self.last_cut = Some(now);
             self.cuts += 1;
+            // No faster than slow start had come: its estimate of the limit is rough (slow start's
+            // climb spans less than Graph's window), and above the pace Graph just saw it is a guess.
+            let overdrive = rate.clamp(limit, OVERDRIVE * limit).max(MIN_RATE);
+            self.rate = Some(overdrive);
             tracing::info!(
-                rate_per_second = cap as u64,
+                rate_per_second = overdrive as u64,
                 limit_used = used,
-                "Graph reports most of the limit used: pacing requests"
+                "Graph reports most of the limit used: spending its burst, then pacing under it"
             );
+            return;
+        }
+        if let Some(since) = self.overdrive {
+            if now.duration_since(since) < OVERDRIVE_LONGEST {
+                return;
+            }
+            self.end_overdrive(now);
+        }
+        let Some(cap) = self.usage_cap(now) else { return };
+        if rate > cap {
+            self.rate = Some(cap);
+        }
+        // Graph says there is room above a ceiling that a cut (after a wave of 429s, say) set low: the
+        // pace climbs fast to the limit again instead of probing its way up for a minute.
+        if let (Some(limit), Some(ceiling)) = (self.usage_median(now), self.ceiling) {
+            if steady && limit > ceiling {
+                self.ceiling = Some(limit);
+            }
+        }
+    }
+
+    /// The pace has stayed within [`STEADY_BAND`] of what it is now for the last [`SHARE_WINDOW`].
+    fn pace_is_steady(&self, now: Instant) -> bool {
+        let Some(rate) = self.rate else { return false };
+        let Some((oldest, _)) = self.paces.front() else {
+            return false;
+        };
+        now.duration_since(*oldest) + PACE_SAMPLE >= SHARE_WINDOW
+            && self.paces.iter().all(|(_, r)| (r - rate).abs() <= STEADY_BAND * rate)
+    }
+
+    /// Samples the pace (every [`PACE_SAMPLE`]) for [`Pacing::pace_is_steady`].
+    fn sample_pace(&mut self, now: Instant) {
+        let Some(rate) = self.rate else { return };
+        if self
+            .paces
+            .back()
+            .is_some_and(|(at, _)| now.duration_since(*at) < PACE_SAMPLE)
+        {
+            return;
+        }
+        self.paces.push_back((now, rate));
+        while self
+            .paces
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > SHARE_WINDOW)
+        {
+            self.paces.pop_front();
         }
     }
 
@@ -314,11 +454,19 @@ impl Pacing {
     }
 
     fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> Tally {
+        self.sample_pace(now);
+        if self
+            .answers
+            .back()
+            .is_none_or(|(at, _, _)| now.duration_since(*at) > SHARE_WINDOW)
+        {
+            self.answering_since = Some(now);
+        }
         self.answers.push_back((now, accepted, throttled));
         while self
             .answers
             .front()
-            .is_some_and(|(at, _, _)| now.duration_since(*at) > SHARE_WINDOW)
+            .is_some_and(|(at, _, _)| now.duration_since(*at) >= SHARE_WINDOW)
         {
             self.answers.pop_front();
         }
@@ -386,7 +534,12 @@ impl Pacing {
         let (Some(rate), ceiling) = (p.rate, p.ceiling) else {
             return;
         };
-        if p.dip.is_some() {
+        if p.overdrive
+            .is_some_and(|since| now.duration_since(since) >= OVERDRIVE_LONGEST)
+        {
+            p.end_overdrive(now);
+        }
+        if p.dip.is_some() || p.overdrive.is_some() {
             return;
         }
         // Above the ceiling climb slowly, and a little faster once Graph has sent no 429 for a while (the
@@ -417,9 +570,28 @@ impl Pacing {
 
     /// Graph throttled a request. If that makes a throttling episode (see the module docs), pace at the
     /// rate Graph accepted over the last second — once per episode, as one burst of 429s is one signal.
-    pub(super) fn on_throttled(&mut self, now: Instant) {
+    /// `named`: Graph said the 429 is for our limit (`x-ms-throttle-information`).
+    pub(super) fn on_throttled(&mut self, now: Instant, named: bool) {
         let p = self;
         let tally = p.record(now, 0, 1);
+        if p.overdrive.is_some() {
+            let answers = tally.accepted + tally.throttled;
+            let many = tally.throttled >= EPISODE_MIN_THROTTLED
+                && f64::from(tally.throttled) >= EPISODE_MIN_SHARE * f64::from(answers);
+            if !named && !many {
+                // A stray 429 (Graph names its limit's) must not end the overdrive before the burst is spent.
+                return;
+            }
+            // The burst is spent: Graph's limit is plain.
+            p.end_overdrive(now);
+        }
+        if p.overdrive_ended
+            .is_some_and(|at| now.duration_since(at) < OVERDRIVE_AFTERMATH)
+        {
+            // Counted from here on: these 429s must not make an episode of the next ones.
+            p.last_cut = Some(now);
+            return;
+        }
         let throttled = tally.throttled;
         let share = f64::from(throttled) / f64::from(tally.accepted + throttled);
         let episode = throttled >= EPISODE_MIN_THROTTLED

@@ -50,7 +50,8 @@ pub struct Throttle {
     pub limit_drop: Option<(u64, f64)>,
     /// Graph sends `x-ms-throttle-limit-percentage` (the share of the limit used over [`USAGE_WINDOW`])
     /// from 0.8 on, and names the cause of its 429s in `x-ms-throttle-information`
-    /// (`ResourceUnitLimitExceeded` for the bucket's, `CPULimitExceeded` for stray ones).
+    /// (`ResourceUnitLimitExceeded` for the bucket's; `CPULimitExceeded` for half the stray ones, the
+    /// others unnamed), with one decimal as the emulator.
     pub headers: bool,
     /// Which draw of random faults (`SIM_SEED=n` adds n, to look at other draws by hand).
     pub seed: u64,
@@ -153,14 +154,15 @@ impl Bucket {
         if used >= 0.8 {
             headers.insert(
                 "x-ms-throttle-limit-percentage".into(),
-                json!(format!("{:.2}", used.min(1.8))),
+                json!(format!("{:.1}", used.min(1.8))),
             );
         }
         match answer {
             Answer::Throttled => {
                 headers.insert("x-ms-throttle-information".into(), json!("ResourceUnitLimitExceeded"));
             }
-            Answer::Stray429 => {
+            // Half of Graph's stray 429s say the service is loaded, half say nothing.
+            Answer::Stray429 if self.random() < 0.5 => {
                 headers.insert("x-ms-throttle-information".into(), json!("CPULimitExceeded"));
             }
             _ => {}
@@ -208,7 +210,7 @@ impl Report {
 const USAGE_WINDOW: Duration = Duration::from_secs(2);
 const LATENCY: Duration = Duration::from_millis(50);
 /// The learned attempt timeout's floor: a hung batch is given up after this long.
-const HUNG: Duration = Duration::from_secs(3);
+const HUNG: Duration = crate::graph::latency::FLOOR;
 const BATCH: usize = 20;
 /// An invocation's time budget (the queue's).
 const BUDGET: Duration = Duration::from_secs(230);
