@@ -169,6 +169,17 @@ impl Row {
         self.outcome.lost_answers + self.point.ids / 100
     }
 
+    /// The least wall / bound the point allows any pacing: faulted sub-requests take Graph's budget
+    /// (it counts them against the limit) and must be sent again.
+    fn budget_floor(&self) -> f64 {
+        1.0 / (1.0 - self.point.noise * (1.0 - self.point.whole))
+    }
+
+    /// When the run's last `Retry-After` let its request go again (plus one answer), over the bound.
+    fn last_retry_after(&self) -> f64 {
+        self.outcome.retry_after_floor.as_secs_f64() / self.outcome.bound().as_secs_f64()
+    }
+
     fn met(&self) -> bool {
         let o = &self.outcome;
         let attempts_ok = self.point.noise > 0.0 || o.attempts_per_id() <= 1.02;
@@ -182,7 +193,7 @@ impl Row {
     fn markdown(&self) -> String {
         let (p, o) = (&self.point, &self.outcome);
         format!(
-            "| {} | {} | {} | {} | {} | **{:.3}** (≤ {:.2}) | {:.3} | {} | {} / {} | {} (≤ {}) | {} |",
+            "| {} | {} | {} | {} | {} | **{:.3}** (≤ {:.2}) | {:.3} | {:.3} | {:.3} | {} | {} / {} | {} (≤ {}) | {} |",
             p.name,
             p.ids,
             if p.long_waits { "1–5 s" } else { "1 s" },
@@ -194,6 +205,8 @@ impl Row {
             if p.hangs { "yes" } else { "no" },
             o.ratio(),
             p.target(),
+            self.budget_floor(),
+            self.last_retry_after(),
             o.attempts_per_id(),
             o.throttled,
             o.lost,
@@ -314,9 +327,14 @@ fn main() {
          The release binary, one instance, behind the emulated host, against the emulated Graph of the\n\
          throughput scenarios (50 ms, token bucket 100/s, burst 100, throttling headers on). Each point\n\
          is one run at {commit}; see `benches/sweep/main.rs` for the mixes. Duplicates are allowed up to the\n\
-         answers lost after the work plus 1 % of the IDs.\n\n\
-         | point | IDs | Retry-After | whole-request share | hangs, resets | wall / bound | attempts / ID | 429s | lost / dead-lettered | duplicates | target |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n\
+         answers lost after the work plus 1 % of the IDs. *Budget floor*: the least wall / bound any pacing\n\
+         can reach at the point, as Graph counts faulted sub-requests against the limit and they must be\n\
+         sent again (1 / (1 − their share)). *Last `Retry-After`*: when the run's last `Retry-After` let its\n\
+         request go again (plus one answer), over the bound; the run could not end sooner once that answer\n\
+         came, but a pace that sent faster would have met its last faults sooner, so it bounds the run, not\n\
+         the point.\n\n\
+         | point | IDs | Retry-After | whole-request share | hangs, resets | wall / bound | budget floor | last `Retry-After` | attempts / ID | 429s | lost / dead-lettered | duplicates | target |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n\
          {}\n\n\
          ![wall / bound against noise](docs/bench/sweep.svg)\n",
         table.join("\n")

@@ -95,6 +95,9 @@ pub struct Outcome {
     pub hung_batches: usize,
     /// Answers lost after Graph did the work (`ExecutedThen`): each may be reprocessed twice.
     pub lost_answers: usize,
+    /// The earliest the last ID could have been done given Graph's `Retry-After`s: the latest time an
+    /// answer said "not before", since the drain started, plus one answer's latency.
+    pub retry_after_floor: Duration,
     /// Reprocess calls per second since the drain started, all instances.
     pub series: Vec<Tally>,
     /// The same per instance (told apart by the token each fetched), in token order.
@@ -117,11 +120,12 @@ impl Outcome {
 
     pub fn summary(&self) -> String {
         format!(
-            "{}: wall {:.1} s = {:.3} × bound {:.1} s, {:.3} attempts/ID, {} × 429, lost/dead/dup {}/{}/{} ({} answers lost after the work)",
+            "{}: wall {:.1} s = {:.3} × bound {:.1} s (last Retry-After lets go at {:.1} s), {:.3} attempts/ID, {} × 429, lost/dead/dup {}/{}/{} ({} answers lost after the work)",
             self.scenario.name,
             self.wall.as_secs_f64(),
             self.ratio(),
             self.bound().as_secs_f64(),
+            self.retry_after_floor.as_secs_f64(),
             self.attempts_per_id(),
             self.throttled,
             self.lost,
@@ -251,6 +255,12 @@ pub fn run_with(scenario: Scenario, ids: usize, faults: impl FnOnce(EmulatorStat
         resets: emulator.state.resets(),
         hung_batches: emulator.state.faults.injected_duplicate_risks().1,
         lost_answers: emulator.state.faults.injected_duplicate_risks().0,
+        retry_after_floor: log
+            .iter()
+            .filter(|r| r.at >= started)
+            .filter_map(|r| Some(r.at - started + Duration::from_secs(r.retry_after?) + LATENCY))
+            .max()
+            .unwrap_or_default(),
         series: series::per_second(&log, started, seconds),
         per_instance: if scenario.instances > 1 {
             series::per_second_by_token(&log, started, seconds)

@@ -116,6 +116,11 @@ fn finish(
         at: std::time::Instant::now(),
         token: ctx.token,
         priority: priority_of(request),
+        retry_after: response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
     });
     response
 }
@@ -207,6 +212,11 @@ async fn batch(
             at: std::time::Instant::now(),
             token: ctx.token,
             priority: priority.clone(),
+            retry_after: answer
+                .headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("retry-after"))
+                .and_then(|(_, v)| v.parse().ok()),
         });
         let mut headers = serde_json::Map::new();
         for (name, value) in answer.headers.into_iter().chain(state.usage_headers()) {

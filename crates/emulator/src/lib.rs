@@ -60,6 +60,8 @@ pub struct LoggedRequest {
     pub token: Option<usize>,
     /// The request's `x-ms-throttle-priority` (a sub-request carries its batch's).
     pub priority: Option<String>,
+    /// The `Retry-After` (seconds) Graph answered with: the request may not be sent again sooner.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Debug)]

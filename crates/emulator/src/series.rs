@@ -83,6 +83,7 @@ mod tests {
     fn logged(path: &str, status: u16, at: Instant, token: Option<usize>) -> LoggedRequest {
         LoggedRequest {
             priority: None,
+            retry_after: None,
             batched: false,
             method: "POST".into(),
             path_and_query: path.into(),

@@ -172,7 +172,10 @@ impl Limiter {
     /// accepted. `x-ms-throttle-limit-percentage` settles the pace below the limit.
     pub fn record_answer(&self, status: u16, signals: &Signals) {
         if let Some(used) = signals.limit_used {
-            self.pacing.lock().expect("pacing lock").on_usage(Instant::now(), used);
+            self.pacing
+                .lock()
+                .expect("pacing lock")
+                .on_usage(Instant::now(), used.share, used.rounding);
         }
         match (status, signals.cause()) {
             (429, ThrottleCause::OurLimit) => {

@@ -91,9 +91,9 @@ const QUIET: Duration = Duration::from_secs(10);
 const QUIET_PROBE: f64 = 0.005;
 
 /// Share of Graph's limit the pace aims at once Graph says how much of it the app uses: just below the
-/// limit, with room for the answers' uneven arrival. (The limit read from the header is the highest
-/// estimate of the last seconds, so a coarse header, "1.0" for anything from 0.95 to 1.05, still lets
-/// the pace reach the limit; 429s then trim it.)
+/// limit, with room for the answers' uneven arrival. The limit is the middle of the recent estimates,
+/// each leaning halfway to the highest the rounded share allows ("1.0" for anything from 0.95 to 1.05):
+/// the pace may come near the real limit, and Graph's 429s for it trim the rest.
 const USAGE_TARGET: f64 = 0.98;
 /// Once Graph first reports the limit reached, the pace runs this far above it until Graph's first 429
 /// for our limit: a token bucket's burst (the requests it saved up while slow start was below the
@@ -107,8 +107,10 @@ const OVERDRIVE_AFTERMATH: Duration = Duration::from_secs(1);
 /// The pace after the overdrive, as a share of the limit: the bucket is empty then, and a pace at the
 /// limit would meet a 429 with every early answer until it refilled. The climb takes it back up within
 /// a second or two.
-const AFTER_OVERDRIVE: f64 = 0.96;
-const USAGE_ROUNDING: f64 = 1.04;
+/// (The estimate leans up to 2.5 % over the limit with a share rounded to one decimal.)
+const AFTER_OVERDRIVE: f64 = 0.94;
+/// A ceiling this far below the limit Graph reports is raised to it.
+const FAR_BELOW: f64 = 1.15;
 /// A pace that stayed within this share of itself is steady enough to read Graph's share against.
 const STEADY_BAND: f64 = 0.05;
 const PACE_SAMPLE: Duration = Duration::from_millis(100);
@@ -222,7 +224,7 @@ impl Pacing {
 
     /// The most the pace may be while Graph keeps saying how much of the limit is used.
     fn usage_cap(&self, now: Instant) -> Option<f64> {
-        Some((USAGE_TARGET * self.usage_limit(now)?).max(MIN_RATE))
+        Some((USAGE_TARGET * self.usage_median(now)?).max(MIN_RATE))
     }
 
     /// Graph's limit as its recent `x-ms-throttle-limit-percentage` values tell it, while they are fresh.
@@ -252,9 +254,7 @@ impl Pacing {
         self.last_limit_sign = Some(now);
         let limit = self.usage_median(now).or(self.ceiling);
         if let (Some(limit), Some(rate)) = (limit, self.rate) {
-            // The ceiling allows for a header rounded to one decimal (a few percent either way): the
-            // pace climbs fast to the limit and 429s, not the rounding, say where it is.
-            self.ceiling = Some(USAGE_ROUNDING * limit);
+            self.ceiling = Some(limit);
             self.rate = Some((AFTER_OVERDRIVE * limit).min(rate).max(MIN_RATE));
         }
     }
@@ -277,7 +277,7 @@ impl Pacing {
 
     /// Graph says the app used `used` of its limit (`x-ms-throttle-limit-percentage`): the limit is what
     /// we sent over that share, and the pace settles at [`USAGE_TARGET`] of it, before the first 429.
-    pub(super) fn on_usage(&mut self, now: Instant, used: f64) {
+    pub(super) fn on_usage(&mut self, now: Instant, used: f64, rounding: f64) {
         let Some(rate) = self.rate else { return };
         if used < USAGE_FROM {
             return;
@@ -293,7 +293,10 @@ impl Pacing {
             self.usage_rough = false;
         }
         if steady || self.usage.is_empty() {
-            self.usage.push_back((now, sent / used));
+            // Halfway to the highest limit the rounded share allows: the pace may come near the
+            // limit, and Graph's 429s for it, not the rounding, say where it really is.
+            self.usage
+                .push_back((now, sent / (used - rounding / 2.0).max(USAGE_FROM / 2.0)));
             self.usage_rough = !steady;
         }
         self.usage_seen = Some(now);
@@ -320,7 +323,7 @@ impl Pacing {
             self.cuts += 1;
             // No faster than slow start had come: its estimate of the limit is rough (slow start's
             // climb spans less than Graph's window), and above the pace Graph just saw it is a guess.
-            let overdrive = rate.clamp(limit, OVERDRIVE * limit).max(MIN_RATE);
+            let overdrive = rate.min(OVERDRIVE * limit).max(MIN_RATE);
             self.rate = Some(overdrive);
             tracing::info!(
                 rate_per_second = overdrive as u64,
@@ -339,10 +342,12 @@ impl Pacing {
         if rate > cap {
             self.rate = Some(cap);
         }
-        // Graph says there is room above a ceiling that a cut (after a wave of 429s, say) set low: the
-        // pace climbs fast to the limit again instead of probing its way up for a minute.
+        // Graph says there is much room above a ceiling that a cut (after a wave of 429s, say) set low:
+        // the pace climbs fast to the limit again instead of probing its way up for a minute. (Not for
+        // a few percent: processes sharing the limit each see their share of it rise and fall, and
+        // each raised ceiling would have them climb into each other's 429s.)
         if let (Some(limit), Some(ceiling)) = (self.usage_median(now), self.ceiling) {
-            if steady && limit > ceiling {
+            if steady && limit > FAR_BELOW * ceiling {
                 self.ceiling = Some(limit);
             }
         }
