@@ -57,33 +57,11 @@ impl ThrottleCause {
     }
 }
 
-/// The share of the limit Graph says the app used, as precisely as it said it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LimitUsed {
-    pub share: f64,
-    /// Half the last digit's step ("0.9": 0.05): the share was rounded to within this.
-    pub rounding: f64,
-}
-
-impl LimitUsed {
-    fn parse(value: &str) -> Option<Self> {
-        let value = value.trim();
-        let share = value.parse::<f64>().ok().filter(|p| p.is_finite() && *p > 0.0)?;
-        let decimals = value.split_once('.').map_or(0, |(_, d)| d.len()).min(6);
-        // A whole number ("1") says no more than one decimal would.
-        let step = 10f64.powi(-(i32::try_from(decimals).unwrap_or(6).max(1)));
-        Some(Self {
-            share,
-            rounding: step / 2.0,
-        })
-    }
-}
-
 /// Graph's throttling headers on one answer.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Signals {
     /// `x-ms-throttle-limit-percentage`: the share of the app's limit used (0.8 to 1.8).
-    pub limit_used: Option<LimitUsed>,
+    pub limit_used: Option<f64>,
     pub information: Option<String>,
     pub scope: Option<String>,
 }
@@ -92,7 +70,9 @@ impl Signals {
     /// From a header lookup (case-insensitive for the caller to provide).
     pub fn read(header: impl Fn(&str) -> Option<String>) -> Self {
         Self {
-            limit_used: header(LIMIT_PERCENTAGE).and_then(|v| LimitUsed::parse(&v)),
+            limit_used: header(LIMIT_PERCENTAGE)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|p| p.is_finite() && *p > 0.0),
             information: header(INFORMATION)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty()),
@@ -175,15 +155,8 @@ mod tests {
     fn the_share_of_the_limit_used() {
         assert_eq!(
             signals(&[("X-Ms-Throttle-Limit-Percentage", "0.93")]).limit_used,
-            Some(LimitUsed {
-                share: 0.93,
-                rounding: 0.005
-            })
+            Some(0.93)
         );
-        let coarse = signals(&[(LIMIT_PERCENTAGE, "1.2")]).limit_used.unwrap();
-        assert!((coarse.rounding - 0.05).abs() < 1e-12, "{coarse:?}");
-        let whole = signals(&[(LIMIT_PERCENTAGE, "1")]).limit_used.unwrap();
-        assert!((whole.share - 1.0).abs() < 1e-12 && (whole.rounding - 0.05).abs() < 1e-12);
         assert_eq!(signals(&[(LIMIT_PERCENTAGE, "soon")]).limit_used, None);
         assert_eq!(signals(&[(LIMIT_PERCENTAGE, "-1")]).limit_used, None);
     }

@@ -33,8 +33,16 @@
 //!   - a request that got no answer (reset, or abandoned as hung) gives its pacing slot back
 //!     ([`Limiter::refund`]): Graph most likely never counted it;
 //!   - when Graph says how much of the app's limit is used (`x-ms-throttle-limit-percentage`, sent
-//!     from 0.8 on), the limit is that share of what we sent: the pace stays at 90 % of it (never below
-//!     the floor) before any 429, and climbs again once Graph stops sending it;
+//!     from 0.8 on), the limit is what we sent over that share, read only while the pace has held
+//!     steady for as long as the window (else the two counts cover different spans) and leaning halfway
+//!     into the header's rounding ("1.0" with one decimal is anything from 0.95 to 1.05). The first such
+//!     header ends slow start before any 429 and starts an *overdrive*: up to 1.15 × that limit, to
+//!     spend the burst a token bucket saved while slow start was below it, until Graph's first 429
+//!     for our limit (or 8 s); the pace then restarts at 94 % of the limit and climbs. Afterwards the
+//!     pace stays under 98 % of the median estimate of the last seconds (a process sharing the limit
+//!     sees its share rise and fall; the highest estimate would let it climb into the others), a
+//!     ceiling far below the reported limit is raised to it, and the cap lifts once Graph stops
+//!     sending the header;
 //!   - 429s that Graph says come from a loaded service (`CPULimitExceeded`) or the tenant's limit for
 //!     all apps are not throttle signals ([`Limiter::record_answer`]); once Graph has named one 429 as
 //!     the app's own limit (`ResourceUnitLimitExceeded`), a 429 it does not name is not one either.
@@ -172,10 +180,7 @@ impl Limiter {
     /// accepted. `x-ms-throttle-limit-percentage` settles the pace below the limit.
     pub fn record_answer(&self, status: u16, signals: &Signals) {
         if let Some(used) = signals.limit_used {
-            self.pacing
-                .lock()
-                .expect("pacing lock")
-                .on_usage(Instant::now(), used.share, used.rounding);
+            self.pacing.lock().expect("pacing lock").on_usage(Instant::now(), used);
         }
         match (status, signals.cause()) {
             (429, ThrottleCause::OurLimit) => {
@@ -188,7 +193,7 @@ impl Limiter {
             // Once Graph has named a 429 as our limit, it names them all: one it does not name is
             // noise (honoured by its own request, as every 429 is). Until then a 429 is ours.
             (429, ThrottleCause::Unknown) if !self.labelled_429s.load(Ordering::Relaxed) => self.record_throttled(),
-            (429, _) => {}
+            (429, _) => self.pacing.lock().expect("pacing lock").on_unsignalled(Instant::now()),
             _ => self.record_accepted(1),
         }
     }

@@ -91,9 +91,9 @@ const QUIET: Duration = Duration::from_secs(10);
 const QUIET_PROBE: f64 = 0.005;
 
 /// Share of Graph's limit the pace aims at once Graph says how much of it the app uses: just below the
-/// limit, with room for the answers' uneven arrival. The limit is the middle of the recent estimates,
-/// each leaning halfway to the highest the rounded share allows ("1.0" for anything from 0.95 to 1.05):
-/// the pace may come near the real limit, and Graph's 429s for it trim the rest.
+/// limit, with room for the answers' uneven arrival. The limit is the highest estimate of the last
+/// seconds, so a coarse share ("1.0" for anything from 0.95 to 1.05) still lets the pace reach the real
+/// limit; Graph's 429s for it trim the rest.
 const USAGE_TARGET: f64 = 0.98;
 /// Once Graph first reports the limit reached, the pace runs this far above it until Graph's first 429
 /// for our limit: a token bucket's burst (the requests it saved up while slow start was below the
@@ -107,8 +107,8 @@ const OVERDRIVE_AFTERMATH: Duration = Duration::from_secs(1);
 /// The pace after the overdrive, as a share of the limit: the bucket is empty then, and a pace at the
 /// limit would meet a 429 with every early answer until it refilled. The climb takes it back up within
 /// a second or two.
-/// (The estimate leans up to 2.5 % over the limit with a share rounded to one decimal.)
-const AFTER_OVERDRIVE: f64 = 0.94;
+const AFTER_OVERDRIVE: f64 = 0.96;
+const USAGE_ROUNDING: f64 = 1.04;
 /// A ceiling this far below the limit Graph reports is raised to it.
 const FAR_BELOW: f64 = 1.15;
 /// A pace that stayed within this share of itself is steady enough to read Graph's share against.
@@ -158,6 +158,9 @@ pub(super) struct Pacing {
     overdrive: Option<Instant>,
     /// When the overdrive ended: 429s until [`OVERDRIVE_AFTERMATH`] later are its own.
     overdrive_ended: Option<Instant>,
+    /// When 429s that are no signal for the pace (a loaded service, Graph's noise) came, in the last
+    /// [`SHARE_WINDOW`]: Graph counted those requests too, so they are part of what we sent it.
+    unsignalled: VecDeque<Instant>,
     /// Since when answers have come without a gap as long as [`SHARE_WINDOW`].
     answering_since: Option<Instant>,
     /// `(when, pace)` over the last [`SHARE_WINDOW`], one sample per [`PACE_SAMPLE`].
@@ -202,6 +205,7 @@ impl Pacing {
             overdrive_ended: None,
             paces: VecDeque::new(),
             answering_since: None,
+            unsignalled: VecDeque::new(),
         }
     }
 
@@ -218,13 +222,14 @@ impl Pacing {
             now.duration_since(*first).max(SLOT)
         }
         .as_secs_f64();
-        let sent: u32 = self.answers.iter().map(|(_, a, t)| a + t).sum();
+        let sent: u32 = self.answers.iter().map(|(_, a, t)| a + t).sum::<u32>()
+            + u32::try_from(self.unsignalled.len()).unwrap_or(u32::MAX);
         Some(f64::from(sent) / span)
     }
 
     /// The most the pace may be while Graph keeps saying how much of the limit is used.
     fn usage_cap(&self, now: Instant) -> Option<f64> {
-        Some((USAGE_TARGET * self.usage_median(now)?).max(MIN_RATE))
+        Some((USAGE_TARGET * self.usage_limit(now)?).max(MIN_RATE))
     }
 
     /// Graph's limit as its recent `x-ms-throttle-limit-percentage` values tell it, while they are fresh.
@@ -254,7 +259,9 @@ impl Pacing {
         self.last_limit_sign = Some(now);
         let limit = self.usage_median(now).or(self.ceiling);
         if let (Some(limit), Some(rate)) = (limit, self.rate) {
-            self.ceiling = Some(limit);
+            // The ceiling allows for a share rounded to one decimal (a few percent either way): the
+            // pace climbs fast to the limit, and 429s, not the rounding, say where it is.
+            self.ceiling = Some(USAGE_ROUNDING * limit);
             self.rate = Some((AFTER_OVERDRIVE * limit).min(rate).max(MIN_RATE));
         }
     }
@@ -277,7 +284,7 @@ impl Pacing {
 
     /// Graph says the app used `used` of its limit (`x-ms-throttle-limit-percentage`): the limit is what
     /// we sent over that share, and the pace settles at [`USAGE_TARGET`] of it, before the first 429.
-    pub(super) fn on_usage(&mut self, now: Instant, used: f64, rounding: f64) {
+    pub(super) fn on_usage(&mut self, now: Instant, used: f64) {
         let Some(rate) = self.rate else { return };
         if used < USAGE_FROM {
             return;
@@ -293,10 +300,7 @@ impl Pacing {
             self.usage_rough = false;
         }
         if steady || self.usage.is_empty() {
-            // Halfway to the highest limit the rounded share allows: the pace may come near the
-            // limit, and Graph's 429s for it, not the rounding, say where it really is.
-            self.usage
-                .push_back((now, sent / (used - rounding / 2.0).max(USAGE_FROM / 2.0)));
+            self.usage.push_back((now, sent / used));
             self.usage_rough = !steady;
         }
         self.usage_seen = Some(now);
@@ -527,6 +531,18 @@ impl Pacing {
             dip = self.dip.is_some(),
             "pace"
         );
+    }
+
+    /// A 429 that says nothing about our pace was answered: it counts only as sent.
+    pub(super) fn on_unsignalled(&mut self, now: Instant) {
+        self.unsignalled.push_back(now);
+        while self
+            .unsignalled
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= SHARE_WINDOW)
+        {
+            self.unsignalled.pop_front();
+        }
     }
 
     /// `n` requests were accepted (not throttled): remember them and probe the pace upward.

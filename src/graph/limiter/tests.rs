@@ -259,6 +259,11 @@ async fn the_first_429_for_our_limit_ends_the_overdrive_just_under_the_limit() {
     paced_against(&limiter, 200.0, 5, &mut std::collections::VecDeque::new()).await;
     let over = limiter.rate().unwrap();
     assert!(over > 200.0, "spending the burst: {over}");
+    // A stray 429 (Graph names its limit's) does not end it.
+    for _ in 0..3 {
+        limiter.record_answer(429, &signals(&[]));
+    }
+    assert_eq!(limiter.rate(), Some(over));
     limiter.record_answer(429, &signals(&[(INFORMATION, "ResourceUnitLimitExceeded")]));
     let settled = limiter.rate().unwrap();
     assert!(
@@ -291,6 +296,29 @@ async fn a_429_for_a_loaded_service_does_not_slow_the_pace() {
         "a 429 without information is ours: {:?}",
         ours.rate()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_graph_names_a_429_as_our_limit_an_unnamed_one_is_noise() {
+    let limiter = learned().await;
+    tokio::time::advance(Duration::from_secs(5)).await;
+    limiter.record_accepted(50);
+    limiter.record_answer(429, &signals(&[(INFORMATION, "ResourceUnitLimitExceeded")]));
+    tokio::time::advance(Duration::from_secs(5)).await;
+    limiter.record_accepted(50);
+    let before = limiter.rate().unwrap();
+    for _ in 0..30 {
+        limiter.record_answer(429, &signals(&[]));
+    }
+    assert_eq!(
+        limiter.rate(),
+        Some(before),
+        "Graph names its limit's 429s: these are not"
+    );
+    for _ in 0..30 {
+        limiter.record_answer(429, &signals(&[(INFORMATION, "ResourceUnitLimitExceeded")]));
+    }
+    assert!(limiter.rate().unwrap() < before, "named ones still slow the pace");
 }
 
 #[tokio::test(start_paused = true)]
