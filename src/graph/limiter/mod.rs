@@ -34,15 +34,13 @@
 //!     ([`Limiter::refund`]): Graph most likely never counted it;
 //!   - when Graph says how much of the app's limit is used (`x-ms-throttle-limit-percentage`, sent
 //!     from 0.8 on), the limit is what we sent over that share, read only while the pace has held
-//!     steady for as long as the window (else the two counts cover different spans) and leaning halfway
-//!     into the header's rounding ("1.0" with one decimal is anything from 0.95 to 1.05). The first such
+//!     steady for as long as the window (else the two counts cover different spans). The first such
 //!     header ends slow start before any 429 and starts an *overdrive*: up to 1.15 × that limit, to
 //!     spend the burst a token bucket saved while slow start was below it, until Graph's first 429
-//!     for our limit (or 8 s); the pace then restarts at 94 % of the limit and climbs. Afterwards the
-//!     pace stays under 98 % of the median estimate of the last seconds (a process sharing the limit
-//!     sees its share rise and fall; the highest estimate would let it climb into the others), a
-//!     ceiling far below the reported limit is raised to it, and the cap lifts once Graph stops
-//!     sending the header;
+//!     for our limit (or 8 s); the pace then restarts at 96 % of the limit and climbs. Afterwards the
+//!     pace stays under 98 % of the highest estimate of the last seconds (a coarse share still lets
+//!     it reach the real limit), a ceiling far below the reported limit is raised to it, and the cap
+//!     lifts once Graph stops sending the header;
 //!   - 429s that Graph says come from a loaded service (`CPULimitExceeded`) or the tenant's limit for
 //!     all apps are not throttle signals ([`Limiter::record_answer`]); once Graph has named one 429 as
 //!     the app's own limit (`ResourceUnitLimitExceeded`), a 429 it does not name is not one either.
