@@ -1,9 +1,12 @@
 //! The pace: how many requests a second this process sends Graph, learned from nothing but Graph's
 //! answers (see the module docs of [`super`]).
 
+mod usage;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
+use usage::{OVERDRIVE_AFTERMATH, OVERDRIVE_LONGEST};
 
 /// Lowest pace: a sample of a few requests says little about the limit, so never start or cut below it.
 pub(super) const MIN_RATE: f64 = 10.0;
@@ -89,39 +92,6 @@ const QUIET: Duration = Duration::from_secs(10);
 /// The climb above the ceiling after [`QUIET`]: Graph's burst hides a pace over the limit until it is
 /// spent, and the faster the climb the further over the limit the pace is by then.
 const QUIET_PROBE: f64 = 0.005;
-
-/// Share of Graph's limit the pace aims at once Graph says how much of it the app uses: just below the
-/// limit, with room for the answers' uneven arrival. The limit is the highest estimate of the last
-/// seconds, so a coarse share ("1.0" for anything from 0.95 to 1.05) still lets the pace reach the real
-/// limit; Graph's 429s for it trim the rest.
-const USAGE_TARGET: f64 = 0.98;
-/// Once Graph first reports the limit reached, the pace runs this far above it until Graph's first 429
-/// for our limit: a token bucket's burst (the requests it saved up while slow start was below the
-/// limit) is spent early in the job, when it is worth the most, instead of never. Without a 429 it ends
-/// after [`OVERDRIVE_LONGEST`]: a limit counted over a window has no burst to spend.
-const OVERDRIVE: f64 = 1.15;
-const OVERDRIVE_LONGEST: Duration = Duration::from_secs(8);
-/// 429s this soon after the overdrive ended are its aftermath (batches sent at its pace, an empty
-/// bucket): they neither trim nor cut the pace again.
-const OVERDRIVE_AFTERMATH: Duration = Duration::from_secs(1);
-/// The pace after the overdrive, as a share of the limit: the bucket is empty then, and a pace at the
-/// limit would meet a 429 with every early answer until it refilled. The climb takes it back up within
-/// a second or two.
-const AFTER_OVERDRIVE: f64 = 0.96;
-const USAGE_ROUNDING: f64 = 1.04;
-/// A ceiling this far below the limit Graph reports is raised to it.
-const FAR_BELOW: f64 = 1.15;
-/// A pace that stayed within this share of itself is steady enough to read Graph's share against.
-const STEADY_BAND: f64 = 0.05;
-const PACE_SAMPLE: Duration = Duration::from_millis(100);
-/// Graph sends `x-ms-throttle-limit-percentage` from this share on; it caps its values at this high.
-const USAGE_FROM: f64 = 0.8;
-const USAGE_MOST: f64 = 1.8;
-/// Estimates of the limit are kept this long, the highest one counting: Graph's share is measured over
-/// a window, so just after the pace fell it still shows the old pace and would make the limit look lower.
-const USAGE_MEMORY: Duration = Duration::from_secs(5);
-/// Without the header for this long, the app uses under 0.8 of its limit again: the cap is lifted.
-const USAGE_FRESH: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 pub(super) struct Pacing {
@@ -225,166 +195,6 @@ impl Pacing {
         let sent: u32 = self.answers.iter().map(|(_, a, t)| a + t).sum::<u32>()
             + u32::try_from(self.unsignalled.len()).unwrap_or(u32::MAX);
         Some(f64::from(sent) / span)
-    }
-
-    /// The most the pace may be while Graph keeps saying how much of the limit is used.
-    fn usage_cap(&self, now: Instant) -> Option<f64> {
-        Some((USAGE_TARGET * self.usage_limit(now)?).max(MIN_RATE))
-    }
-
-    /// Graph's limit as its recent `x-ms-throttle-limit-percentage` values tell it, while they are fresh.
-    fn usage_limit(&self, now: Instant) -> Option<f64> {
-        if self.usage_seen.is_none_or(|at| now.duration_since(at) > USAGE_FRESH) {
-            return None;
-        }
-        Some(self.usage.iter().map(|(_, l)| *l).fold(0.0, f64::max))
-    }
-
-    /// The middle of the recent estimates of the limit, while Graph keeps sending its share: one value
-    /// rounded the wrong way does not set the pace.
-    fn usage_median(&self, now: Instant) -> Option<f64> {
-        self.usage_limit(now)?;
-        let mut limits: Vec<f64> = self.usage.iter().map(|(_, l)| *l).collect();
-        limits.sort_by(f64::total_cmp);
-        limits.get(limits.len() / 2).copied()
-    }
-
-    /// Ends the overdrive: the pace settles under the limit Graph reported.
-    fn end_overdrive(&mut self, now: Instant) {
-        if self.overdrive.take().is_none() {
-            return;
-        }
-        self.overdrive_ended = Some(now);
-        self.last_cut = Some(now);
-        self.last_limit_sign = Some(now);
-        let limit = self.usage_median(now).or(self.ceiling);
-        if let (Some(limit), Some(rate)) = (limit, self.rate) {
-            // The ceiling allows for a share rounded to one decimal (a few percent either way): the
-            // pace climbs fast to the limit, and 429s, not the rounding, say where it is.
-            self.ceiling = Some(USAGE_ROUNDING * limit);
-            self.rate = Some((AFTER_OVERDRIVE * limit).min(rate).max(MIN_RATE));
-        }
-    }
-
-    /// Graph stopped sending `x-ms-throttle-limit-percentage` although we keep sending: the app uses
-    /// less than 0.8 of its limit, which is therefore above what we send over 0.8. The cap is lifted
-    /// and the pace climbs fast up to that (it may have been held low by another app, say).
-    fn usage_lapsed(&mut self, now: Instant) {
-        let Some(last) = self.usage_seen else { return };
-        if now.duration_since(last) <= USAGE_FRESH {
-            return;
-        }
-        self.usage.clear();
-        self.usage_seen = None;
-        if let Some(sent) = self.sent_rate(now) {
-            let below = sent / USAGE_FROM;
-            self.ceiling = Some(self.ceiling.map_or(below, |c| c.max(below)));
-        }
-    }
-
-    /// Graph says the app used `used` of its limit (`x-ms-throttle-limit-percentage`): the limit is what
-    /// we sent over that share, and the pace settles at [`USAGE_TARGET`] of it, before the first 429.
-    pub(super) fn on_usage(&mut self, now: Instant, used: f64) {
-        let Some(rate) = self.rate else { return };
-        if used < USAGE_FROM {
-            return;
-        }
-        let used = used.min(USAGE_MOST);
-        let sent = self.sent_rate(now).unwrap_or(rate);
-        // Graph's share and our count of what we sent agree only once the pace has held for as long as
-        // either window: while it climbs or falls they cover different spans, and the estimate is off
-        // by as much as the pace changed. The first estimate is kept anyway: rough beats none.
-        let steady = self.pace_is_steady(now);
-        if steady && self.usage_rough {
-            self.usage.clear();
-            self.usage_rough = false;
-        }
-        if steady || self.usage.is_empty() {
-            self.usage.push_back((now, sent / used));
-            self.usage_rough = !steady;
-        }
-        self.usage_seen = Some(now);
-        // The newest estimate stays however old: while the pace moves, none newer can be made.
-        while self.usage.len() > 1
-            && self
-                .usage
-                .front()
-                .is_some_and(|(at, _)| now.duration_since(*at) > USAGE_MEMORY)
-        {
-            self.usage.pop_front();
-        }
-        if used >= 1.0 {
-            self.last_limit_sign = Some(now);
-        }
-        let Some(limit) = self.usage_limit(now) else { return };
-        if self.slow_start {
-            // Slow start is over before any 429. A token bucket saved up a burst while the pace was
-            // below the limit: the overdrive spends it until Graph's first 429.
-            self.slow_start = false;
-            self.overdrive = Some(now);
-            self.ceiling = Some(limit);
-            self.last_cut = Some(now);
-            self.cuts += 1;
-            // No faster than slow start had come: its estimate of the limit is rough (slow start's
-            // climb spans less than Graph's window), and above the pace Graph just saw it is a guess.
-            let overdrive = rate.min(OVERDRIVE * limit).max(MIN_RATE);
-            self.rate = Some(overdrive);
-            tracing::info!(
-                rate_per_second = overdrive as u64,
-                limit_used = used,
-                "Graph reports most of the limit used: spending its burst, then pacing under it"
-            );
-            return;
-        }
-        if let Some(since) = self.overdrive {
-            if now.duration_since(since) < OVERDRIVE_LONGEST {
-                return;
-            }
-            self.end_overdrive(now);
-        }
-        let Some(cap) = self.usage_cap(now) else { return };
-        if rate > cap {
-            self.rate = Some(cap);
-        }
-        // Graph says there is much room above a ceiling that a cut (after a wave of 429s, say) set low:
-        // the pace climbs fast to the limit again instead of probing its way up for a minute. (Not for
-        // a few percent: processes sharing the limit each see their share of it rise and fall, and
-        // each raised ceiling would have them climb into each other's 429s.)
-        if let (Some(limit), Some(ceiling)) = (self.usage_median(now), self.ceiling) {
-            if steady && limit > FAR_BELOW * ceiling {
-                self.ceiling = Some(limit);
-            }
-        }
-    }
-
-    /// The pace has stayed within [`STEADY_BAND`] of what it is now for the last [`SHARE_WINDOW`].
-    fn pace_is_steady(&self, now: Instant) -> bool {
-        let Some(rate) = self.rate else { return false };
-        let Some((oldest, _)) = self.paces.front() else {
-            return false;
-        };
-        now.duration_since(*oldest) + PACE_SAMPLE >= SHARE_WINDOW
-            && self.paces.iter().all(|(_, r)| (r - rate).abs() <= STEADY_BAND * rate)
-    }
-
-    /// Samples the pace (every [`PACE_SAMPLE`]) for [`Pacing::pace_is_steady`].
-    fn sample_pace(&mut self, now: Instant) {
-        let Some(rate) = self.rate else { return };
-        if self
-            .paces
-            .back()
-            .is_some_and(|(at, _)| now.duration_since(*at) < PACE_SAMPLE)
-        {
-            return;
-        }
-        self.paces.push_back((now, rate));
-        while self
-            .paces
-            .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > SHARE_WINDOW)
-        {
-            self.paces.pop_front();
-        }
     }
 
     /// The least share of 429s over `answers` answers that says more than noise: one percent above the
@@ -531,18 +341,6 @@ impl Pacing {
             dip = self.dip.is_some(),
             "pace"
         );
-    }
-
-    /// A 429 that says nothing about our pace was answered: it counts only as sent.
-    pub(super) fn on_unsignalled(&mut self, now: Instant) {
-        self.unsignalled.push_back(now);
-        while self
-            .unsignalled
-            .front()
-            .is_some_and(|at| now.duration_since(*at) >= SHARE_WINDOW)
-        {
-            self.unsignalled.pop_front();
-        }
     }
 
     /// `n` requests were accepted (not throttled): remember them and probe the pace upward.
