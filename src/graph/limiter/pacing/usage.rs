@@ -97,7 +97,8 @@ impl Pacing {
     }
 
     /// Graph says the app used `used` of its limit (`x-ms-throttle-limit-percentage`): the limit is what
-    /// we sent over that share, and the pace settles at [`USAGE_TARGET`] of it, before the first 429.
+    /// we sent over that share. In slow start this starts the overdrive; afterwards the pace is capped
+    /// at [`USAGE_TARGET`] of the limit.
     pub(in crate::graph::limiter) fn on_usage(&mut self, now: Instant, used: f64) {
         let Some(rate) = self.rate else { return };
         if used < USAGE_FROM {
