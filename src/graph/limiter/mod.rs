@@ -55,7 +55,6 @@ use super::signals::{Signals, ThrottleCause};
 use pacing::Pacing;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
@@ -76,8 +75,6 @@ pub struct Limiter {
     pacing: Mutex<Pacing>,
     /// `(when, throttled)` for the `$batch` requests answered as a whole in the last [`WHOLE_WINDOW`].
     whole_answers: Mutex<VecDeque<(Instant, bool)>>,
-    /// Graph has named a 429 as our limit (`x-ms-throttle-information`): it labels its 429s.
-    labelled_429s: AtomicBool,
 }
 
 impl Limiter {
@@ -87,7 +84,6 @@ impl Limiter {
             gate: Mutex::new(None),
             pacing: Mutex::new(Pacing::new()),
             whole_answers: Mutex::new(VecDeque::new()),
-            labelled_429s: AtomicBool::new(false),
         }
     }
 
@@ -172,26 +168,19 @@ impl Limiter {
         gate.filter(|at| *at > Instant::now())
     }
 
-    /// Graph's answer to one request or `$batch` sub-request, as the pacing reads it: a 429 for our own
-    /// limit (or one that does not say) is a throttle signal; a 429 because the service is loaded is
-    /// honoured by its own request (`Retry-After`) but says nothing about our pace; anything else was
-    /// accepted. `x-ms-throttle-limit-percentage` settles the pace below the limit.
+    /// Graph's answer to one request or `$batch` sub-request, as the pacing reads it: which 429s are
+    /// throttle signals is the pacing's call (`Pacing::on_429`); anything else was accepted.
+    /// `x-ms-throttle-limit-percentage` tells the pacing where the limit is.
     pub fn record_answer(&self, status: u16, signals: &Signals) {
         if let Some(used) = signals.limit_used {
             self.pacing.lock().expect("pacing lock").on_usage(Instant::now(), used);
         }
-        match (status, signals.cause()) {
-            (429, ThrottleCause::OurLimit) => {
-                self.labelled_429s.store(true, Ordering::Relaxed);
-                self.pacing
-                    .lock()
-                    .expect("pacing lock")
-                    .on_throttled(Instant::now(), true);
-            }
-            // Once Graph has named a 429 as our limit, it names them all: one it does not name is
-            // noise (honoured by its own request, as every 429 is). Until then a 429 is ours.
-            (429, ThrottleCause::Unknown) if !self.labelled_429s.load(Ordering::Relaxed) => self.record_throttled(),
-            (429, _) => self.pacing.lock().expect("pacing lock").on_unsignalled(Instant::now()),
+        match status {
+            429 => self
+                .pacing
+                .lock()
+                .expect("pacing lock")
+                .on_429(Instant::now(), signals.cause()),
             _ => self.record_accepted(1),
         }
     }

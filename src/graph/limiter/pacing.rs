@@ -3,6 +3,7 @@
 
 mod usage;
 
+use crate::graph::signals::ThrottleCause;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -131,6 +132,8 @@ pub(super) struct Pacing {
     /// When 429s that are no signal for the pace (a loaded service, Graph's noise) came, in the last
     /// [`SHARE_WINDOW`]: Graph counted those requests too, so they are part of what we sent it.
     unsignalled: VecDeque<Instant>,
+    /// Graph has named a 429 as our limit (`x-ms-throttle-information`): it labels its 429s.
+    labelled_429s: bool,
     /// Since when answers have come without a gap as long as [`SHARE_WINDOW`].
     answering_since: Option<Instant>,
     /// `(when, pace)` over the last [`SHARE_WINDOW`], one sample per [`PACE_SAMPLE`].
@@ -175,6 +178,7 @@ impl Pacing {
             overdrive_ended: None,
             paces: VecDeque::new(),
             answering_since: None,
+            labelled_429s: false,
             unsignalled: VecDeque::new(),
         }
     }
@@ -389,6 +393,21 @@ impl Pacing {
 
     /// Graph throttled a request. If that makes a throttling episode (see the module docs), pace at the
     /// rate Graph accepted over the last second — once per episode, as one burst of 429s is one signal.
+    /// Graph answered 429 for `cause`. Every 429 is honoured by its own request; only the pace's own
+    /// signals move the pace: one Graph names as our limit, or one it does not name while Graph has
+    /// never named any (once it has named one, it names them all, and an unnamed one is noise). A 429
+    /// for a loaded service or the tenant's limit only counts as sent.
+    pub(super) fn on_429(&mut self, now: Instant, cause: ThrottleCause) {
+        match cause {
+            ThrottleCause::OurLimit => {
+                self.labelled_429s = true;
+                self.on_throttled(now, true);
+            }
+            ThrottleCause::Unknown if !self.labelled_429s => self.on_throttled(now, false),
+            _ => self.on_unsignalled(now),
+        }
+    }
+
     /// `named`: Graph said the 429 is for our limit (`x-ms-throttle-information`).
     pub(super) fn on_throttled(&mut self, now: Instant, named: bool) {
         let p = self;

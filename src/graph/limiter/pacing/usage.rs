@@ -203,7 +203,7 @@ impl Pacing {
     }
 
     /// A 429 that says nothing about our pace was answered: it counts only as sent.
-    pub(in crate::graph::limiter) fn on_unsignalled(&mut self, now: Instant) {
+    pub(super) fn on_unsignalled(&mut self, now: Instant) {
         self.unsignalled.push_back(now);
         while self
             .unsignalled
