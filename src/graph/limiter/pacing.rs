@@ -129,6 +129,10 @@ pub(super) struct Pacing {
     overdrive: Option<Instant>,
     /// When the overdrive ended: 429s until [`OVERDRIVE_AFTERMATH`] later are its own.
     overdrive_ended: Option<Instant>,
+    /// When Graph last reported a share clearly over the limit outside the overdrive.
+    last_over: Option<Instant>,
+    /// `(when, share)`: Graph's share of the limit used, averaged over [`usage::USAGE_AVERAGING`].
+    used_average: Option<(Instant, f64)>,
     /// When 429s that are no signal for the pace (a loaded service, Graph's noise) came, in the last
     /// [`SHARE_WINDOW`]: Graph counted those requests too, so they are part of what we sent it.
     unsignalled: VecDeque<Instant>,
@@ -176,6 +180,8 @@ impl Pacing {
             usage_rough: false,
             overdrive: None,
             overdrive_ended: None,
+            last_over: None,
+            used_average: None,
             paces: VecDeque::new(),
             answering_since: None,
             labelled_429s: false,

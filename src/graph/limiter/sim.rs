@@ -347,7 +347,8 @@ pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: 
     let open = Arc::new(Mutex::new(ids));
     let report = Arc::new(Mutex::new(Report::default()));
     let mut tasks = Vec::new();
-    for instance in 0..instances {
+    let mut limiters = Vec::new();
+    for _ in 0..instances {
         let graph = Arc::new(SimGraph {
             limiter: Arc::new(Limiter::new(16)),
             health: Arc::new(Health::default()),
@@ -356,20 +357,7 @@ pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: 
             start,
             refund,
         });
-        if std::env::var_os("SIM_TRACE").is_some() && instance == 0 {
-            let (limiter, open) = (graph.limiter.clone(), open.clone());
-            tokio::spawn(async move {
-                while *open.lock().unwrap() > 0 {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    eprintln!(
-                        "t={:>3} rate={:?} ceiling={:?}",
-                        start.elapsed().as_secs(),
-                        limiter.rate().map(|r| r as u32),
-                        limiter.ceiling().map(|r| r as u32)
-                    );
-                }
-            });
-        }
+        limiters.push(graph.limiter.clone());
         for _ in 0..invocations {
             let (graph, messages, open, report) = (graph.clone(), messages.clone(), open.clone(), report.clone());
             tasks.push(tokio::spawn(async move {
@@ -419,10 +407,49 @@ pub async fn run(throttle: Throttle, ids: usize, instances: usize, invocations: 
             }));
         }
     }
+    if std::env::var_os("SIM_TRACE").is_some() {
+        trace(limiters, open.clone(), bucket.clone(), report.clone(), start);
+    }
     for task in tasks {
         task.await.expect("simulated invocation");
     }
     report.lock().unwrap().clone()
+}
+
+/// `SIM_TRACE=1`: every instance's pace and ceiling, Graph's share of the limit used and the 429s, each
+/// simulated second.
+fn trace(
+    limiters: Vec<Arc<Limiter>>,
+    open: Arc<Mutex<usize>>,
+    bucket: Arc<Mutex<Bucket>>,
+    report: Arc<Mutex<Report>>,
+    start: Instant,
+) {
+    tokio::spawn(async move {
+        while *open.lock().unwrap() > 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let second = start.elapsed().as_secs() as usize;
+            let used = {
+                let b = bucket.lock().unwrap();
+                b.recent.len() as f64 / (b.rate(Instant::now()) * USAGE_WINDOW.as_secs_f64())
+            };
+            let (throttled, tokens) = {
+                let r = report.lock().unwrap();
+                let at = second.wrapping_sub(1);
+                (r.throttled.get(at).copied(), r.tokens.get(at).copied())
+            };
+            let paces: Vec<String> = limiters
+                .iter()
+                .map(|l| format!("{:>3}/{:<3}", l.rate().unwrap_or(0.0) as u32, l.ceiling().unwrap_or(0.0) as u32))
+                .collect();
+            eprintln!(
+                "t={second:>3} used={used:.3} tokens={:>3} 429s={:>3} pace/ceiling {}",
+                tokens.unwrap_or(0),
+                throttled.unwrap_or(0),
+                paces.join(" ")
+            );
+        }
+    });
 }
 
 /// One ID is done; the run's time is when the last one was.

@@ -37,6 +37,10 @@ const USAGE_MOST: f64 = 1.8;
 /// Estimates of the limit are kept this long, the highest one counting: Graph's share is measured over
 /// a window, so just after the pace fell it still shows the old pace and would make the limit look lower.
 const USAGE_MEMORY: Duration = Duration::from_secs(5);
+/// A share this far over the limit, outside the overdrive, says the pace is over it however the share
+/// was rounded: processes sharing the limit (each sees all of their usage) or a limit that fell.
+const CLEARLY_OVER: f64 = 1.05;
+const USAGE_AVERAGING: Duration = Duration::from_secs(1);
 /// Without the header for this long, the app uses under 0.8 of its limit again: the cap is lifted.
 const USAGE_FRESH: Duration = Duration::from_secs(2);
 
@@ -131,6 +135,25 @@ impl Pacing {
         if used >= 1.0 {
             self.last_limit_sign = Some(now);
         }
+        let used_lately = self.average_usage(now, used);
+        let clearly_over = used_lately >= CLEARLY_OVER
+            && !self.slow_start
+            && self.overdrive.is_none()
+            && self.overdrive_ended.is_none_or(|at| now.duration_since(at) >= OVERDRIVE_AFTERMATH)
+            && self.last_over.is_none_or(|at| now.duration_since(at) >= SHARE_WINDOW);
+        if clearly_over {
+            // What we sent is our part of a usage over the limit: every process that sees this header
+            // scales its pace down by the same factor, at once, and together they land under the limit.
+            let limit = sent / used_lately;
+            self.usage.clear();
+            self.usage.push_back((now, limit));
+            self.usage_rough = false;
+            self.last_over = Some(now);
+            self.last_limit_sign = Some(now);
+            self.ceiling = Some(self.ceiling.map_or(limit, |c| c.min(limit)));
+            self.rate = Some(rate.min(USAGE_TARGET * limit).max(MIN_RATE));
+            return;
+        }
         let Some(limit) = self.usage_limit(now) else { return };
         if self.slow_start {
             // Slow start is over before any 429. A token bucket saved up a burst while the pace was
@@ -170,6 +193,21 @@ impl Pacing {
                 self.ceiling = Some(limit);
             }
         }
+    }
+
+    /// Graph's share of the limit over the last second or so: one value rounded to one decimal is
+    /// off by as much as 5 %, and a pace sent in batches puts one more or one less batch in Graph's
+    /// window from one answer to the next; over many answers these even out.
+    fn average_usage(&mut self, now: Instant, used: f64) -> f64 {
+        let average = match self.used_average {
+            Some((at, average)) if now.duration_since(at) <= USAGE_FRESH => {
+                let weight = 1.0 - (-now.duration_since(at).as_secs_f64() / USAGE_AVERAGING.as_secs_f64()).exp();
+                average + weight * (used - average)
+            }
+            _ => used,
+        };
+        self.used_average = Some((now, average));
+        average
     }
 
     /// The pace has stayed within [`STEADY_BAND`] of what it is now for the last [`SHARE_WINDOW`].
