@@ -133,6 +133,8 @@ pub(super) struct Pacing {
     last_over: Option<Instant>,
     /// `(when, share)`: Graph's share of the limit used, averaged over [`usage::USAGE_AVERAGING`].
     used_average: Option<(Instant, f64)>,
+    /// The last share of the limit Graph reported.
+    used_last: Option<f64>,
     /// When 429s that are no signal for the pace (a loaded service, Graph's noise) came, in the last
     /// [`SHARE_WINDOW`]: Graph counted those requests too, so they are part of what we sent it.
     unsignalled: VecDeque<Instant>,
@@ -182,6 +184,7 @@ impl Pacing {
             overdrive_ended: None,
             last_over: None,
             used_average: None,
+            used_last: None,
             paces: VecDeque::new(),
             answering_since: None,
             labelled_429s: false,

@@ -40,6 +40,9 @@ const USAGE_MEMORY: Duration = Duration::from_secs(5);
 /// A share this far over the limit, outside the overdrive, says the pace is over it however the share
 /// was rounded: processes sharing the limit (each sees all of their usage) or a limit that fell.
 const CLEARLY_OVER: f64 = 1.05;
+/// In the overdrive Graph's share of the limit reaches about [`OVERDRIVE`]; this much says more than
+/// this process spent the burst.
+const TOO_FAR_OVER: f64 = 1.35;
 const USAGE_AVERAGING: Duration = Duration::from_secs(1);
 /// Without the header for this long, the app uses under 0.8 of its limit again: the cap is lifted.
 const USAGE_FRESH: Duration = Duration::from_secs(2);
@@ -77,6 +80,12 @@ impl Pacing {
         self.last_limit_sign = Some(now);
         let limit = self.usage_median(now).or(self.ceiling);
         if let (Some(limit), Some(rate)) = (limit, self.rate) {
+            // Graph's share far over what the overdrive explains: others spent the same burst (several
+            // processes starting at once). The overdrive's pace held; over that share it is our part.
+            let limit = match self.used_last {
+                Some(used) if used >= TOO_FAR_OVER => limit.min(rate / used),
+                _ => limit,
+            };
             // The ceiling allows for a share rounded to one decimal (a few percent either way): the
             // pace climbs fast to the limit, and 429s, not the rounding, say where it is.
             self.ceiling = Some(USAGE_ROUNDING * limit);
@@ -94,8 +103,15 @@ impl Pacing {
         }
         self.usage.clear();
         self.usage_seen = None;
+        self.used_last = None;
         if let Some(sent) = self.sent_rate(now) {
             let below = sent / USAGE_FROM;
+            if self.ceiling.is_some_and(|c| below > FAR_BELOW * c) {
+                // Held far under a limit that others shared, who have stopped (the last of a job is
+                // ours alone): how far above it is is unknown, so find it as at the start.
+                self.slow_start = true;
+                self.last_limit_sign = None;
+            }
             self.ceiling = Some(self.ceiling.map_or(below, |c| c.max(below)));
         }
     }
@@ -135,6 +151,7 @@ impl Pacing {
         if used >= 1.0 {
             self.last_limit_sign = Some(now);
         }
+        self.used_last = Some(used);
         let used_lately = self.average_usage(now, used);
         let clearly_over = used_lately >= CLEARLY_OVER
             && !self.slow_start
@@ -142,16 +159,7 @@ impl Pacing {
             && self.overdrive_ended.is_none_or(|at| now.duration_since(at) >= OVERDRIVE_AFTERMATH)
             && self.last_over.is_none_or(|at| now.duration_since(at) >= SHARE_WINDOW);
         if clearly_over {
-            // What we sent is our part of a usage over the limit: every process that sees this header
-            // scales its pace down by the same factor, at once, and together they land under the limit.
-            let limit = sent / used_lately;
-            self.usage.clear();
-            self.usage.push_back((now, limit));
-            self.usage_rough = false;
-            self.last_over = Some(now);
-            self.last_limit_sign = Some(now);
-            self.ceiling = Some(self.ceiling.map_or(limit, |c| c.min(limit)));
-            self.rate = Some(rate.min(USAGE_TARGET * limit).max(MIN_RATE));
+            self.scale_to_usage(now, sent, used_lately);
             return;
         }
         let Some(limit) = self.usage_limit(now) else { return };
@@ -193,6 +201,21 @@ impl Pacing {
                 self.ceiling = Some(limit);
             }
         }
+    }
+
+    /// Graph says the app uses `used` of its limit, clearly over it, while we sent `sent` a second: what we
+    /// sent is our part of that usage, so every process that sees this header scales its pace down by
+    /// the same factor, at once, and together they land under the limit.
+    fn scale_to_usage(&mut self, now: Instant, sent: f64, used: f64) {
+        let Some(rate) = self.rate else { return };
+        let limit = sent / used;
+        self.usage.clear();
+        self.usage.push_back((now, limit));
+        self.usage_rough = false;
+        self.last_over = Some(now);
+        self.last_limit_sign = Some(now);
+        self.ceiling = Some(self.ceiling.map_or(limit, |c| c.min(limit)));
+        self.rate = Some(rate.min(USAGE_TARGET * limit).max(MIN_RATE));
     }
 
     /// Graph's share of the limit over the last second or so: one value rounded to one decimal is
