@@ -440,7 +440,13 @@ fn trace(
             };
             let paces: Vec<String> = limiters
                 .iter()
-                .map(|l| format!("{:>3}/{:<3}", l.rate().unwrap_or(0.0) as u32, l.ceiling().unwrap_or(0.0) as u32))
+                .map(|l| {
+                    format!(
+                        "{:>3}/{:<3}",
+                        l.rate().unwrap_or(0.0) as u32,
+                        l.ceiling().unwrap_or(0.0) as u32
+                    )
+                })
                 .collect();
             eprintln!(
                 "t={second:>3} used={used:.3} tokens={:>3} 429s={:>3} pace/ceiling {}",

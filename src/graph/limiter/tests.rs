@@ -355,3 +355,92 @@ async fn most_batches_refused_whole_close_the_gate_without_information() {
     tokio::time::advance(Duration::from_secs(10)).await;
     assert!(!limiter.record_batch_answer(429, wait, ThrottleCause::Unknown));
 }
+
+/// As [`paced_against`], for several processes sharing one limit: Graph's share counts what all of them
+/// sent, and each sees it on its own answers. Returns the highest sum of their paces.
+async fn shared_against(
+    limiters: &[&Limiter],
+    limit: f64,
+    seconds: u32,
+    sent: &mut std::collections::VecDeque<u32>,
+) -> f64 {
+    let mut highest: f64 = 0.0;
+    for _ in 0..seconds * 10 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let paces: Vec<f64> = limiters.iter().map(|l| l.rate().unwrap()).collect();
+        highest = highest.max(paces.iter().sum());
+        let counts: Vec<u32> = paces.iter().map(|r| (r / 10.0).round() as u32).collect();
+        sent.push_back(counts.iter().sum());
+        if sent.len() > 20 {
+            sent.pop_front();
+        }
+        let used = f64::from(sent.iter().sum::<u32>()) / (2.0 * limit);
+        let value = format!("{used:.1}");
+        let headers: Vec<(&str, &str)> = if used >= 0.8 {
+            vec![(LIMIT_PERCENTAGE, value.as_str())]
+        } else {
+            Vec::new()
+        };
+        for (limiter, n) in limiters.iter().zip(counts) {
+            for _ in 0..n {
+                limiter.record_answer(202, &signals(&headers));
+            }
+        }
+    }
+    highest
+}
+
+#[tokio::test(start_paused = true)]
+async fn processes_sharing_the_limit_scale_down_together_under_it() {
+    // Each process alone learned the whole limit; then they share it. Each sees Graph's share of the
+    // limit at about twice what it sent: without a 429, together they are back under the limit within
+    // four seconds and stay there.
+    let (a, b) = (Limiter::new(100), Limiter::new(100));
+    for limiter in [&a, &b] {
+        paced_against(limiter, 200.0, 30, &mut std::collections::VecDeque::new()).await;
+        assert!(limiter.rate().unwrap() > 0.9 * 200.0, "{:?}", limiter.rate());
+    }
+    let mut sent = std::collections::VecDeque::new();
+    shared_against(&[&a, &b], 200.0, 4, &mut sent).await;
+    let held = shared_against(&[&a, &b], 200.0, 20, &mut sent).await;
+    let total = a.rate().unwrap() + b.rate().unwrap();
+    assert!(held <= 1.05 * 200.0, "together over the limit: {held}");
+    assert!(total >= 0.85 * 200.0, "together far under the limit: {total}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_process_sharing_the_limit_finds_it_again_when_the_others_stop() {
+    let (a, b, c, d) = (
+        Limiter::new(100),
+        Limiter::new(100),
+        Limiter::new(100),
+        Limiter::new(100),
+    );
+    let mut sent = std::collections::VecDeque::new();
+    shared_against(&[&a, &b, &c, &d], 200.0, 30, &mut sent).await;
+    let share = a.rate().unwrap();
+    assert!(share < 0.4 * 200.0, "a quarter of the limit, or so: {share}");
+    // The others are done: Graph stops reporting a share, and the last process climbs to the limit
+    // within seconds instead of probing its way up from a quarter of it.
+    let mut alone = std::collections::VecDeque::new();
+    let highest = paced_against(&a, 200.0, 5, &mut alone).await;
+    assert!(highest >= 0.9 * 200.0, "{highest} after {share}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_share_rounded_over_the_limit_now_and_then_does_not_cut_the_pace() {
+    // Batches put one more or one less in Graph's window: a steady pace at the limit reads "1.0",
+    // now and then "1.1". That is no sign of others sharing the limit.
+    let limiter = Limiter::new(100);
+    paced_against(&limiter, 200.0, 30, &mut std::collections::VecDeque::new()).await;
+    let before = limiter.rate().unwrap();
+    for step in 0..100 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let value = if step % 4 == 0 { "1.1" } else { "1.0" };
+        for _ in 0..20 {
+            limiter.record_answer(202, &signals(&[(LIMIT_PERCENTAGE, value)]));
+        }
+    }
+    let after = limiter.rate().unwrap();
+    assert!(after >= 0.95 * before, "{after} after {before}");
+}

@@ -156,7 +156,9 @@ impl Pacing {
         let clearly_over = used_lately >= CLEARLY_OVER
             && !self.slow_start
             && self.overdrive.is_none()
-            && self.overdrive_ended.is_none_or(|at| now.duration_since(at) >= OVERDRIVE_AFTERMATH)
+            && self
+                .overdrive_ended
+                .is_none_or(|at| now.duration_since(at) >= OVERDRIVE_AFTERMATH)
             && self.last_over.is_none_or(|at| now.duration_since(at) >= SHARE_WINDOW);
         if clearly_over {
             self.scale_to_usage(now, sent, used_lately);
