@@ -41,6 +41,13 @@
 //!     pace stays under 98 % of the highest estimate of the last seconds (a coarse share still lets
 //!     it reach the real limit), a ceiling far below the reported limit is raised to it, and the cap
 //!     lifts once Graph stops sending the header;
+//!   - the share counts every process of the app, so it is also how processes sharing the limit steer
+//!     together without talking: a share clearly over the limit (1.05 or more, averaged over a second
+//!     of answers, outside the overdrive) sets each pace and ceiling at 98 % of what it sent over that
+//!     share, every process at once by the same factor. The overdrive ends at 96 % of what it sent over
+//!     the share if that was far more (1.35 or more) than one process's overdrive explains (several
+//!     started at once). A process held far under its ceiling whose header lapses (the others are done)
+//!     finds the limit again by slow start;
 //!   - 429s that Graph says come from a loaded service (`CPULimitExceeded`) or the tenant's limit for
 //!     all apps are not throttle signals ([`Limiter::record_answer`]); once Graph has named one 429 as
 //!     the app's own limit (`ResourceUnitLimitExceeded`), a 429 it does not name is not one either.
