@@ -135,6 +135,8 @@ pub(super) struct Pacing {
     used_average: Option<(Instant, f64)>,
     /// The last share of the limit Graph reported.
     used_last: Option<f64>,
+    /// When Graph last answered 429 for our limit (named, or unnamed while it names none).
+    last_our_429: Option<Instant>,
     /// When 429s that are no signal for the pace (a loaded service, Graph's noise) came, in the last
     /// [`SHARE_WINDOW`]: Graph counted those requests too, so they are part of what we sent it.
     unsignalled: VecDeque<Instant>,
@@ -185,6 +187,7 @@ impl Pacing {
             last_over: None,
             used_average: None,
             used_last: None,
+            last_our_429: None,
             paces: VecDeque::new(),
             answering_since: None,
             labelled_429s: false,
@@ -421,6 +424,7 @@ impl Pacing {
     pub(super) fn on_throttled(&mut self, now: Instant, named: bool) {
         let p = self;
         let tally = p.record(now, 0, 1);
+        p.last_our_429 = Some(now);
         if p.overdrive.is_some() {
             let answers = tally.accepted + tally.throttled;
             let many = tally.throttled >= EPISODE_MIN_THROTTLED

@@ -357,7 +357,8 @@ async fn most_batches_refused_whole_close_the_gate_without_information() {
 }
 
 /// As [`paced_against`], for several processes sharing one limit: Graph's share counts what all of them
-/// sent, and each sees it on its own answers. Returns the highest sum of their paces.
+/// sent, and each sees it on its own answers; what a token bucket (the limit a second, as deep) cannot
+/// take is answered 429 for our limit. Returns the highest sum of their paces.
 async fn shared_against(
     limiters: &[&Limiter],
     limit: f64,
@@ -365,8 +366,10 @@ async fn shared_against(
     sent: &mut std::collections::VecDeque<u32>,
 ) -> f64 {
     let mut highest: f64 = 0.0;
+    let mut tokens = limit;
     for _ in 0..seconds * 10 {
         tokio::time::advance(Duration::from_millis(100)).await;
+        tokens = (tokens + limit / 10.0).min(limit);
         let paces: Vec<f64> = limiters.iter().map(|l| l.rate().unwrap()).collect();
         highest = highest.max(paces.iter().sum());
         let counts: Vec<u32> = paces.iter().map(|r| (r / 10.0).round() as u32).collect();
@@ -376,14 +379,24 @@ async fn shared_against(
         }
         let used = f64::from(sent.iter().sum::<u32>()) / (2.0 * limit);
         let value = format!("{used:.1}");
-        let headers: Vec<(&str, &str)> = if used >= 0.8 {
-            vec![(LIMIT_PERCENTAGE, value.as_str())]
-        } else {
-            Vec::new()
-        };
-        for (limiter, n) in limiters.iter().zip(counts) {
-            for _ in 0..n {
-                limiter.record_answer(202, &signals(&headers));
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        if used >= 0.8 {
+            headers.push((LIMIT_PERCENTAGE, value.as_str()));
+        }
+        let mut throttled = headers.clone();
+        throttled.push((INFORMATION, "ResourceUnitLimitExceeded"));
+        // Their requests arrive interleaved: the bucket runs dry for all of them alike.
+        for round in 0..counts.iter().copied().max().unwrap_or(0) {
+            for (limiter, n) in limiters.iter().zip(&counts) {
+                if round >= *n {
+                    continue;
+                }
+                if tokens >= 1.0 {
+                    tokens -= 1.0;
+                    limiter.record_answer(202, &signals(&headers));
+                } else {
+                    limiter.record_answer(429, &signals(&throttled));
+                }
             }
         }
     }
@@ -393,8 +406,8 @@ async fn shared_against(
 #[tokio::test(start_paused = true)]
 async fn processes_sharing_the_limit_scale_down_together_under_it() {
     // Each process alone learned the whole limit; then they share it. Each sees Graph's share of the
-    // limit at about twice what it sent: without a 429, together they are back under the limit within
-    // four seconds and stay there.
+    // limit at about twice what it sent, and Graph's 429s confirm it: together they are back under the
+    // limit within four seconds and stay there.
     let (a, b) = (Limiter::new(100), Limiter::new(100));
     for limiter in [&a, &b] {
         paced_against(limiter, 200.0, 30, &mut std::collections::VecDeque::new()).await;
@@ -443,4 +456,21 @@ async fn a_share_rounded_over_the_limit_now_and_then_does_not_cut_the_pace() {
     }
     let after = limiter.rate().unwrap();
     assert!(after >= 0.95 * before, "{after} after {before}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_share_over_the_limit_without_429s_does_not_collapse_the_pace() {
+    // Graph's share over a window longer than ours still shows a pace we left: with no 429 for our limit
+    // to confirm it, it must not scale the pace down again and again.
+    let limiter = Limiter::new(100);
+    paced_against(&limiter, 200.0, 30, &mut std::collections::VecDeque::new()).await;
+    let before = limiter.rate().unwrap();
+    for _ in 0..100 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        for _ in 0..(limiter.rate().unwrap() / 10.0).round() as u32 {
+            limiter.record_answer(202, &signals(&[(LIMIT_PERCENTAGE, "1.2")]));
+        }
+    }
+    let after = limiter.rate().unwrap();
+    assert!(after >= 0.8 * before, "{after} after {before}");
 }

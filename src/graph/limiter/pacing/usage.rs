@@ -159,7 +159,10 @@ impl Pacing {
             && self
                 .overdrive_ended
                 .is_none_or(|at| now.duration_since(at) >= OVERDRIVE_AFTERMATH)
-            && self.last_over.is_none_or(|at| now.duration_since(at) >= SHARE_WINDOW);
+            && self.last_over.is_none_or(|at| now.duration_since(at) >= SHARE_WINDOW)
+            // Graph's 429s for our limit confirm it: over a window longer than ours its share still
+            // shows a pace we already left, and scaling down by it again and again would collapse it.
+            && self.last_our_429.is_some_and(|at| now.duration_since(at) < SHARE_WINDOW);
         if clearly_over {
             self.scale_to_usage(now, sent, used_lately);
             return;
