@@ -45,7 +45,7 @@
 //!     together without talking: a share clearly over the limit (1.05 or more, averaged over a second
 //!     of answers, outside the overdrive) sets each pace and ceiling at 98 % of what it sent over that
 //!     share, every process at once by the same factor. The overdrive ends at 96 % of what it sent over
-//!     the share if that was far more (1.35 or more) than one process's overdrive explains (several
+//!     the share if that was far more (1.5 or more) than one process's overdrive explains (several
 //!     started at once). A process held far under its ceiling whose header lapses (the others are done)
 //!     finds the limit again by slow start;
 //!   - 429s that Graph says come from a loaded service (`CPULimitExceeded`) or the tenant's limit for

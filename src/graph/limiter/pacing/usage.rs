@@ -42,7 +42,7 @@ const USAGE_MEMORY: Duration = Duration::from_secs(5);
 const CLEARLY_OVER: f64 = 1.05;
 /// In the overdrive Graph's share of the limit reaches about [`OVERDRIVE`]; this much says more than
 /// this process spent the burst.
-const TOO_FAR_OVER: f64 = 1.35;
+const TOO_FAR_OVER: f64 = 1.5;
 const USAGE_AVERAGING: Duration = Duration::from_secs(1);
 /// Without the header for this long, the app uses under 0.8 of its limit again: the cap is lifted.
 const USAGE_FRESH: Duration = Duration::from_secs(2);
