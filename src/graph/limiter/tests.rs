@@ -440,20 +440,30 @@ async fn the_last_process_sharing_the_limit_finds_it_again_when_the_others_stop(
     assert!(highest >= 0.9 * 200.0, "{highest} after {share}");
 }
 
+/// Answers at the limiter's pace for `seconds`, in steps of 100 ms, each with Graph's share `share(step)`;
+/// with `named_429s`, one answer a second is a 429 for our limit (too few to trim the pace, but a sign
+/// that the share over the limit is real).
+async fn answered_with_share(limiter: &Limiter, seconds: u32, share: impl Fn(u32) -> &'static str, named_429s: bool) {
+    for step in 0..seconds * 10 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+        let headers = [(LIMIT_PERCENTAGE, share(step))];
+        for _ in 0..(limiter.rate().unwrap() / 10.0).round() as u32 {
+            limiter.record_answer(202, &signals(&headers));
+        }
+        if named_429s && step % 10 == 0 {
+            limiter.record_answer(429, &signals(&[headers[0], (INFORMATION, "ResourceUnitLimitExceeded")]));
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_share_rounded_over_the_limit_now_and_then_does_not_cut_the_pace() {
     // Batches put one more or one less in Graph's window: a steady pace at the limit reads "1.0",
-    // now and then "1.1". That is no sign of others sharing the limit.
+    // now and then "1.1", and meets a 429 now and then. That is no sign of others sharing the limit.
     let limiter = Limiter::new(100);
     paced_against(&limiter, 200.0, 30, &mut std::collections::VecDeque::new()).await;
     let before = limiter.rate().unwrap();
-    for step in 0..100 {
-        tokio::time::advance(Duration::from_millis(100)).await;
-        let value = if step % 4 == 0 { "1.1" } else { "1.0" };
-        for _ in 0..20 {
-            limiter.record_answer(202, &signals(&[(LIMIT_PERCENTAGE, value)]));
-        }
-    }
+    answered_with_share(&limiter, 10, |step| if step % 4 == 0 { "1.1" } else { "1.0" }, true).await;
     let after = limiter.rate().unwrap();
     assert!(after >= 0.95 * before, "{after} after {before}");
 }
@@ -465,12 +475,11 @@ async fn a_share_over_the_limit_without_429s_does_not_collapse_the_pace() {
     let limiter = Limiter::new(100);
     paced_against(&limiter, 200.0, 30, &mut std::collections::VecDeque::new()).await;
     let before = limiter.rate().unwrap();
-    for _ in 0..100 {
-        tokio::time::advance(Duration::from_millis(100)).await;
-        for _ in 0..(limiter.rate().unwrap() / 10.0).round() as u32 {
-            limiter.record_answer(202, &signals(&[(LIMIT_PERCENTAGE, "1.2")]));
-        }
-    }
+    answered_with_share(&limiter, 10, |_| "1.2", false).await;
     let after = limiter.rate().unwrap();
     assert!(after >= 0.8 * before, "{after} after {before}");
+    // Confirmed by Graph's 429s, the same share does scale it down.
+    answered_with_share(&limiter, 3, |_| "1.2", true).await;
+    let confirmed = limiter.rate().unwrap();
+    assert!(confirmed <= 0.9 * after, "{confirmed} after {after}");
 }
