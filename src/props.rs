@@ -267,3 +267,18 @@ proptest! {
         prop_assert_eq!(QueueTrigger::from_envelope(&envelope, "message").unwrap().text, text);
     }
 }
+
+proptest! {
+    /// Whatever Graph (or anything between) puts in `x-ms-throttle-limit-percentage`, the pacing sees a
+    /// share it can steer by or none: never zero, negative, infinite or absurdly large.
+    #[test]
+    fn any_throttle_share_header_reads_as_a_bounded_share_or_none(
+        value in prop_oneof![any::<String>(), any::<f64>().prop_map(|v| v.to_string()), (0u32..100_000).prop_map(|v| format!("{}.{}", v / 100, v % 100))]
+    ) {
+        use crate::graph::signals::{LIMIT_PERCENTAGE, Signals};
+        let read = Signals::read(|name| (name == LIMIT_PERCENTAGE).then(|| value.clone()));
+        if let Some(share) = read.limit_used {
+            prop_assert!(share.is_finite() && share > 0.0 && share <= 5.0, "{value:?} read as {share}");
+        }
+    }
+}

@@ -2,8 +2,8 @@
 //! access service limits"), read the same way for a response and a `$batch` sub-response:
 //! - request `x-ms-throttle-priority`: `low` requests are throttled first, `normal` (or no header)
 //!   next, `high` last; it does not change the limits ([`Priority`]);
-//! - `x-ms-throttle-limit-percentage`: sent once the app has used 0.8 of its limit (0.8 to 1.8), so
-//!   the pacing can settle below the limit before the first 429;
+//! - `x-ms-throttle-limit-percentage`: sent once the app has used 0.8 of its limit (0.8 to 1.8, or
+//!   80 to 180 as a percentage), so the pacing can settle below the limit before the first 429;
 //! - on a 429, `x-ms-throttle-information` (`ResourceUnitLimitExceeded`, `WriteLimitExceeded`:
 //!   our own limit; `CPULimitExceeded`: the service is loaded) and `x-ms-throttle-scope`
 //!   (`<Scope>/<Limit>/<ApplicationId>/<TenantId>`, scope `Tenant_Application`, `Application` or
@@ -70,9 +70,7 @@ impl Signals {
     /// From a header lookup (case-insensitive for the caller to provide).
     pub fn read(header: impl Fn(&str) -> Option<String>) -> Self {
         Self {
-            limit_used: header(LIMIT_PERCENTAGE)
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|p| p.is_finite() && *p > 0.0),
+            limit_used: header(LIMIT_PERCENTAGE).and_then(|v| share_of_limit(&v)),
             information: header(INFORMATION)
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty()),
@@ -101,6 +99,18 @@ impl Signals {
             }
             _ => ThrottleCause::Unknown,
         }
+    }
+}
+
+/// `x-ms-throttle-limit-percentage` as a share of the limit. The documentation says the value runs
+/// from 0.8 to 1.8 and calls it a percentage: a value from 50 to 500 is read as a percentage, one up
+/// to 2 as a share; anything else is no share we can read (and must not steer the pace).
+fn share_of_limit(value: &str) -> Option<f64> {
+    let v = value.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)?;
+    match v {
+        v if v <= 2.0 => Some(v),
+        v if (50.0..=500.0).contains(&v) => Some(v / 100.0),
+        _ => None,
     }
 }
 
@@ -153,6 +163,13 @@ mod tests {
 
     #[test]
     fn the_share_of_the_limit_used() {
+        // The documentation calls the value both a share (0.8 to 1.8) and a percentage.
+        assert_eq!(signals(&[(LIMIT_PERCENTAGE, "93")]).limit_used, Some(0.93));
+        assert_eq!(signals(&[(LIMIT_PERCENTAGE, "112.5")]).limit_used, Some(1.125));
+        assert_eq!(signals(&[(LIMIT_PERCENTAGE, "1.2")]).limit_used, Some(1.2));
+        assert_eq!(signals(&[(LIMIT_PERCENTAGE, "5")]).limit_used, None);
+        assert_eq!(signals(&[(LIMIT_PERCENTAGE, "NaN")]).limit_used, None);
+        assert_eq!(signals(&[(LIMIT_PERCENTAGE, "1e9")]).limit_used, None);
         assert_eq!(
             signals(&[("X-Ms-Throttle-Limit-Percentage", "0.93")]).limit_used,
             Some(0.93)
