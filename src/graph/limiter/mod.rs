@@ -43,8 +43,9 @@
 //!     lifts once Graph stops sending the header;
 //!   - the share counts every process of the app, so it is also how processes sharing the limit steer
 //!     together without talking: a share clearly over the limit (1.05 or more, averaged over a second
-//!     of answers, outside the overdrive) sets each pace and ceiling at 98 % of what it sent over that
-//!     share, every process at once by the same factor. The overdrive ends at 96 % of what it sent over
+//!     of answers, outside the overdrive, and confirmed by a 429 for our limit in the last two
+//!     seconds: a share counted over a longer window lags the pace) sets each pace and ceiling at
+//!     98 % of what it sent over that share, every process at once by the same factor. The overdrive ends at 96 % of what it sent over
 //!     the share if that was far more (1.5 or more) than one process's overdrive explains (several
 //!     started at once). A process held far under its ceiling whose header lapses (the others are done)
 //!     finds the limit again by slow start;
@@ -234,12 +235,10 @@ impl Limiter {
         }
     }
 
-    /// Graph throttled a request: trim, dip or cut the pace (see the module docs).
+    /// A 429 that says nothing more, as the tests send it: the same path as Graph's answers.
+    #[cfg(test)]
     pub fn record_throttled(&self) {
-        self.pacing
-            .lock()
-            .expect("pacing lock")
-            .on_throttled(Instant::now(), false);
+        self.record_answer(429, &Signals::default());
     }
 
     /// Most requests worth sending at once under the current pace (half a second of it), so a `$batch`

@@ -99,6 +99,11 @@ impl Bucket {
         (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Graph's share of the limit used: the requests of its window over what the limit allows in it.
+    fn used(&self) -> f64 {
+        self.recent.len() as f64 / (self.rate(Instant::now()) * usage_window().as_secs_f64())
+    }
+
     fn rate(&self, now: Instant) -> f64 {
         match self.throttle.limit_drop {
             Some((at, lower)) if now.duration_since(self.start) >= Duration::from_secs(at) => lower,
@@ -150,7 +155,7 @@ impl Bucket {
         if !self.throttle.headers {
             return headers;
         }
-        let used = self.recent.len() as f64 / (self.rate(Instant::now()) * usage_window().as_secs_f64());
+        let used = self.used();
         if used >= 0.8 {
             headers.insert(
                 "x-ms-throttle-limit-percentage".into(),
@@ -440,10 +445,7 @@ fn trace(
         while *open.lock().unwrap() > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let second = start.elapsed().as_secs() as usize;
-            let used = {
-                let b = bucket.lock().unwrap();
-                b.recent.len() as f64 / (b.rate(Instant::now()) * usage_window().as_secs_f64())
-            };
+            let used = bucket.lock().unwrap().used();
             let (throttled, tokens) = {
                 let r = report.lock().unwrap();
                 let at = second.wrapping_sub(1);
