@@ -19,7 +19,10 @@
 //!   - whether 429s are the limit or noise (Graph's stray 429s come at any pace) only a change of pace can
 //!     tell: when they rise above the known noise, the pace *dips* by 15 % for 2.5 s. If the 429s fall
 //!     away, the pace was over the limit by what fell away: the ceiling becomes that limit and the pace
-//!     restarts 1 % under it. If they stay, they are noise: the noise share is learned and the pace
+//!     restarts 1 % under it. While Graph names none of its 429s, the fall must also be beyond chance
+//!     (a one-sided two-proportion test at 5 %, the settling second's answers counted with the old
+//!     pace's): the dip started because the share was high, so by chance alone it is lower in the dip;
+//!     a fall within chance restores the pace, keeps the ceiling and takes half the 429s for noise. If they stay, they are noise: the noise share is learned and the pace
 //!     restored, so noise cannot grind throughput down. At most one dip per 10 s;
 //!   - several instances sharing one budget learn their shares the same way: the 429s above the limit
 //!     reach each in proportion to its pace. Below 30/s a pace climbs as much a second as one at 30/s,

@@ -1,9 +1,11 @@
 //! The pace: how many requests a second this process sends Graph, learned from nothing but Graph's
 //! answers (see the module docs of [`super`]).
 
+mod dip;
 mod usage;
 
 use crate::graph::signals::ThrottleCause;
+use dip::Dip;
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -57,35 +59,6 @@ const EPISODE_MIN_SHARE: f64 = 0.10;
 /// cut the pace).
 const SHARE_WINDOW: Duration = Duration::from_secs(2);
 
-/// A deliberate lowering of the pace, to tell Graph's limit from its noise: 429s that fall away when
-/// the pace falls were the limit; 429s that stay were noise (stray 429s come at any pace).
-#[derive(Debug, Clone, Copy)]
-struct Dip {
-    restore: f64,
-    share_before: f64,
-    /// The 429s of the first second after the dip started were sent (or retried) at the old pace.
-    measure_from: Instant,
-    until: Instant,
-    /// Started instead of a cut that would have followed the last one too soon ([`CUT_OR_DIP`]): if
-    /// the 429s stay, that last cut was noise's doing and is undone.
-    instead_of_cut: bool,
-}
-
-/// How far a dip lowers the pace: below the limit, if the pace was less than an episode's worth over it.
-const DIP_DEPTH: f64 = 0.85;
-const DIP_SETTLE: Duration = Duration::from_secs(1);
-const DIP_LENGTH: Duration = Duration::from_millis(2500);
-/// No dip this soon after a cut. The cut leaves Graph's bucket empty and refills it by only the margin
-/// (3 % of the pace), so for a few seconds a `$batch` of 20 can still find fewer tokens than it needs:
-/// those 429s are the episode's aftermath and fade on their own, and a dip would take their fading for a
-/// limit below the new pace. (Trims still answer them.)
-const DIP_AFTER_CUT: Duration = Duration::from_secs(4);
-/// Least time from the end of one dip to the start of the next.
-const DIP_INTERVAL: Duration = Duration::from_secs(10);
-/// After a dip found only noise, the ceiling goes this far above the pace (the fast climb resumes).
-const NOISE_HEADROOM: f64 = 1.25;
-/// After a dip found the limit, the pace restarts this far below it.
-const BELOW_LIMIT: f64 = 0.99;
 /// Above the ceiling the pace climbs faster only after this long without a sign of the limit (429s above
 /// the noise): then the limit may have moved (another instance stopped sharing it), or was never there.
 /// Sooner, and it would climb into the limit again after every trim.
@@ -220,72 +193,20 @@ impl Pacing {
         self.noise + TRIM_SHARE.max(2.5 * sd)
     }
 
+    /// Answers (accepted, throttled) recorded after `from`, up to `to`.
+    fn count_after(&self, from: Instant, to: Instant) -> (u32, u32) {
+        self.answers
+            .iter()
+            .filter(|(at, _, _)| *at > from && *at <= to)
+            .fold((0, 0), |(a, t), (_, x, y)| (a + x, t + y))
+    }
+
     /// Answers (accepted, throttled) recorded in `[from, to]`.
     fn count_between(&self, from: Instant, to: Instant) -> (u32, u32) {
         self.answers
             .iter()
             .filter(|(at, _, _)| *at >= from && *at <= to)
             .fold((0, 0), |(a, t), (_, x, y)| (a + x, t + y))
-    }
-
-    /// Starts or ends a dip (see [`Dip`]). Called with every answer.
-    fn steer(&mut self, now: Instant, tally: &Tally) {
-        let Some(rate) = self.rate else { return };
-        if let Some(dip) = self.dip {
-            if now < dip.until {
-                return;
-            }
-            self.dip = None;
-            self.next_dip = Some(now + DIP_INTERVAL);
-            let (accepted, throttled) = self.count_between(dip.measure_from, dip.until);
-            if accepted + throttled < EPISODE_MIN_ANSWERS {
-                self.rate = Some(dip.restore);
-                return;
-            }
-            let share = f64::from(throttled) / f64::from(accepted + throttled);
-            if share < dip.share_before / 2.0 {
-                // The 429s fell away with the pace: the pace was over the limit by what fell away.
-                // And at least the dip's pace, at which they fell away: a window that happened to
-                // see many stray 429s must not take the ceiling lower than that.
-                let limit = (dip.restore * (1.0 - (dip.share_before - share)))
-                    .max(DIP_DEPTH * dip.restore)
-                    .max(MIN_RATE);
-                // Below the limit only Graph's stray 429s remain: what the dip still saw is the noise.
-                // A dip that happened to see none does not forget what earlier ones learned: with no
-                // noise known, two or three stray 429s in a small window look like a limit again, and
-                // each such dip would lower the ceiling a little.
-                self.noise = share.max(self.noise / 2.0);
-                self.ceiling = Some(limit);
-                self.rate = Some(BELOW_LIMIT * limit);
-                tracing::info!(limit_per_second = limit as u64, "Graph's limit found by a dip in pace");
-            } else {
-                self.noise = (share + dip.share_before) / 2.0;
-                let undone = if dip.instead_of_cut { self.cut_from } else { None };
-                self.rate = Some(undone.map_or(dip.restore, |from| from.max(dip.restore)));
-                // The limit is above this pace, by how much is unknown: climb fast again for a while.
-                self.ceiling = Some(dip.restore * NOISE_HEADROOM);
-                tracing::info!(stray_429_share = self.noise, "Graph's 429s are noise: pace restored");
-            }
-            return;
-        }
-        let answers = tally.accepted + tally.throttled;
-        let settled = self
-            .last_cut
-            .is_some_and(|cut| now.duration_since(cut) >= DIP_AFTER_CUT);
-        if self.slow_start || !settled || self.next_dip.is_some_and(|at| now < at) || answers < 50 {
-            return;
-        }
-        let share = f64::from(tally.throttled) / f64::from(answers);
-        if tally.throttled >= 3 && share >= self.above_noise(answers) {
-            self.dip = Some(Dip {
-                restore: rate,
-                share_before: share,
-                measure_from: now + DIP_SETTLE,
-                until: now + DIP_LENGTH,
-                instead_of_cut: false,
-            });
-            self.rate = Some((DIP_DEPTH * rate).max(MIN_RATE));
-        }
     }
 
     fn record(&mut self, now: Instant, accepted: u32, throttled: u32) -> Tally {
@@ -467,14 +388,7 @@ impl Pacing {
             // Cut after cut, and the 429s did not fall away: maybe they never were the limit's (Graph's
             // stray 429s come at any pace). A dip tells which, and undoes the last cut if they stay.
             if let Some(rate) = p.rate {
-                p.dip = Some(Dip {
-                    restore: rate,
-                    share_before: share,
-                    measure_from: now + DIP_SETTLE,
-                    until: now + DIP_LENGTH,
-                    instead_of_cut: true,
-                });
-                p.rate = Some((DIP_DEPTH * rate).max(MIN_RATE));
+                p.start_dip(now, rate, &tally, true);
             }
             return;
         }
