@@ -6,6 +6,9 @@
 //!   request ([`Limiter::record_batch_answer`]);
 //! - adaptive pacing of requests per second (a `$batch` of 20 counts 20, as Graph throttles each
 //!   sub-request), from nothing but Graph's answers ([`pacing`]):
+//!   - never below 10/s on the pacing's own reading of Graph's answers (a few answers say little),
+//!     but down to 1/s when Graph's share of the limit sets it: many processes sharing one limit (40
+//!     on 100/s: 2.5/s each) would otherwise send it several times over, every ID meeting 429s;
 //!   - slow start at 50/s, doubling every second, until a throttling episode: at least 10 answers of 429
 //!     that are also at least 10 % more of the answers since the last cut (two seconds at most) than the
 //!     known noise;
@@ -19,11 +22,14 @@
 //!   - whether 429s are the limit or noise (Graph's stray 429s come at any pace) only a change of pace can
 //!     tell: when they rise above the known noise, the pace *dips* by 15 % for 2.5 s. If the 429s fall
 //!     away, the pace was over the limit by what fell away: the ceiling becomes that limit and the pace
-//!     restarts 1 % under it. While Graph names none of its 429s, the fall must also be beyond chance
-//!     (a one-sided two-proportion test at 5 %, the settling second's answers counted with the old
-//!     pace's): the dip started because the share was high, so by chance alone it is lower in the dip;
-//!     a fall within chance restores the pace, keeps the ceiling and takes half the 429s for noise. If they stay, they are noise: the noise share is learned and the pace
-//!     restored, so noise cannot grind throughput down. At most one dip per 10 s;
+//!     restarts 1 % under it. If they stay, they are noise: the noise share is learned and the pace
+//!     restored, so noise cannot grind throughput down. At most one dip per 10 s. While Graph names
+//!     none of its 429s, a fall must also be beyond chance (a one-sided two-proportion test at 5 %, the
+//!     settling second's answers counted with the old pace's): the dip started because the share was
+//!     high, so by chance alone it is lower in the dip. A fall within chance restores the pace, keeps
+//!     the ceiling and takes half the 429s for noise; so does a fall while Graph's share said the app
+//!     used clearly less than its limit (under 0.95), as those 429s came from batches meeting an
+//!     empty bucket, not from a pace over the limit;
 //!   - several instances sharing one budget learn their shares the same way: the 429s above the limit
 //!     reach each in proportion to its pace. Below 30/s a pace climbs as much a second as one at 30/s,
 //!     so small shares catch up (additive increase, as in TCP) instead of keeping their first ratio;

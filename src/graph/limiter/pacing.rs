@@ -11,8 +11,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use usage::{OVERDRIVE_AFTERMATH, OVERDRIVE_LONGEST};
 
-/// Lowest pace: a sample of a few requests says little about the limit, so never start or cut below it.
+/// Lowest pace: a sample of a few requests says little about the limit, so never start or cut below it
+/// on our own reading of Graph's answers.
 pub(super) const MIN_RATE: f64 = 10.0;
+/// Lowest pace while Graph says how much of the limit the app uses: that share is no sample of ours, and
+/// many processes sharing one limit (Flex Consumption starts up to 40) each need less than
+/// [`MIN_RATE`]; at 10/s each, 40 processes would send four times a limit of 100/s, three 429s an ID.
+pub(super) const LEAST_RATE: f64 = 1.0;
 pub(super) const START_RATE: f64 = 50.0;
 /// Pace growth per accepted request, below and near the ceiling (a pace of r accepted requests per
 /// second grows by r × step per second).
@@ -398,7 +403,7 @@ impl Pacing {
             // One now and then is noise.
             if !p.slow_start && share >= p.above_noise(tally.accepted + throttled) {
                 if let Some(rate) = p.rate {
-                    p.rate = Some((rate * (1.0 - TRIM)).max(MIN_RATE));
+                    p.rate = Some((rate * (1.0 - TRIM)).max(p.floor()));
                 }
             }
             return;
@@ -428,9 +433,9 @@ impl Pacing {
             accepted_rate.clamp(0.75 * rate, rate)
         };
         let new_rate = MARGIN * base;
-        p.ceiling = Some(base.max(MIN_RATE));
+        p.ceiling = Some(base.max(p.floor()));
         p.slow_start = false;
-        p.rate = Some(new_rate.max(MIN_RATE));
+        p.rate = Some(new_rate.max(p.floor()));
         tracing::info!(
             rate_per_second = p.rate.unwrap_or_default() as u64,
             accepted_per_second = accepted as u64,

@@ -104,11 +104,19 @@ const SECONDS_OF_WORK: f64 = 100.0;
 
 impl Point {
     fn throttle(&self, seed: u64) -> Throttle {
-        let rate = (SHARE * self.instances as f64).max(CLEAN.rate);
+        // By hand: `SIM_RATE=r`, another limit (r requests a second for one instance, the same share of
+        // it per instance as by default); `SIM_ONE_LIMIT=r`, r a second however many instances share
+        // it; `SIM_BURST_SECONDS=s`, a bucket holding s seconds of the limit (Graph documents its
+        // identity limits per 10 s).
+        let by_hand = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+        let rate = by_hand("SIM_ONE_LIMIT").unwrap_or_else(|| {
+            (by_hand("SIM_RATE").map_or(SHARE, |r| r / 4.0) * self.instances as f64)
+                .max(by_hand("SIM_RATE").unwrap_or(CLEAN.rate))
+        });
         let whole = self.noise * self.whole;
         Throttle {
             rate,
-            burst: rate,
+            burst: rate * by_hand("SIM_BURST_SECONDS").unwrap_or(1.0),
             stray_429: self.noise / 2.0,
             stray_5xx: self.noise / 2.0,
             whole_429: whole / 2.0,

@@ -451,6 +451,21 @@ async fn processes_sharing_the_limit_scale_down_together_under_it() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn many_processes_sharing_a_small_limit_each_go_below_the_floor_graph_s_share_allows() {
+    // Twenty processes on a limit of 100/s: a fair share is 5/s, half the lowest pace the pacing sets
+    // on its own reading. Graph's share of the limit tells each how far over they are together.
+    let limiters: Vec<Limiter> = (0..20).map(|_| Limiter::new(100)).collect();
+    let all: Vec<&Limiter> = limiters.iter().collect();
+    let mut sent = std::collections::VecDeque::new();
+    shared_against(&all, 100.0, 30, &mut sent).await;
+    let held = shared_against(&all, 100.0, 20, &mut sent).await;
+    let total: f64 = limiters.iter().map(|l| l.rate().unwrap()).sum();
+    eprintln!("highest total pace over the last 20 s: {held:.1}; at the end {total:.1}");
+    assert!(held <= 1.3 * 100.0, "together far over the limit: {held}");
+    assert!(total >= 0.5 * 100.0, "together far under the limit: {total}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_last_process_sharing_the_limit_finds_it_again_when_the_others_stop() {
     let (a, b, c, d) = (
         Limiter::new(100),

@@ -3,7 +3,7 @@
 //! bucket's burst, and caps the pace just under the limit it implies (see the module docs of
 //! [`super::super`]).
 
-use super::{MIN_RATE, Pacing, SHARE_WINDOW};
+use super::{LEAST_RATE, MIN_RATE, Pacing, SHARE_WINDOW};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -48,9 +48,15 @@ const USAGE_AVERAGING: Duration = Duration::from_secs(1);
 const USAGE_FRESH: Duration = Duration::from_secs(2);
 
 impl Pacing {
+    /// The lowest our own reading of Graph's answers may cut the pace to: [`MIN_RATE`], or the pace
+    /// itself if Graph's share of the limit already set it lower (see [`LEAST_RATE`]).
+    pub(super) fn floor(&self) -> f64 {
+        MIN_RATE.min(self.rate.unwrap_or(MIN_RATE))
+    }
+
     /// The most the pace may be while Graph keeps saying how much of the limit is used.
     pub(super) fn usage_cap(&self, now: Instant) -> Option<f64> {
-        Some((USAGE_TARGET * self.usage_limit(now)?).max(MIN_RATE))
+        Some((USAGE_TARGET * self.usage_limit(now)?).max(LEAST_RATE))
     }
 
     /// Graph's limit as its recent `x-ms-throttle-limit-percentage` values tell it, while they are fresh.
@@ -89,7 +95,7 @@ impl Pacing {
             // The ceiling allows for a share rounded to one decimal (a few percent either way): the
             // pace climbs fast to the limit, and 429s, not the rounding, say where it is.
             self.ceiling = Some(USAGE_ROUNDING * limit);
-            self.rate = Some((AFTER_OVERDRIVE * limit).min(rate).max(MIN_RATE));
+            self.rate = Some((AFTER_OVERDRIVE * limit).min(rate).max(self.floor()));
         }
     }
 
@@ -178,7 +184,7 @@ impl Pacing {
             self.cuts += 1;
             // No faster than slow start had come: its estimate of the limit is rough (slow start's
             // climb spans less than Graph's window), and above the pace Graph just saw it is a guess.
-            let overdrive = rate.min(OVERDRIVE * limit).max(MIN_RATE);
+            let overdrive = rate.min(OVERDRIVE * limit).max(LEAST_RATE);
             self.rate = Some(overdrive);
             tracing::info!(
                 rate_per_second = overdrive as u64,
@@ -220,7 +226,7 @@ impl Pacing {
         self.last_over = Some(now);
         self.last_limit_sign = Some(now);
         self.ceiling = Some(self.ceiling.map_or(limit, |c| c.min(limit)));
-        self.rate = Some(rate.min(USAGE_TARGET * limit).max(MIN_RATE));
+        self.rate = Some(rate.min(USAGE_TARGET * limit).max(LEAST_RATE));
     }
 
     /// Graph's share of the limit over the last second or so: one value rounded to one decimal is
