@@ -7,6 +7,7 @@ mod usage;
 use crate::graph::signals::ThrottleCause;
 use dip::Dip;
 use std::collections::VecDeque;
+use std::ops::RangeBounds;
 use std::time::Duration;
 use tokio::time::Instant;
 use usage::{OVERDRIVE_AFTERMATH, OVERDRIVE_LONGEST};
@@ -198,19 +199,11 @@ impl Pacing {
         self.noise + TRIM_SHARE.max(2.5 * sd)
     }
 
-    /// Answers (accepted, throttled) recorded after `from`, up to `to`.
-    fn count_after(&self, from: Instant, to: Instant) -> (u32, u32) {
+    /// Answers (accepted, throttled) recorded within `range`.
+    fn count_in(&self, range: impl RangeBounds<Instant>) -> (u32, u32) {
         self.answers
             .iter()
-            .filter(|(at, _, _)| *at > from && *at <= to)
-            .fold((0, 0), |(a, t), (_, x, y)| (a + x, t + y))
-    }
-
-    /// Answers (accepted, throttled) recorded in `[from, to]`.
-    fn count_between(&self, from: Instant, to: Instant) -> (u32, u32) {
-        self.answers
-            .iter()
-            .filter(|(at, _, _)| *at >= from && *at <= to)
+            .filter(|(at, _, _)| range.contains(at))
             .fold((0, 0), |(a, t), (_, x, y)| (a + x, t + y))
     }
 

@@ -2,6 +2,7 @@
 //! of [`super::super`]).
 
 use super::{EPISODE_MIN_ANSWERS, Pacing, Tally};
+use std::ops::Bound;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -65,7 +66,6 @@ fn fell_clearly(before: (u32, u32), during: (u32, u32)) -> bool {
     let (s1, s2) = (f64::from(before.1) / n1, f64::from(during.1) / n2);
     let pooled = pooled_share(before, during);
     let error = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
-
     s1 - s2 > DIP_SIGNIFICANCE * error
 }
 
@@ -102,7 +102,8 @@ impl Pacing {
         if let Some(mut dip) = self.dip {
             if dip.settling.is_none() && now >= dip.measure_from {
                 // Still in the window: the settling second is shorter than it.
-                dip.settling = Some(self.count_after(dip.started, dip.measure_from));
+                let settling = (Bound::Excluded(dip.started), Bound::Included(dip.measure_from));
+                dip.settling = Some(self.count_in(settling));
                 self.dip = Some(dip);
             }
             if now < dip.until {
@@ -110,7 +111,7 @@ impl Pacing {
             }
             self.dip = None;
             self.next_dip = Some(now + DIP_INTERVAL);
-            let (accepted, throttled) = self.count_between(dip.measure_from, dip.until);
+            let (accepted, throttled) = self.count_in(dip.measure_from..=dip.until);
             if accepted + throttled < EPISODE_MIN_ANSWERS {
                 self.rate = Some(dip.restore);
                 return;
