@@ -27,9 +27,7 @@
 //!     none of its 429s, a fall must also be beyond chance (a one-sided two-proportion test at 5 %, the
 //!     settling second's answers counted with the old pace's): the dip started because the share was
 //!     high, so by chance alone it is lower in the dip. A fall within chance restores the pace, keeps
-//!     the ceiling and takes half the 429s for noise; so does a fall while Graph's share said the app
-//!     used clearly less than its limit (under 0.95), as those 429s came from batches meeting an
-//!     empty bucket, not from a pace over the limit;
+//!     the ceiling and takes half the 429s for noise;
 //!   - several instances sharing one budget learn their shares the same way: the 429s above the limit
 //!     reach each in proportion to its pace. Below 30/s a pace climbs as much a second as one at 30/s,
 //!     so small shares catch up (additive increase, as in TCP) instead of keeping their first ratio;

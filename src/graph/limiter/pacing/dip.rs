@@ -21,8 +21,6 @@ pub(super) struct Dip {
     /// started the dip, they were not picked for holding many 429s.
     settling: Option<(u32, u32)>,
     started: Instant,
-    /// Graph's share of the limit used (averaged) when the dip started, if it was sending it.
-    used: Option<f64>,
     /// Started instead of a cut that would have followed the last one too soon ([`super::CUT_OR_DIP`]): if
     /// the 429s stay, that last cut was noise's doing and is undone.
     pub(super) instead_of_cut: bool,
@@ -43,9 +41,6 @@ const DIP_INTERVAL: Duration = Duration::from_secs(10);
 const NOISE_HEADROOM: f64 = 1.25;
 /// After a dip found the limit, the pace restarts this far below it.
 const BELOW_LIMIT: f64 = 0.99;
-/// Graph's averaged share of the limit below which a dip's falling 429s are not the pace's (the share
-/// is rounded to one decimal: 0.9 is anything from 0.85 to 0.95).
-const UNDER_LIMIT: f64 = 0.95;
 /// How many standard errors the share of 429s must fall by in a dip for the fall to be the limit's.
 /// The dip started because the share was high, so by chance alone it is lower in the dip: at a few
 /// percent of stray 429s, a hundred answers holding half as many as the window before happens as often
@@ -88,7 +83,6 @@ impl Pacing {
             before: (tally.accepted, tally.throttled),
             settling: None,
             started: now,
-            used: self.usage_limit(now).and(self.used_average).map(|(_, used)| used),
             measure_from: now + DIP_SETTLE,
             until: now + DIP_LENGTH,
             instead_of_cut,
@@ -122,14 +116,10 @@ impl Pacing {
             let old_pace = (dip.before.0 + settled_accepted, dip.before.1 + settled_throttled);
             // Once Graph names its limit's 429s, only those are counted here, and any fall is the limit's.
             let by_chance = !self.labelled_429s && !fell_clearly(old_pace, (accepted, throttled));
-            // Graph said the app used clearly less than its limit: its 429s came from batches arriving
-            // together at an empty bucket (after hung requests' slots were given back, say), not from a
-            // pace over the limit, and they fall away at any lower pace.
-            let under_limit = dip.used.is_some_and(|used| used < UNDER_LIMIT);
-            if fell && (by_chance || under_limit) {
-                // Fewer 429s, but by no more than chance gives, or not for the pace's sake: not the
-                // limit found. The pace goes back and the ceiling stays; half the 429s are taken for
-                // noise, so a few stray ones stop trimming the pace while the next dip looks again.
+            if fell && by_chance {
+                // Fewer 429s, but by no more than chance gives: not the limit found. The pace goes
+                // back and the ceiling stays; half the 429s are taken for noise, so a few stray ones
+                // stop trimming the pace while the next dip looks again.
                 self.noise = self.noise.max(pooled_share(old_pace, (accepted, throttled)) / 2.0);
                 self.rate = Some(dip.restore);
                 return;
