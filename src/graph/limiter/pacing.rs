@@ -199,6 +199,12 @@ impl Pacing {
         self.noise + TRIM_SHARE.max(2.5 * sd)
     }
 
+    /// The lowest our own reading of Graph's answers may cut the pace to: [`MIN_RATE`], or the pace
+    /// itself if Graph's share of the limit already set it lower (see [`LEAST_RATE`]).
+    fn floor(&self) -> f64 {
+        MIN_RATE.min(self.rate.unwrap_or(MIN_RATE))
+    }
+
     /// Answers (accepted, throttled) recorded within `range`.
     fn count_in(&self, range: impl RangeBounds<Instant>) -> (u32, u32) {
         self.answers

@@ -11,7 +11,6 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Dip {
     pub(super) restore: f64,
-    share_before: f64,
     /// The 429s of the first second after the dip started were sent (or retried) at the old pace.
     measure_from: Instant,
     until: Instant,
@@ -73,13 +72,18 @@ fn pooled_share(a: (u32, u32), b: (u32, u32)) -> f64 {
     f64::from(a.1 + b.1) / f64::from(answers)
 }
 
+impl Dip {
+    /// The share of 429s in the window when the dip started.
+    fn share_before(&self) -> f64 {
+        f64::from(self.before.1) / f64::from((self.before.0 + self.before.1).max(1))
+    }
+}
+
 impl Pacing {
     /// Lowers the pace by [`DIP_DEPTH`] for [`DIP_LENGTH`], to restore it or find the limit when it ends.
     pub(super) fn start_dip(&mut self, now: Instant, rate: f64, tally: &Tally, instead_of_cut: bool) {
-        let answers = tally.accepted + tally.throttled;
         self.dip = Some(Dip {
             restore: rate,
-            share_before: f64::from(tally.throttled) / f64::from(answers.max(1)),
             before: (tally.accepted, tally.throttled),
             settling: None,
             started: now,
@@ -111,7 +115,7 @@ impl Pacing {
                 return;
             }
             let share = f64::from(throttled) / f64::from(accepted + throttled);
-            let fell = share < dip.share_before / 2.0;
+            let fell = share < dip.share_before() / 2.0;
             let (settled_accepted, settled_throttled) = dip.settling.unwrap_or_default();
             let old_pace = (dip.before.0 + settled_accepted, dip.before.1 + settled_throttled);
             // Once Graph names its limit's 429s, only those are counted here, and any fall is the limit's.
@@ -128,7 +132,7 @@ impl Pacing {
                 // The 429s fell away with the pace: the pace was over the limit by what fell away.
                 // And at least the dip's pace, at which they fell away: a window that happened to
                 // see many stray 429s must not take the ceiling lower than that.
-                let limit = (dip.restore * (1.0 - (dip.share_before - share)))
+                let limit = (dip.restore * (1.0 - (dip.share_before() - share)))
                     .max(DIP_DEPTH * dip.restore)
                     .max(self.floor());
                 // Below the limit only Graph's stray 429s remain: what the dip still saw is the noise.
@@ -140,7 +144,7 @@ impl Pacing {
                 self.rate = Some(BELOW_LIMIT * limit);
                 tracing::info!(limit_per_second = limit as u64, "Graph's limit found by a dip in pace");
             } else {
-                self.noise = (share + dip.share_before) / 2.0;
+                self.noise = (share + dip.share_before()) / 2.0;
                 let undone = if dip.instead_of_cut { self.cut_from } else { None };
                 self.rate = Some(undone.map_or(dip.restore, |from| from.max(dip.restore)));
                 // The limit is above this pace, by how much is unknown: climb fast again for a while.

@@ -3,7 +3,7 @@
 //! bucket's burst, and caps the pace just under the limit it implies (see the module docs of
 //! [`super::super`]).
 
-use super::{LEAST_RATE, MIN_RATE, Pacing, SHARE_WINDOW};
+use super::{LEAST_RATE, Pacing, SHARE_WINDOW};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -48,12 +48,6 @@ const USAGE_AVERAGING: Duration = Duration::from_secs(1);
 const USAGE_FRESH: Duration = Duration::from_secs(2);
 
 impl Pacing {
-    /// The lowest our own reading of Graph's answers may cut the pace to: [`MIN_RATE`], or the pace
-    /// itself if Graph's share of the limit already set it lower (see [`LEAST_RATE`]).
-    pub(super) fn floor(&self) -> f64 {
-        MIN_RATE.min(self.rate.unwrap_or(MIN_RATE))
-    }
-
     /// The most the pace may be while Graph keeps saying how much of the limit is used.
     pub(super) fn usage_cap(&self, now: Instant) -> Option<f64> {
         Some((USAGE_TARGET * self.usage_limit(now)?).max(LEAST_RATE))
